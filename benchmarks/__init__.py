@@ -1,0 +1,1 @@
+"""Benchmark harness: corpus generator, scenarios, peers, results."""

@@ -1,0 +1,203 @@
+"""The `hekapy` command: run, check, quickstart, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import Config, load_config
+from .plugin import REGISTRY, load_builtins
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+log = logging.getLogger("hekapy")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def _load_or_exit(path: str) -> Config:
+    config = load_config(path)
+    for w in config.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if config.errors:
+        for e in config.errors:
+            click.echo(f"error: {e}", err=True)
+        n = len(config.errors)
+        click.echo(f"{n} error{'s' if n > 1 else ''} in {path}; nothing started", err=True)
+        sys.exit(EXIT_CONFIG)
+    return config
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
+    """Run the pipeline until SIGTERM/SIGINT; a second signal stops without draining."""
+    from .pipeline import Pipeline
+
+    pipeline = Pipeline(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signame: str) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("%s received: draining (send it again to stop at once)", signame)
+            stop.set()
+        else:
+            log.warning("%s received again: stopping without draining", signame)
+            for t in asyncio.all_tasks(loop):
+                if t is not asyncio.current_task():
+                    t.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    await pipeline.start()
+    helpers = [asyncio.create_task(c) for c in extra_tasks]
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in (*waiters, *helpers):
+        w.cancel()
+    await pipeline.stop()
+    if pipeline.failed:
+        log.error("stopped: %s", pipeline.failed)
+        return EXIT_FAILED
+    log.info("stopped cleanly")
+    return 0
+
+
+def run_config(config: Config, extra_tasks: tuple = ()) -> int:
+    _setup_logging(config.hekad.log_level)
+    loop = _new_loop()
+    try:
+        return loop.run_until_complete(_serve(config, extra_tasks))
+    finally:
+        loop.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hekapy")
+def main() -> None:
+    """hekapy: a Heka-compatible log and metrics collector."""
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(),
+              help="TOML file or directory of *.toml files")
+def run(path: str) -> None:
+    """Run the collector until SIGTERM or SIGINT (drains, checkpoints, exits 0)."""
+    config = _load_or_exit(path)
+    sys.exit(run_config(config))
+
+
+def describe_graph(config: Config) -> list[str]:
+    """The plugin graph as text: inputs with splitter and decoder, consumers with their
+    matcher and encoder."""
+    lines = []
+    inputs = config.by_category("Input")
+    lines.append(f"inputs ({len(inputs)}):")
+    for s in inputs:
+        parts = [f"  {s.name} ({s.type_name})"]
+        if s.cfg.splitter:
+            parts.append(f"splitter {s.cfg.splitter}")
+        if s.cfg.decoder:
+            d = config.resolve(s.cfg.decoder, "Decoder")
+            parts.append(f"decoder {s.cfg.decoder} ({d.type_name if d else '?'})")
+        lines.append(" → ".join(parts) + " → router")
+    for cat in ("Filter", "Output"):
+        specs = config.by_category(cat)
+        lines.append(f"{cat.lower()}s ({len(specs)}):")
+        for s in specs:
+            m = s.cfg.message_matcher or "(no matcher: receives nothing)"
+            enc = ""
+            if cat == "Output" and s.cfg.encoder:
+                e = config.resolve(s.cfg.encoder, "Encoder")
+                enc = f" → encoder {s.cfg.encoder} ({e.type_name if e else '?'})"
+            lines.append(f"  router → [{m}] → {s.name} ({s.type_name}){enc}")
+    return lines
+
+
+@main.command()
+@click.option("-c", "--config", "path", type=click.Path(),
+              help="TOML file or directory of *.toml files")
+@click.option("--sample", "sample", metavar="TYPE",
+              help="print a plugin type's keys and a sample section instead")
+def check(path: str | None, sample: str | None) -> None:
+    """Validate a configuration and print its plugin graph (exit 2 on any error)."""
+    if sample:
+        load_builtins()
+        cls = REGISTRY.get(sample)
+        if cls is None:
+            click.echo(f"error: unknown plugin type {sample!r}; valid types: "
+                       f"{', '.join(sorted(REGISTRY))}", err=True)
+            sys.exit(EXIT_CONFIG)
+        click.echo(cls.sample() or f"{sample}: no documentation")
+        opts = cls.all_options()
+        click.echo("\nAll keys (default):")
+        for k in sorted(opts):
+            o = opts[k]
+            req = " required" if o.required else ""
+            click.echo(f"  {k} = {o.default!r}{req}  {o.doc}".rstrip())
+        return
+    if not path:
+        raise click.UsageError("give -c PATH (or --sample TYPE)")
+    config = _load_or_exit(path)
+    for line in describe_graph(config):
+        click.echo(line)
+    click.echo(f"OK: {len(config.plugins)} plugins in {', '.join(config.files)}")
+
+
+@main.command()
+@click.option("--data-dir", default="data/quickstart", show_default=True,
+              type=click.Path(file_okay=False),
+              help="where demo logs, journals and decoded documents go")
+@click.option("--rate", default=20.0, show_default=True, help="demo log lines per second")
+@click.option("-c", "--config", "path", default=None, type=click.Path(),
+              help="config to run (default: the built-in conf/quickstart.toml)")
+def quickstart(data_dir: str, rate: float, path: str | None) -> None:
+    """Write demo OpenStack logs and run the collector on them, no server needed."""
+    from .demo import DemoLogWriter
+
+    data = Path(data_dir).resolve()
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    os.environ["HEKAPY_DATA"] = str(data)
+    if path is None:
+        path = str(importlib.resources.files("hekapy.conf") / "quickstart.toml")
+    config = _load_or_exit(path)
+    writer = DemoLogWriter(data / "logs", rate=rate)
+    click.echo(f"hekapy quickstart: demo logs in {data / 'logs'}, decoded documents in "
+               f"{data / 'output'}; Ctrl-C stops.", err=True)
+    stop_writer = asyncio.Event()
+    sys.exit(run_config(config, (writer.run(stop_writer),)))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def demo(args: tuple[str, ...]) -> None:
+    """Write realistic OpenStack demo logs into a directory (see --help)."""
+    from .demo import main as demo_main
+    sys.exit(demo_main(list(args)) or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Inputs that produce records or messages."""

@@ -1,0 +1,500 @@
+"""Builds the running pipeline from a Config and runs it.
+
+    input ─records─▶ splitter ─▶ decoder ─messages─▶ router ─▶ filter ─▶ router
+                                                       └────▶ output ─▶ server
+               ◀───────── acks (tickets) back to the input's checkpoint ─────┘
+
+Each input, filter and output runs in its own asyncio task. Inputs split and decode
+inline (one thread; a separate decode task would only add a hand-off) and route batches
+themselves. Filters and outputs read their own bounded queue.
+
+Stopping (SIGTERM/SIGINT): inputs stop reading; filter queues close and drain; then
+output queues close and drain; outputs flush and acknowledge; inputs write their final
+checkpoint. What was not acknowledged within `shutdown_timeout` is re-read next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from .acks import AckTracker
+from .config import Config
+from .matcher import compile_matcher
+from .message import BOOL, Field, Message
+from .plugin import (
+    DecodeError,
+    Decoder,
+    Encoder,
+    Filter,
+    Input,
+    Output,
+    PluginSpec,
+    Splitter,
+)
+from .queue import Batch, BatchQueue
+from .retry import Backoff
+from .router import Route, Router
+from .stats import PluginStats, RateLimitedLog
+
+log = logging.getLogger("hekapy")
+
+
+class PipelineFailed(Exception):
+    """A plugin that may not exit has failed for good; hekapy stops."""
+
+
+class PluginContext:
+    """What every running plugin can reach."""
+
+    def __init__(self, pipeline: Pipeline, spec: PluginSpec) -> None:
+        self.pipeline = pipeline
+        self.name = spec.name
+        self.spec = spec
+        self.hekad: SimpleNamespace = pipeline.hekad
+        self.hostname: str = pipeline.hekad.hostname
+        self.stats = PluginStats()
+        self.log = logging.getLogger(f"hekapy.{spec.name}")
+        self.limited_log = RateLimitedLog(self.log)
+        self.stopping = pipeline.stopping
+
+
+class FilterContext(PluginContext):
+    """A filter's context: `inject()` sends new messages back through the router."""
+
+    def __init__(self, pipeline: Pipeline, spec: PluginSpec, predicate: Any) -> None:
+        super().__init__(pipeline, spec)
+        self._predicate = predicate
+        self._injected: list[Message] = []
+
+    def inject(self, msg: Message) -> bool:
+        """Queue `msg` for routing after the current call returns. A message that matches
+        the filter's own matcher is refused (Heka's rule against self-loops)."""
+        if self._predicate(msg):
+            self.stats.errors += 1
+            self.limited_log(logging.ERROR, "refused an injected message that matches this "
+                             "filter's own message_matcher (Type %r)", msg.type)
+            return False
+        self._injected.append(msg)
+        self.stats.injected += 1
+        return True
+
+    def take_injected(self) -> list[Message]:
+        out, self._injected = self._injected, []
+        return out
+
+
+class InputContext(PluginContext):
+    """An input's context: splitters, decoding, routing, acknowledgements."""
+
+    def __init__(self, pipeline: Pipeline, spec: PluginSpec,
+                 splitter_spec: PluginSpec | None, decoder: Decoder | None) -> None:
+        super().__init__(pipeline, spec)
+        self._splitter_spec = splitter_spec
+        self.decoder = decoder
+        cfg = spec.cfg
+        self.send_decode_failures: bool = cfg.send_decode_failures
+        self.log_decode_failures: bool = cfg.log_decode_failures
+        self.use_message_bytes = bool(splitter_spec and splitter_spec.cfg.use_message_bytes)
+        self.tracker = AckTracker(None, pipeline.hekad.poolsize,
+                                  pipeline.hekad.max_inflight_bytes)
+
+    def on_ack(self, callback: Any) -> None:
+        """`callback(position)` runs whenever every batch up to `position` is done."""
+        self.tracker.on_progress = callback
+
+    def new_splitter(self) -> Splitter:
+        """A fresh splitter for one stream (it holds that stream's incomplete record)."""
+        spec = self._splitter_spec
+        if spec is None:
+            spec = self.pipeline.config.resolve("NullSplitter", "Splitter")
+        sp = spec.build()
+        assert isinstance(sp, Splitter)
+        sp.max_record_size = self.hekad.max_message_size + 3 + 255
+        return sp
+
+    def records_to_messages(self, records: list[bytes], type: str = "", logger: str = "",
+                            hostname: str | None = None) -> list[Message]:
+        """Fresh messages whose Payload is each record (invalid UTF-8 replaced by U+FFFD;
+        the bytes stay in `raw` when the splitter uses message bytes)."""
+        host = self.hostname if hostname is None else hostname
+        now = time.time_ns()
+        if self.use_message_bytes:
+            return [Message(timestamp=now, type=type, logger=logger, hostname=host, raw=r)
+                    for r in records]
+        return [Message(timestamp=now, type=type, logger=logger, hostname=host,
+                        payload=r.decode("utf-8", "replace")) for r in records]
+
+    def decode(self, messages: list[Message]) -> list[Message]:
+        """Run the input's decoder over `messages`; failures are counted, logged (rate
+        limited) and, with send_decode_failures, forwarded marked decode_failure=true."""
+        dec = self.decoder
+        if dec is None:
+            return messages
+        out: list[Message] = []
+        append = out.append
+        for m in messages:
+            try:
+                r = dec.decode(m)
+            except DecodeError as e:
+                if self._decode_failed(m, str(e)):
+                    append(m)
+                continue
+            except Exception as e:  # a decoder bug must not kill the input
+                if self._decode_failed(m, f"{type(e).__name__}: {e}"):
+                    append(m)
+                continue
+            if r is None:
+                continue
+            if isinstance(r, Message):
+                append(r)
+            else:
+                out.extend(r)
+        return out
+
+    def _decode_failed(self, msg: Message, reason: str) -> bool:
+        """Count and log a failure; True when the message is forwarded anyway."""
+        self.stats.decode_failures += 1
+        if self.log_decode_failures:
+            self.limited_log(logging.WARNING, "decode failure (%s): %s: %.200r",
+                             self.decoder.name if self.decoder else "", reason, msg.payload)
+        if self.send_decode_failures:
+            msg.fields.append(Field("decode_failure", [True], BOOL))
+            return True
+        return False
+
+    async def deliver(self, messages: list[Message], position: Any = None,
+                      nbytes: int = 0) -> None:
+        """Decode `messages` and route them as one batch ending at `position`. Waits while
+        the input has too much unacknowledged (the backpressure an input feels)."""
+        decoded = self.decode(messages)
+        ticket = await self.tracker.ticket(position, nbytes)
+        self.stats.messages_out += len(decoded)
+        await self.pipeline.router.route(Batch(decoded, ticket, nbytes))
+
+    async def deliver_records(self, records: list[bytes], position: Any = None, *,
+                              type: str = "", logger: str = "", hostname: str | None = None,
+                              nbytes: int | None = None) -> None:
+        """Records from a splitter → messages → decoder → router."""
+        if nbytes is None:
+            nbytes = sum(map(len, records))
+        self.stats.messages_in += len(records)
+        await self.deliver(self.records_to_messages(records, type, logger, hostname),
+                           position, nbytes)
+
+
+class OutputContext(PluginContext):
+    """An output's context: its queue, its encoder, restart-safe batch hand-out."""
+
+    def __init__(self, pipeline: Pipeline, spec: PluginSpec, queue: BatchQueue,
+                 encoder: Encoder | None) -> None:
+        super().__init__(pipeline, spec)
+        self.queue = queue
+        self.encoder = encoder
+        # Batches handed out but not yet acknowledged: re-queued if the output crashes
+        # and restarts, so a crash never loses them.
+        self._outstanding: list[Batch] = []
+
+    async def next_batch(self) -> Batch | None:
+        """The next batch to send, or None once the pipeline is stopping and the queue is
+        drained (flush what you hold, acknowledge it, and return from run())."""
+        if len(self._outstanding) > 64:
+            self._outstanding = [b for b in self._outstanding if b.ticket is not None]
+        b = await self.queue.get()
+        if b is not None:
+            self._outstanding.append(b)
+        return b
+
+    async def collect(self, max_count: int, interval: float, max_bytes: int = 0,
+                      require_both: bool = False) -> list[Batch] | None:
+        """Batches for one flush: returns once they hold `max_count` messages (or
+        `max_bytes` bytes, if set) or `interval` seconds after the first one arrived;
+        with `require_both`, only when the count is reached *and* the interval passed
+        (Heka's flush_operator = "AND"). None once stopping and drained.
+
+        The shared batching loop of every output: each owns its flush policy by the
+        arguments it passes, not by a loop of its own."""
+        first = await self.next_batch()
+        if first is None:
+            return None
+        got = [first]
+        count = len(first)
+        nbytes = first.nbytes
+        deadline = time.monotonic() + interval if interval > 0 else None
+        q = self.queue
+        while True:
+            count_ok = count >= max_count or bool(max_bytes and nbytes >= max_bytes)
+            if deadline is None:
+                time_ok = require_both  # interval 0: the time condition is switched off
+            else:
+                time_ok = time.monotonic() >= deadline
+            if (count_ok and time_ok) or (not require_both and (count_ok or time_ok)):
+                return got
+            if q.closed and not len(q):
+                return got  # stopping: flush what we have now
+            b = self.next_batch_nowait()
+            if b is not None:
+                got.append(b)
+                count += len(b)
+                nbytes += b.nbytes
+                continue
+            if deadline is None:
+                await q.wait_nonempty()
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(q.wait_nonempty(),
+                                           max(0.0, deadline - time.monotonic()))
+
+    def next_batch_nowait(self) -> Batch | None:
+        b = self.queue.get_nowait()
+        if b is not None:
+            self._outstanding.append(b)
+        return b
+
+    def unacknowledged(self) -> list[Batch]:
+        return [b for b in self._outstanding if b.ticket is not None]
+
+    def requeue_unacknowledged(self) -> int:
+        """After a crash: put unacknowledged batches back at the head of the queue."""
+        pending = self.unacknowledged()
+        self._outstanding = []
+        q = self.queue
+        for b in reversed(pending):
+            q._items.appendleft(b)
+            q._bytes += b.nbytes
+            q._messages += len(b.messages)
+        if pending:
+            q._not_empty.set()
+        return len(pending)
+
+
+class Pipeline:
+    """All runners of one configuration."""
+
+    def __init__(self, config: Config) -> None:
+        if config.errors:
+            raise ValueError("config has errors; call load_config(strict=True) first")
+        self.config = config
+        self.hekad = config.hekad
+        self.router = Router()
+        self.stopping = asyncio.Event()
+        self.failed: str | None = None
+        self.inputs: list[tuple[Input, InputContext]] = []
+        self.filters: list[tuple[Filter, FilterContext, BatchQueue]] = []
+        self.outputs: list[tuple[Output, OutputContext]] = []
+        self._tasks: dict[str, list[asyncio.Task]] = {"Input": [], "Filter": [], "Output": []}
+        self._build()
+
+    # construction --------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        h = self.hekad
+        for spec in cfg.by_category("Filter"):
+            pred = compile_matcher(spec.cfg.message_matcher)
+            plugin = spec.build()
+            ctx = FilterContext(self, spec, pred)
+            q = BatchQueue(h.plugin_chansize, h.max_queue_bytes)
+            self.router.add(Route(spec.name, pred, q, ctx.stats))
+            self.filters.append((plugin, ctx, q))
+        for spec in cfg.by_category("Output"):
+            pred = compile_matcher(spec.cfg.message_matcher)
+            enc_spec = cfg.resolve(spec.cfg.encoder, "Encoder") if spec.cfg.encoder else None
+            encoder = enc_spec.build() if enc_spec else None
+            plugin = spec.build()
+            q = BatchQueue(h.plugin_chansize, h.max_queue_bytes)
+            ctx = OutputContext(self, spec, q, encoder)
+            self.router.add(Route(spec.name, pred, q, ctx.stats))
+            self.outputs.append((plugin, ctx))
+        for spec in cfg.by_category("Input"):
+            splitter = cfg.resolve(spec.cfg.splitter, "Splitter") if spec.cfg.splitter else None
+            decoder = None
+            if spec.cfg.decoder:
+                dspec = cfg.resolve(spec.cfg.decoder, "Decoder")
+                decoder = dspec.build() if dspec else None
+            plugin = spec.build()
+            self.inputs.append((plugin, InputContext(self, spec, splitter, decoder)))
+
+    # running ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        for plugin, ctx in self.outputs:
+            self._spawn(ctx, self._run_output(plugin, ctx))
+        for plugin, ctx, q in self.filters:
+            self._spawn(ctx, self._run_filter(plugin, ctx, q))
+            if plugin.cfg.ticker_interval > 0:
+                self._spawn(ctx, self._run_ticker(plugin, ctx), suffix=".ticker")
+        for plugin, ctx in self.inputs:
+            self._spawn(ctx, self._run_input(plugin, ctx))
+
+    def _spawn(self, ctx: PluginContext, coro: Any, suffix: str = "") -> None:
+        task = asyncio.create_task(coro, name=ctx.name + suffix)
+        self._tasks[ctx.spec.category].append(task)
+
+    async def _supervise(self, ctx: PluginContext, make_attempt: Any) -> bool:
+        """Run `make_attempt()` until it returns, restarting it per `[X.retries]`.
+        Returns False when the plugin gave up for good."""
+        backoff = Backoff.from_config(ctx.spec.cfg.retries)
+        while True:
+            try:
+                await make_attempt()
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                ctx.stats.errors += 1
+                if backoff.exhausted or self.stopping.is_set():
+                    ctx.log.error("%s failed: %s: %s; not restarting", ctx.name,
+                                  type(e).__name__, e, exc_info=True)
+                    self._plugin_gave_up(ctx)
+                    return False
+                delay = backoff.next_delay()
+                ctx.stats.restarts += 1
+                ctx.log.error("%s failed: %s: %s; restarting in %.2f s", ctx.name,
+                              type(e).__name__, e, delay, exc_info=True)
+                await asyncio.sleep(delay)
+
+    def _plugin_gave_up(self, ctx: PluginContext) -> None:
+        if not ctx.spec.cfg.can_exit:
+            self.failed = f"plugin {ctx.name!r} failed and may not exit (can_exit = false)"
+            self.stopping.set()
+
+    async def _run_input(self, plugin: Input, ctx: InputContext) -> None:
+        await self._supervise(ctx, lambda: plugin.run(ctx))
+
+    async def _run_filter(self, plugin: Filter, ctx: FilterContext, q: BatchQueue) -> None:
+        max_loops = self.hekad.max_message_loops
+        plugin.init(ctx)
+        while True:
+            batch = await q.get()
+            if batch is None:
+                break
+            try:
+                plugin.process(batch.messages, ctx)
+            except Exception as e:  # a filter bug is logged, the batch counts as consumed
+                ctx.stats.errors += 1
+                ctx.limited_log(logging.ERROR, "process failed: %s: %s", type(e).__name__, e)
+            finally:
+                batch.done()
+            injected = ctx.take_injected()
+            if injected:
+                if batch.loops + 1 > max_loops:
+                    ctx.stats.dropped += len(injected)
+                    ctx.limited_log(logging.ERROR, "dropped %d injected messages: "
+                                    "max_message_loops (%d) exceeded", len(injected),
+                                    max_loops)
+                else:
+                    await self._route_injected(ctx, injected, batch.loops + 1)
+        try:
+            plugin.shutdown(ctx)
+        except Exception as e:
+            ctx.log.error("shutdown failed: %s: %s", type(e).__name__, e)
+        injected = ctx.take_injected()
+        if injected:
+            await self._route_injected(ctx, injected, 1)
+
+    async def _route_injected(self, ctx: FilterContext, msgs: list[Message], loops: int
+                              ) -> None:
+        ctx.stats.messages_out += len(msgs)
+        nbytes = sum(len(m.payload) for m in msgs) + 256 * len(msgs)
+        await self.router.route(Batch(msgs, None, nbytes, loops), skip=ctx.name)
+
+    async def _run_ticker(self, plugin: Filter, ctx: FilterContext) -> None:
+        interval = plugin.cfg.ticker_interval
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), interval)
+            if self.stopping.is_set():
+                break
+            try:
+                plugin.timer_event(time.time_ns(), ctx)
+            except Exception as e:
+                ctx.stats.errors += 1
+                ctx.limited_log(logging.ERROR, "timer_event failed: %s: %s",
+                                type(e).__name__, e)
+            injected = ctx.take_injected()
+            if injected:
+                await self._route_injected(ctx, injected, 1)
+
+    async def _run_output(self, plugin: Output, ctx: OutputContext) -> None:
+        async def attempt() -> None:
+            n = ctx.requeue_unacknowledged()
+            if n:
+                ctx.log.warning("re-sending %d unacknowledged batches after a restart", n)
+            await plugin.run(ctx)
+
+        ok = await self._supervise(ctx, attempt)
+        if not ok:
+            # Nobody will acknowledge what is queued: say so, and unblock the router.
+            ctx.queue.close()
+            self.router.remove(ctx.name)
+            lost = ctx.unacknowledged()
+            while (b := ctx.queue.get_nowait()) is not None:
+                lost.append(b)
+            n = sum(len(b) for b in lost)
+            if n:
+                ctx.log.error("%s stopped for good with %d messages unacknowledged; they "
+                              "stay unacknowledged at their inputs", ctx.name, n)
+
+    # stopping --------------------------------------------------------------------------
+    async def wait(self) -> None:
+        """Until a stop is requested (signal or fatal plugin failure)."""
+        await self.stopping.wait()
+
+    async def stop(self) -> None:
+        """Drain in order: inputs, filters, outputs; then the inputs' final checkpoint."""
+        self.stopping.set()
+        timeout = self.hekad.shutdown_timeout
+        deadline = time.monotonic() + timeout
+        await self._wait_tasks(self._tasks["Input"], deadline)
+        for _, _, q in self.filters:
+            q.close()
+        await self._wait_tasks(self._tasks["Filter"], deadline)
+        for _, ctx in self.outputs:
+            ctx.queue.close()
+        await self._wait_tasks(self._tasks["Output"], deadline)
+        for plugin, ctx in self.inputs:
+            try:
+                await plugin.close(ctx)
+            except Exception as e:
+                ctx.log.error("close failed: %s: %s", type(e).__name__, e)
+
+    async def _wait_tasks(self, group: list[asyncio.Task], deadline: float) -> None:
+        if not group:
+            return
+        done, pending = await asyncio.wait(group, timeout=max(0.0, deadline - time.monotonic()))
+        for t in pending:
+            log.warning("%s did not stop within shutdown_timeout; cancelling it", t.get_name())
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                log.error("%s ended with %s: %s", t.get_name(), type(exc).__name__, exc)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for _, c in self.inputs:
+            out[c.name] = {**c.stats.as_dict(), "in_flight": c.tracker.in_flight}
+        for _, c, q in self.filters:
+            out[c.name] = {**c.stats.as_dict(), "queued": q.nmessages}
+        for _, c in self.outputs:
+            out[c.name] = {**c.stats.as_dict(), "queued": c.queue.nmessages}
+        return out
+
+
+async def run_pipeline(config: Config, stop: asyncio.Event | None = None) -> Pipeline:
+    """Start, wait for `stop` (or a fatal failure), drain and stop."""
+    p = Pipeline(config)
+    await p.start()
+    waiters = [asyncio.create_task(p.wait())]
+    if stop is not None:
+        waiters.append(asyncio.create_task(stop.wait()))
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
+    await p.stop()
+    return p

@@ -1,0 +1,83 @@
+"""The router: hands each batch's matching messages to every filter and output queue.
+
+There is no router task. Whoever produced a batch (an input, or a filter injecting)
+awaits `route()`, so a full consumer queue blocks the producer directly: that is the
+backpressure path from a slow output back to the file being read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .queue import Batch, BatchQueue, QueueClosed
+
+if TYPE_CHECKING:
+    from .message import Message
+    from .stats import PluginStats
+
+
+class Route:
+    """One consumer as the router sees it: its matcher and its queue."""
+
+    __slots__ = ("always", "name", "predicate", "queue", "stats")
+
+    def __init__(self, name: str, predicate: Callable[[Message], bool], queue: BatchQueue,
+                 stats: PluginStats) -> None:
+        self.name = name
+        self.predicate = predicate
+        # True: every message matches; False: none does; None: evaluate per message.
+        self.always = getattr(predicate, "always", None)
+        self.queue = queue
+        self.stats = stats
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+        self.messages_routed = 0
+        self.messages_unmatched = 0
+
+    def add(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def remove(self, name: str) -> None:
+        self.routes = [r for r in self.routes if r.name != name]
+
+    async def route(self, batch: Batch, skip: str | None = None) -> None:
+        """Deliver `batch` to every matching consumer (except `skip`), then release the
+        producer's reference on its ticket. Unmatched messages are done at once."""
+        msgs = batch.messages
+        n = len(msgs)
+        ticket = batch.ticket
+        delivered = False
+        try:
+            for r in self.routes:
+                if r.always is False or r.name == skip:
+                    continue
+                if r.always:
+                    matched = msgs
+                else:
+                    pred = r.predicate
+                    matched = [m for m in msgs if pred(m)]
+                    if not matched:
+                        continue
+                k = len(matched)
+                nbytes = batch.nbytes if k == n else batch.nbytes * k // n
+                if ticket is not None:
+                    ticket.retain()
+                try:
+                    await r.queue.put(Batch(matched, ticket, nbytes, batch.loops))
+                except QueueClosed:
+                    # The consumer has stopped; it will never acknowledge this.
+                    r.stats.dropped += k
+                    if ticket is not None:
+                        ticket.release()
+                    continue
+                r.stats.messages_in += k
+                delivered = True
+        finally:
+            self.messages_routed += n
+            if not delivered:
+                self.messages_unmatched += n
+            batch.done()

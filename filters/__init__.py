@@ -1,0 +1,1 @@
+"""Filters: log-derived metrics and stat accumulation."""

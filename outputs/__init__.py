@@ -1,0 +1,1 @@
+"""Outputs and their encoders; each output owns its batching and retry policy."""

@@ -1,0 +1,147 @@
+"""The `hekapy` command end to end, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+
+HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+
+# A configuration in Heka's own style (CamelCase keys from Heka's docs, a ProcessInput
+# chain, a matcher on a field, the default TokenSplitter by name).
+NOVA_MATCHER = ("Type == 'ProcessInput' && Fields[ProcessInputName] == 'ProcessInput.stdout'"
+                " && Payload =~ /^nova/")
+HEKA_TOML = """
+[hekad]
+maxprocs = 2
+base_dir = "{base}"
+
+[ProcessInput]
+ticker_interval = 0
+splitter = "TokenSplitter"
+stdout = true
+
+    [ProcessInput.command.0]
+    bin = "/bin/sh"
+    args = ["-c", "for i in $(seq 1 500); do echo \\"nova line $i\\"; echo \\"other $i\\"; done"]
+
+    [ProcessInput.command.1]
+    bin = "/bin/grep"
+    args = ["-v", "other 1"]
+
+[nova_lines]
+type = "FileOutput"
+MessageMatcher = "{matcher}"
+path = "{out}"
+encoder = "PayloadEncoder"
+flush_interval = "50ms"
+
+[PayloadEncoder]
+append_newlines = false
+
+[everything_json]
+type = "FileOutput"
+message_matcher = "TRUE"
+path = "{out_json}"
+encoder = "JsonEncoder"
+
+[JsonEncoder]
+"""
+
+
+def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 30) -> list:
+    """Poll the output file until it holds `n` lines (the event we wait for)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"hekapy exited early: {proc.communicate()}")
+        if path.exists():
+            lines = path.read_text().splitlines()
+            if len(lines) >= n:
+                return lines
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not reach {n} lines")
+
+
+def test_run_heka_config_then_sigterm_exits_zero(tmp_path):
+    out, out_json = tmp_path / "out" / "nova.log", tmp_path / "out" / "all.json"
+    conf = write_config(tmp_path, HEKA_TOML.format(base=tmp_path / "state", out=out,
+                                                   out_json=out_json, matcher=NOVA_MATCHER))
+    proc = subprocess.Popen([*HEKAPY, "run", "-c", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = _wait_for_lines(out, 500, proc)
+    # The grep step removed "other 1", "other 10".. "other 199"; the matcher kept nova.
+    assert lines == [f"nova line {i}" for i in range(1, 501)]
+    expected_json = 500 + 500 - 111
+    docs = [json.loads(x) for x in _wait_for_lines(out_json, expected_json, proc)]
+    assert docs[0]["Type"] == "ProcessInput" and docs[0]["Logger"] == "ProcessInput"
+    assert docs[0]["Fields"][0] == {"name": "ProcessInputName", "value_type": "STRING",
+                                    "representation": "", "value": ["ProcessInput.stdout"]}
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in err
+
+
+def test_check_prints_graph(tmp_path):
+    conf = write_config(tmp_path, HEKA_TOML.format(base=tmp_path, out=tmp_path / "o",
+                                                   out_json=tmp_path / "j", matcher=NOVA_MATCHER))
+    r = subprocess.run([*HEKAPY, "check", "-c", str(conf)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "ProcessInput (ProcessInput) → splitter TokenSplitter → router" in r.stdout
+    assert ("router → [Type == 'ProcessInput' && Fields[ProcessInputName] == "
+            "'ProcessInput.stdout' && Payload =~ /^nova/] → nova_lines (FileOutput) → "
+            "encoder PayloadEncoder (PayloadEncoder)") in r.stdout
+    assert "OK: 5 plugins" in r.stdout
+
+
+def test_check_reports_every_error_and_exits_2(tmp_path):
+    conf = write_config(tmp_path, """
+        [out]
+        type = "FileOutput"
+        message_matcher = "Type =="
+        encoder = "PayloadEncoder"
+        path = "/tmp/x"
+        flush_interval = "fast"
+        [PayloadEncoder]
+        append_newline = true
+    """)
+    for cmd in ("check", "run"):
+        r = subprocess.run([*HEKAPY, cmd, "-c", str(conf)], capture_output=True, text=True)
+        assert r.returncode == 2
+        errs = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+        assert len(errs) == 3, r.stderr
+        assert f"error: {conf}: [out] message_matcher: does not parse" in r.stderr
+        assert f"error: {conf}: [out] flush_interval: invalid duration 'fast'" in r.stderr
+        assert f"error: {conf}: [PayloadEncoder] append_newline: unknown key" in r.stderr
+        assert "nothing started" in r.stderr
+
+
+def test_check_sample_prints_plugin_docs():
+    r = subprocess.run([*HEKAPY, "check", "--sample", "FileOutput"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0
+    assert 'type = "FileOutput"' in r.stdout and "flush_operator" in r.stdout
+
+
+def test_version():
+    r = subprocess.run([*HEKAPY, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "hekapy, version" in r.stdout
+
+
+@pytest.mark.parametrize("conf_path", sorted(
+    str(p) for p in (Path(__file__).resolve().parents[1] / "conf").glob("*.toml")))
+def test_shipped_configs_check(conf_path, tmp_path):
+    env = {**os.environ, "HEKAPY_DATA": str(tmp_path)}
+    r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,30 @@
+"""Every source package of the DESIGN.md layout is installed under `hekapy.`."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOP = ("collector", "decoders", "filters", "outputs", "benchmarks", "conf")
+
+
+def test_every_package_is_listed_in_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    found = set()
+    for top in TOP:
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT).parts
+            found.add(".".join(("hekapy", *rel)))
+    assert found - {"hekapy.conf"} <= listed
+    assert "hekapy.conf" in listed
+
+
+def test_builtin_plugins_register():
+    from hekapy.collector.plugin import load_builtins
+    reg = load_builtins()
+    for name in ("TokenSplitter", "RegexSplitter", "PatternGroupingSplitter", "NullSplitter",
+                 "ProcessInput", "PayloadRegexDecoder", "CounterFilter", "PayloadEncoder",
+                 "JsonEncoder", "RstEncoder", "FileOutput", "LogOutput"):
+        assert name in reg, name
