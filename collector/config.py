@@ -120,7 +120,8 @@ class Config:
         spec = self.plugins.get(name)
         if spec is not None:
             return spec if spec.category == category else None
-        return self.defaults.get(name)
+        spec = self.defaults.get(name)
+        return spec if spec is not None and spec.category == category else None
 
 
 def _substitute_env(text: str, file: str, errors: list[ConfigError]) -> str:
@@ -281,9 +282,14 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
     for dname in DEFAULT_PLUGIN_NAMES:
         if dname in registry and dname not in config.plugins:
             cls = registry[dname]
-            cfg = convert_options(cls.all_options(), {}, "", dname, errors, cls.defaults)
-            cfg.type = dname
-            config.defaults[dname] = PluginSpec(dname, dname, cls, cfg)
+            # A default that needs keys (PatternGroupingSplitter's grouping) is only
+            # usable through a section of its own.
+            default_errors: list[ConfigError] = []
+            cfg = convert_options(cls.all_options(), {}, "", dname, default_errors,
+                                  cls.defaults)
+            if not default_errors:
+                cfg.type = dname
+                config.defaults[dname] = PluginSpec(dname, dname, cls, cfg)
 
     _check_plugins(config)
     if strict and config.errors:

@@ -186,12 +186,13 @@ class Option:
 
     def default_value(self) -> Any:
         d = self.default
-        if self.kind == "duration" and d is not None:
-            return parse_duration(d, self.unit)
-        # Mutable defaults are copied so instances never share them.
+        if d is None:
+            return None
+        # Mutable defaults are copied so instances never share them; defaults go through
+        # the same conversion as configured values ("644" → 0o644, "250ms" → 0.25).
         if isinstance(d, (list, dict)):
-            return type(d)(d)
-        return d
+            d = type(d)(d)
+        return self.convert(d)
 
 
 RETRIES_OPTIONS: dict[str, Option] = {

@@ -6,6 +6,7 @@ import time
 from types import SimpleNamespace
 
 import orjson
+
 from hekapy.collector.message import BYTES, VALUE_TYPE_NAMES, Message
 from hekapy.collector.plugin import Encoder, Option, register
 from hekapy.collector.strftime import compile_strftime

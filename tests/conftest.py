@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from hekapy.collector.config import Config, load_config
 from hekapy.collector.message import Message
 from hekapy.collector.pipeline import FilterContext, InputContext, OutputContext

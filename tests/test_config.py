@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from hekapy.collector.config import ConfigInvalid, load_config
 from hekapy.collector.plugin import OptionError, parse_duration
-
 from tests.conftest import write_config
 
 

@@ -9,6 +9,7 @@ host name, the pid and a random Uuid.
 from __future__ import annotations
 
 import pytest
+
 from hekapy.collector.matcher import (
     MATCH_ALL,
     MATCH_NONE,

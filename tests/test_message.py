@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hekapy.collector.message import (
     BOOL,
     BYTES,

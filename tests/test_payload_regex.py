@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from hekapy.collector.config import convert_options
 from hekapy.collector.message import STRING, Field, Message
 from hekapy.collector.plugin import REGISTRY, DecodeError, OptionError

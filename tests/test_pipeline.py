@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import psutil
-from hekapy.collector.pipeline import Pipeline
 
+from hekapy.collector.pipeline import Pipeline
 from tests.conftest import CollectOutput, config_from, settle, until
 
 
