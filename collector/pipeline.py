@@ -484,17 +484,3 @@ class Pipeline:
         for _, c in self.outputs:
             out[c.name] = {**c.stats.as_dict(), "queued": c.queue.nmessages}
         return out
-
-
-async def run_pipeline(config: Config, stop: asyncio.Event | None = None) -> Pipeline:
-    """Start, wait for `stop` (or a fatal failure), drain and stop."""
-    p = Pipeline(config)
-    await p.start()
-    waiters = [asyncio.create_task(p.wait())]
-    if stop is not None:
-        waiters.append(asyncio.create_task(stop.wait()))
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for w in waiters:
-        w.cancel()
-    await p.stop()
-    return p
