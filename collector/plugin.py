@@ -28,6 +28,7 @@ REGISTRY: dict[str, type[Plugin]] = {}
 BUILTIN_MODULES = (
     "hekapy.collector.splitters",
     "hekapy.collector.inputs.process",
+    "hekapy.collector.inputs.logstreamer",
     "hekapy.decoders.payload_regex",
     "hekapy.filters.counter",
     "hekapy.outputs.encoders",

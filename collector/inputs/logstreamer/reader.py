@@ -1,0 +1,494 @@
+"""Reading one stream: its open file, resume, rotation and truncation (spec/heka.md §5.3,
+§5.4). Synchronous and free of asyncio: the plugin calls `StreamReader.next()` from its
+loop; every call does a bounded amount of I/O (one chunk of at most `READ_SIZE` bytes).
+
+A stream has at most one open file. Positions are logical offsets: decompressed bytes
+for a gzip file (recognised by its magic bytes, whatever its name), so a history file
+keeps its offsets when logrotate compresses it.
+
+How the live file is followed, checked whenever a read finds no more data:
+
+- *rename rotation* (`create`): the path now names another inode. The open descriptor is
+  drained; its new name is found by device+inode among the stream's files (and
+  journaled). Once it has stayed at EOF for `switch_wait` and a newer file exists, the
+  stream moves to that file at offset 0.
+- *copytruncate* / *in-place truncation*: the descriptor's size dropped below the offset,
+  or the 500 bytes before the offset changed. The stream looks for those 500 bytes at the
+  same offset in its other files (newest first), so the bytes written between the last
+  read and the truncation are read from the copy, then the truncated file is read from 0.
+  Without a copy it restarts the file at 0 and says what may have been lost.
+- *deleted while open*: the descriptor stays readable; it is drained and kept until a
+  newer file (or a file of the same name) appears.
+- *replaced by a file of the same name*: the old descriptor is drained, then the new
+  file is read from 0.
+- *a newer file in priority order* (dated files): switch after `switch_wait` at EOF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .discovery import Logfile
+from .journal import HASH_WINDOW, Position, window_hash
+
+READ_SIZE = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+# The file identity for Uuids is the file's first line, up to this many bytes.
+FINGERPRINT_MAX = 1024
+_GZ_IN = 1 << 18
+
+
+class OpenFile:
+    """One open log file: descriptor, logical offset and the bytes just before it."""
+
+    __slots__ = ("_dec", "_fp", "_fp_final", "_raw_pos", "_zin", "dev", "fd", "gz", "ino",
+                 "key", "offset", "path", "window")
+
+    def __init__(self, path: str, fd: int, st: os.stat_result, gz: bool, key: tuple = ()
+                 ) -> None:
+        self.path = path
+        self.fd = fd
+        self.dev = st.st_dev
+        self.ino = st.st_ino
+        self.gz = gz
+        self.key = key
+        self.offset = 0
+        self.window = b""
+        self._dec = zlib.decompressobj(31) if gz else None
+        self._zin = b""
+        self._raw_pos = 0
+        self._fp = b""
+        self._fp_final = False
+
+    @classmethod
+    def open(cls, path: str, key: tuple = ()) -> OpenFile:
+        """Open a regular file for reading (raises OSError)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(f"{path} is not a regular file")
+            gz = os.pread(fd, 2, 0) == GZIP_MAGIC
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd, st, gz, key)
+
+    def same_inode(self, st: os.stat_result | None) -> bool:
+        return st is not None and st.st_dev == self.dev and st.st_ino == self.ino
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    # --- reading -------------------------------------------------------------------------
+    def read(self, n: int = READ_SIZE) -> bytes:
+        """Up to `n` bytes at the offset (decompressed for gzip); b"" at EOF."""
+        if self.gz:
+            data = self._read_gz(n)
+        else:
+            data = os.pread(self.fd, n, self.offset)
+        if data:
+            self.offset += len(data)
+            if len(data) >= HASH_WINDOW:
+                self.window = data[-HASH_WINDOW:]
+            else:
+                self.window = (self.window + data)[-HASH_WINDOW:]
+        return data
+
+    def read_verified(self, n: int = READ_SIZE) -> bytes | None:
+        """Like read() for a plain file, but None (and nothing consumed) when the bytes
+        before the offset are no longer the ones read: the file was truncated and
+        written again. Checked after the read, so a truncation racing the read is
+        caught too (the chunk is then read again from the copy)."""
+        data = os.pread(self.fd, n, self.offset)
+        if data and not self.window_intact():
+            return None
+        if data:
+            self.offset += len(data)
+            if len(data) >= HASH_WINDOW:
+                self.window = data[-HASH_WINDOW:]
+            else:
+                self.window = (self.window + data)[-HASH_WINDOW:]
+        return data
+
+    def _read_gz(self, n: int) -> bytes:
+        # Output is capped at n per call so a gzip bomb or a huge line costs bounded memory.
+        dec = self._dec
+        while True:
+            if dec.eof:
+                rest = dec.unused_data + self._zin
+                self._zin = b""
+                if not rest.lstrip(b"\0"):
+                    # Trailing NUL padding after the last member is allowed.
+                    more = os.pread(self.fd, _GZ_IN, self._raw_pos)
+                    if not more:
+                        return b""
+                    self._raw_pos += len(more)
+                    rest = rest + more
+                    if not rest.lstrip(b"\0"):
+                        continue
+                # Another member follows: gzip files may be concatenated.
+                dec = self._dec = zlib.decompressobj(31)
+                self._zin = rest.lstrip(b"\0")
+            data = self._zin or dec.unconsumed_tail
+            self._zin = b""
+            if not data:
+                data = os.pread(self.fd, _GZ_IN, self._raw_pos)
+                if not data:
+                    return b""  # an incomplete member: wait for more, like a live file
+                self._raw_pos += len(data)
+            try:
+                out = dec.decompress(data, n)
+            except zlib.error as e:
+                raise OSError(f"{self.path}: corrupt gzip data: {e}") from None
+            if out:
+                return out
+
+    def seek_to(self, pos: int) -> bool:
+        """From a fresh open, move to logical offset `pos`, filling the hash window.
+        False when the file is shorter than `pos`."""
+        if pos <= 0:
+            return True
+        if not self.gz:
+            if self.size() < pos:
+                return False
+            k = min(HASH_WINDOW, pos)
+            w = os.pread(self.fd, k, pos - k)
+            if len(w) != k:
+                return False
+            self.window = w
+            self.offset = pos
+            return True
+        while self.offset < pos:
+            if not self.read(min(READ_SIZE, pos - self.offset)):
+                return False
+        return True
+
+    def seek_to_end(self) -> None:
+        if self.gz:
+            while self.read(READ_SIZE):
+                pass
+        else:
+            self.seek_to(self.size())
+
+    def window_intact(self) -> bool:
+        """Do the bytes before the offset still read as we read them? (no truncation)"""
+        w = self.window
+        if not w:
+            return True
+        try:
+            return os.pread(self.fd, len(w), self.offset - len(w)) == w
+        except OSError:
+            return False
+
+    def fingerprint(self) -> bytes:
+        """The file's identity for Uuids: its first line (with the newline), at most
+        FINGERPRINT_MAX bytes. It survives rename, copy and compression; it is final
+        once a newline or FINGERPRINT_MAX bytes exist."""
+        if self._fp_final:
+            return self._fp
+        head = b""
+        with contextlib.suppress(OSError, zlib.error):
+            if self.gz:
+                head = zlib.decompressobj(31).decompress(os.pread(self.fd, 1 << 16, 0),
+                                                         FINGERPRINT_MAX)
+            else:
+                head = os.pread(self.fd, FINGERPRINT_MAX, 0)
+        nl = head.find(b"\n")
+        if nl >= 0:
+            head = head[: nl + 1]
+            self._fp_final = True
+        elif len(head) >= FINGERPRINT_MAX:
+            self._fp_final = True
+        self._fp = head
+        return head
+
+    @property
+    def fingerprint_final(self) -> bool:
+        return self._fp_final
+
+    def reopen_at_zero(self) -> OpenFile:
+        """The same inode from offset 0 (after an in-place truncation)."""
+        fd = os.dup(self.fd)
+        f = OpenFile(self.path, fd, os.fstat(fd), False, self.key)
+        return f
+
+    def position(self) -> Position:
+        return Position(self.offset, self.path, window_hash(self.window))
+
+
+def open_at(path: str, seek: int, last_hash: str, key: tuple = ()) -> OpenFile | None:
+    """Open `path` at `seek` if the 500 bytes before it hash to `last_hash` (Heka's
+    SeekInFile; offset 0 needs no check). None when it does not match or cannot open."""
+    try:
+        f = OpenFile.open(path, key)
+    except OSError:
+        return None
+    try:
+        if seek == 0:
+            return f
+        if f.seek_to(seek) and window_hash(f.window) == last_hash:
+            return f
+    except OSError:
+        pass
+    f.close()
+    return None
+
+
+@dataclass
+class Switched:
+    """The stream left `old` (now closed) for the reader's new current file at offset 0:
+    whatever the splitter holds from `old` is that file's incomplete last record."""
+
+    old: OpenFile
+    reason: str
+
+
+class StreamReader:
+    """The files of one stream and the one that is open."""
+
+    def __init__(self, name: str, files: list[Logfile], *, switch_wait: float,
+                 refresh: Callable[[bool], list[Logfile] | None] | None = None,
+                 log: logging.Logger | None = None) -> None:
+        self.name = name
+        self.files = files
+        self.switch_wait = switch_wait
+        # refresh(force): rescan the directory (throttled unless forced); None if it
+        # did not (then the files are as they were).
+        self.refresh = refresh or (lambda force: None)
+        self.log = log or logging.getLogger("hekapy.logstreamer")
+        self.cur: OpenFile | None = None
+        self.at_eof = False
+        self.eof_since: float | None = None
+        self.started = False
+        self.counters = {"rotations": 0, "truncations": 0, "relocations": 0,
+                         "replays": 0}
+
+    # --- setup ---------------------------------------------------------------------------
+    def set_files(self, files: list[Logfile]) -> None:
+        self.files = files
+
+    def _key_of(self, path: str) -> tuple:
+        for lf in self.files:
+            if lf.path == path:
+                return lf.key
+        return self.cur.key if self.cur is not None else ()
+
+    def start(self, pos: Position | None, initial_tail: bool) -> str | None:
+        """Open the stream where the journal says (spec §5.3). Returns how it started:
+        "journal", "relocated", "replay", "oldest", "tail", or None with no files."""
+        files = self.files
+        if not files:
+            return None
+        self.started = True
+        if pos is not None and not pos.is_zero():
+            if any(lf.path == pos.file_name for lf in files):
+                f = open_at(pos.file_name, pos.seek, pos.last_hash, self._key_of(pos.file_name))
+                if f is not None:
+                    self.cur = f
+                    return "journal"
+            # Renamed while we were down: find the 500 bytes before seek, newest first.
+            for lf in reversed(files):
+                if lf.path == pos.file_name:
+                    continue
+                f = open_at(lf.path, pos.seek, pos.last_hash, lf.key)
+                if f is not None:
+                    self.cur = f
+                    self.counters["relocations"] += 1
+                    return "relocated"
+            self.log.warning("%s: journaled position %s@%d not found in any file of the "
+                             "stream; reading it again from its oldest file", self.name,
+                             pos.file_name, pos.seek)
+            self.counters["replays"] += 1
+            how = "replay"
+        elif initial_tail and pos is None:
+            lf = files[-1]
+            try:
+                f = OpenFile.open(lf.path, lf.key)
+                f.seek_to_end()
+            except OSError as e:
+                self.log.error("%s: cannot open %s: %s", self.name, lf.path, e)
+                self.started = False
+                return None
+            self.cur = f
+            return "tail"
+        else:
+            how = "oldest"
+        lf = files[0]
+        try:
+            self.cur = OpenFile.open(lf.path, lf.key)
+        except OSError as e:
+            self.log.error("%s: cannot open %s: %s", self.name, lf.path, e)
+            self.started = False
+            return None
+        return how
+
+    def close(self) -> None:
+        if self.cur is not None:
+            self.cur.close()
+
+    # --- reading -------------------------------------------------------------------------
+    def next(self, now: float, n: int = READ_SIZE) -> bytes | Switched | None:
+        """The next chunk of the current file, a Switched event, or None: nothing to
+        read now (wait for a wake-up)."""
+        f = self.cur
+        if f is None or f.fd < 0:
+            return None
+        if f.gz:
+            data = f.read(n)
+        else:
+            size = f.size()
+            if (size == f.offset and self.eof_since is not None
+                    and now - self.eof_since < self.switch_wait):
+                return None  # still waiting to leave this file; nothing new in it
+            if size < f.offset:
+                return self._truncated(now, n)
+            if size == f.offset:
+                self.at_eof = True
+                return self._at_eof(now, n)
+            data = f.read_verified(n)
+            if data is None:
+                # The bytes before the offset changed: truncated and written again.
+                return self._truncated(now, n)
+        if data:
+            self.at_eof = False
+            self.eof_since = None
+            return data
+        self.at_eof = True
+        return self._at_eof(now, n)
+
+    def _at_eof(self, now: float, n: int) -> bytes | Switched | None:
+        f = self.cur
+        assert f is not None
+        state = self._follow(f)
+        succ = self._successor(f, state)
+        if succ is None:
+            self.eof_since = None
+            return None
+        # Heka's "second EOF". A file written to moments ago may still get the writer's
+        # last lines (it reopens its log after logrotate's signal): wait `switch_wait`
+        # at EOF before leaving it. A file nobody wrote to lately is left at once.
+        if self._recently_written(f):
+            if self.eof_since is None:
+                self.eof_since = now
+                return None
+            if now - self.eof_since < self.switch_wait:
+                return None
+        self.eof_since = None
+        if not f.gz and f.size() != f.offset:
+            return self.next(now, n)  # it grew meanwhile: read that first
+        if state == "gone":
+            # Decide on a fresh list: after several quick rotations the file now under
+            # our old name may be many files ahead of the ones renamed in between.
+            state = self._follow(f, force=True)
+            succ = self._successor(f, state)
+            if succ is None:
+                return None
+        try:
+            new = OpenFile.open(succ.path, succ.key)
+        except OSError as e:
+            self.log.error("%s: cannot open %s: %s", self.name, succ.path, e)
+            return None
+        if new.same_inode(os.fstat(f.fd)):
+            new.close()  # the list was stale; nothing newer after all
+            return None
+        self.cur = new
+        self.at_eof = False
+        f.close()
+        self.counters["rotations"] += 1
+        reason = "rotated" if state != "same" else "next file"
+        self.log.info("%s: finished %s at %d; now reading %s", self.name, f.path, f.offset,
+                      new.path)
+        return Switched(f, reason)
+
+    def _recently_written(self, f: OpenFile) -> bool:
+        try:
+            mtime = os.fstat(f.fd).st_mtime
+        except OSError:
+            return False
+        return time.time() - mtime < 2 * self.switch_wait + 1.0
+
+    def _stat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.stat(path)
+        except OSError:
+            return None
+
+    def _follow(self, f: OpenFile, force: bool = False) -> str:
+        """Where the open file is now: "same" (still at its path), "renamed" (found under
+        another name of the stream; `f.path` updated) or "gone" (deleted, or renamed out
+        of the stream)."""
+        if f.same_inode(self._stat(f.path)):
+            return "same"
+        for attempt in range(2):
+            for lf in self.files:
+                if lf.path != f.path and f.same_inode(self._stat(lf.path)):
+                    self.log.info("%s: %s was renamed to %s", self.name, f.path, lf.path)
+                    f.path = lf.path
+                    f.key = lf.key
+                    return "renamed"
+            if attempt == 0:
+                fresh = self.refresh(force)
+                if fresh is None:
+                    break
+                self.files = fresh
+        return "gone"
+
+    def _successor(self, f: OpenFile, state: str) -> Logfile | None:
+        files = self.files
+        if state != "gone":
+            for i, lf in enumerate(files):
+                if lf.path == f.path:
+                    return files[i + 1] if i + 1 < len(files) else None
+        # Not in the list: the next file is where our last name would sort (a file of
+        # the same name, if it was replaced).
+        mark = (f.key, f.path)
+        for lf in files:
+            if (lf.key, lf.path) >= mark and not f.same_inode(self._stat(lf.path)):
+                return lf
+        return None
+
+    def _truncated(self, now: float, n: int) -> bytes | Switched | None:
+        f = self.cur
+        assert f is not None
+        self.counters["truncations"] += 1
+        fresh = self.refresh(True)  # the copy may be a new file: always look
+        if fresh is not None:
+            self.files = fresh
+        want = window_hash(f.window)
+        # copytruncate: the bytes up to the truncation are in a copy, at the same offsets.
+        for lf in reversed(self.files):
+            if f.same_inode(self._stat(lf.path)):
+                continue
+            g = open_at(lf.path, f.offset, want, lf.key)
+            if g is None:
+                continue
+            self.log.info("%s: %s was truncated; continuing at %d in its copy %s", self.name,
+                          f.path, f.offset, lf.path)
+            self.counters["relocations"] += 1
+            self.cur = g
+            self.at_eof = False
+            f.close()
+            return self.next(now, n)
+        self.log.warning("%s: %s was truncated at offset %d and no copy holds what followed; "
+                         "reading it again from 0 (lines written between the last read and "
+                         "the truncation may be lost)", self.name, f.path, f.offset)
+        new = f.reopen_at_zero()
+        self.cur = new
+        self.at_eof = False
+        self.eof_since = None
+        f.close()
+        return Switched(f, "truncated")
