@@ -234,3 +234,22 @@ class Message:
         return (f"Message(type={self.type!r}, logger={self.logger!r}, "
                 f"severity={self.severity}, payload={self.payload[:60]!r}, "
                 f"fields={self.fields!r})")
+
+
+def new_record_message(timestamp: int, type: str, logger: str, hostname: str, payload: str,
+                       raw: bytes | None = None, _new: Any = object.__new__) -> Message:
+    """The hot-path constructor inputs use for every record: the same message as
+    `Message(timestamp=..., ...)` at half the cost (no keyword-argument handling)."""
+    m = _new(Message)
+    m._uuid = None
+    m.timestamp = timestamp
+    m.type = type
+    m.logger = logger
+    m.severity = DEFAULT_SEVERITY
+    m.payload = payload
+    m.env_version = ""
+    m.pid = None
+    m.hostname = hostname
+    m.fields = []
+    m.raw = raw
+    return m

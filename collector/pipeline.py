@@ -25,7 +25,7 @@ from typing import Any
 from .acks import AckTracker
 from .config import Config
 from .matcher import compile_matcher
-from .message import BOOL, Field, Message
+from .message import BOOL, Field, Message, new_record_message
 from .plugin import (
     DecodeError,
     Decoder,
@@ -124,10 +124,9 @@ class InputContext(PluginContext):
         host = self.hostname if hostname is None else hostname
         now = time.time_ns()
         if self.use_message_bytes:
-            return [Message(timestamp=now, type=type, logger=logger, hostname=host, raw=r)
-                    for r in records]
-        return [Message(timestamp=now, type=type, logger=logger, hostname=host,
-                        payload=r.decode("utf-8", "replace")) for r in records]
+            return [new_record_message(now, type, logger, host, "", r) for r in records]
+        return [new_record_message(now, type, logger, host, r.decode("utf-8", "replace"))
+                for r in records]
 
     def decode(self, messages: list[Message]) -> list[Message]:
         """Run the input's decoder over `messages`; failures are counted, logged (rate

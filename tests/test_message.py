@@ -12,6 +12,7 @@ from hekapy.collector.message import (
     STRING,
     Field,
     Message,
+    new_record_message,
     uuid_text,
 )
 
@@ -83,3 +84,12 @@ def test_as_dict_is_json_friendly():
     assert d["Pid"] == 0 and d["Severity"] == 7
     assert d["Fields"] == [{"name": "raw", "value_type": "BYTES", "representation": "",
                             "value": ["\ufffdab"]}]
+
+
+def test_new_record_message_equals_keyword_construction():
+    fast = new_record_message(5, "logfile", "nova", "host", "line\n")
+    slow = Message(timestamp=5, type="logfile", logger="nova", hostname="host",
+                   payload="line\n", uuid=fast.uuid)
+    assert fast == slow and fast.raw is None and fast.pid is None
+    for slot in Message.__slots__:  # every slot is set by the fast constructor
+        getattr(fast, slot)
