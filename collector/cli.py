@@ -185,6 +185,7 @@ def quickstart(data_dir: str, rate: float, path: str | None) -> None:
         path = str(importlib.resources.files("hekapy.conf") / "quickstart.toml")
     config = _load_or_exit(path)
     writer = DemoLogWriter(data / "logs", rate=rate)
+    writer.write_batch(max(1, int(rate)) * 5)  # every demo file exists before the first scan
     click.echo(f"hekapy quickstart: demo logs in {data / 'logs'}, decoded documents in "
                f"{data / 'output'}; Ctrl-C stops.", err=True)
     stop_writer = asyncio.Event()

@@ -145,3 +145,19 @@ def test_shipped_configs_check(conf_path, tmp_path):
     r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
+    data = tmp_path / "qs"
+    proc = subprocess.Popen([*HEKAPY, "quickstart", "--data-dir", str(data), "--rate", "200"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    docs = _wait_for_lines(data / "output" / "openstack.json", 500, proc)
+    first = json.loads(docs[0])
+    assert first["Type"] == "log" and first["Logger"].startswith(("nova_", "neutron_"))
+    assert first["Pid"] > 0 and first["Severity"] in (3, 4, 6, 7)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in err
+    journals = list((data / "state" / "logstreamer").iterdir())
+    assert journals and all(json.loads(j.read_text())["seek"] > 0 for j in journals)

@@ -1,0 +1,1 @@
+"""Ready configurations shipped with hekapy (installed as package data)."""
