@@ -100,13 +100,17 @@ class OpenFile:
             data = self._read_gz(n)
         else:
             data = os.pread(self.fd, n, self.offset)
+        self._consumed(data)
+        return data
+
+    def _consumed(self, data: bytes) -> None:
+        """Advance past `data`, keeping the last HASH_WINDOW bytes read."""
         if data:
             self.offset += len(data)
             if len(data) >= HASH_WINDOW:
                 self.window = data[-HASH_WINDOW:]
             else:
                 self.window = (self.window + data)[-HASH_WINDOW:]
-        return data
 
     def read_verified(self, n: int = READ_SIZE) -> bytes | None:
         """Like read() for a plain file, but None (and nothing consumed) when the bytes
@@ -116,12 +120,7 @@ class OpenFile:
         data = os.pread(self.fd, n, self.offset)
         if data and not self.window_intact():
             return None
-        if data:
-            self.offset += len(data)
-            if len(data) >= HASH_WINDOW:
-                self.window = data[-HASH_WINDOW:]
-            else:
-                self.window = (self.window + data)[-HASH_WINDOW:]
+        self._consumed(data)
         return data
 
     def _read_gz(self, n: int) -> bytes:
