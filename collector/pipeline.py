@@ -261,13 +261,7 @@ class OutputContext(PluginContext):
         """After a crash: put unacknowledged batches back at the head of the queue."""
         pending = self.unacknowledged()
         self._outstanding = []
-        q = self.queue
-        for b in reversed(pending):
-            q._items.appendleft(b)
-            q._bytes += b.nbytes
-            q._messages += len(b.messages)
-        if pending:
-            q._not_empty.set()
+        self.queue.put_front(pending)
         return len(pending)
 
 

@@ -125,6 +125,17 @@ class BatchQueue:
             self._not_full.set()
         return batch
 
+    def put_front(self, batches: list[Batch]) -> None:
+        """Return batches to the head of the queue, in order (a restarted consumer gets
+        what its crashed predecessor had not acknowledged). Ignores the bounds: these
+        batches were already counted against them once."""
+        for b in reversed(batches):
+            self._items.appendleft(b)
+            self._bytes += b.nbytes
+            self._messages += len(b.messages)
+        if batches:
+            self._not_empty.set()
+
     def close(self) -> None:
         """No more puts; wake the consumer so it can drain and finish."""
         self._closed = True
