@@ -10,18 +10,17 @@ Each layout is compiled once into an anchored Python regex plus a list of
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from datetime import UTC, date, datetime, tzinfo
 from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hekapy.collector.message import STRING, Field, Message
 from hekapy.collector.plugin import DecodeError, Decoder, Option, OptionError, register
 from hekapy.collector.regex import compile_regex
 from hekapy.collector.stats import RateLimitedLog
+from hekapy.decoders.base import load_location
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -354,26 +353,6 @@ _EPOCH_DIGITS = {"Epoch": 9, "EpochMilli": 6, "EpochMicro": 3, "EpochNano": 0}
 _EPOCH_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
 _INT64_MAX = 2**63 - 1
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def load_location(name: str) -> tzinfo:
-    """Go's time.LoadLocation: "" and "UTC" are UTC, "Local" the host's zone, anything
-    else an IANA name. Raises ValueError for an unknown zone."""
-    if name in ("", "UTC"):
-        return UTC
-    if name == "Local":
-        tz = os.environ.get("TZ", "").lstrip(":")
-        try:
-            if tz:
-                return ZoneInfo(tz)
-            with open("/etc/localtime", "rb") as f:
-                return ZoneInfo.from_file(f, key="Local")
-        except Exception:
-            return UTC
-    try:
-        return ZoneInfo(name)
-    except Exception as e:  # ZoneInfoNotFoundError, ValueError, OSError, ...
-        raise ValueError(f"unknown time zone {name!r} ({type(e).__name__})") from None
 
 
 class TimestampParser:

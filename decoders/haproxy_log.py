@@ -1,0 +1,1 @@
+"""Placeholder: filled by the decoder work of issue 4."""

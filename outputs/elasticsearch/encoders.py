@@ -1,0 +1,1 @@
+"""Placeholder: Elasticsearch output (issue 5)."""
