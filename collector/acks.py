@@ -24,7 +24,7 @@ from typing import Any
 
 
 class Ticket:
-    __slots__ = ("done", "nbytes", "position", "refs", "seq", "tracker")
+    __slots__ = ("done", "held", "nbytes", "position", "refs", "seq", "tracker")
 
     def __init__(self, tracker: AckTracker | None, seq: int, position: Any, nbytes: int) -> None:
         self.tracker = tracker
@@ -33,6 +33,9 @@ class Ticket:
         self.nbytes = nbytes
         self.refs = 1
         self.done = False
+        # Older tickets kept open until this one is done: their records were held back by
+        # a multi-line decoder and travel in this batch (see InputContext.deliver).
+        self.held: list[Ticket] | None = None
 
     def retain(self, n: int = 1) -> None:
         """Another consumer (or another part of a split batch) now holds this ticket."""
@@ -43,6 +46,10 @@ class Ticket:
         self.refs -= 1
         if self.refs == 0:
             self.done = True
+            if self.held:
+                held, self.held = self.held, None
+                for t in held:
+                    t.release()
             if self.tracker is not None:
                 self.tracker._advance()
         elif self.refs < 0:

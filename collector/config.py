@@ -83,6 +83,10 @@ HEKAD_OPTIONS: dict[str, Option] = {
     "shutdown_timeout": Option("duration", "30s",
                                doc="how long a stop waits for outputs to drain"),
     "log_level": Option("str", "info", choices=("debug", "info", "warning", "error")),
+    "deployment_tags": Option("table", {}, doc="fields added to every message an input "
+                              "produces, unless present (LMA's extra_fields: deployment_id, "
+                              "environment_label, openstack_region, openstack_release, "
+                              "openstack_roles)"),
 }
 
 BUFFERING_OPTIONS: dict[str, Option] = {
@@ -234,6 +238,11 @@ def _build_spec(name: str, body: dict, file: str, registry: dict,
         if isinstance(table, dict):
             setattr(cfg, sub, convert_options(opts, table, file, name, errors,
                                               prefix=f"{sub}."))
+    if len(errors) == n_before:
+        special = cls.specialize(
+            cfg, lambda key, msg: errors.append(ConfigError(file, name, key, msg)))
+        if special is not None:
+            cls, cfg = special
     # A section with bad values is still cross-checked (matcher, references) so that one
     # run reports everything, but it is never built.
     return PluginSpec(name=name, type_name=type_name, cls=cls, cfg=cfg, file=file,
@@ -258,6 +267,11 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
     hekad = convert_options(HEKAD_OPTIONS, hekad_body, hekad_file, "hekad", errors)
     if not hekad.hostname:
         hekad.hostname = socket.gethostname()
+    for key, value in list(hekad.deployment_tags.items()):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            errors.append(ConfigError(hekad_file, "hekad", f"deployment_tags.{key}",
+                                      f"must be a string or a number, got {value!r}"))
+            del hekad.deployment_tags[key]
     if hekad.max_message_size == 0:
         hekad.max_message_size = 65536
     elif hekad.max_message_size <= 1024:

@@ -22,10 +22,10 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from .acks import AckTracker
+from .acks import AckTracker, Ticket
 from .config import Config
 from .matcher import compile_matcher
-from .message import BOOL, Field, Message, new_record_message
+from .message import BOOL, DOUBLE, INTEGER, STRING, Field, Message, new_record_message
 from .plugin import (
     DecodeError,
     Decoder,
@@ -88,6 +88,15 @@ class FilterContext(PluginContext):
         return out
 
 
+def deployment_tag_fields(tags: dict[str, Any]) -> list[Field]:
+    """[hekad] deployment_tags as typed fields (strings, integers, doubles)."""
+    out = []
+    for name, value in tags.items():
+        kind = STRING if isinstance(value, str) else INTEGER if isinstance(value, int) else DOUBLE
+        out.append(Field(name, [value], kind))
+    return out
+
+
 class InputContext(PluginContext):
     """An input's context: splitters, decoding, routing, acknowledgements."""
 
@@ -102,6 +111,12 @@ class InputContext(PluginContext):
         self.use_message_bytes = bool(splitter_spec and splitter_spec.cfg.use_message_bytes)
         self.tracker = AckTracker(None, pipeline.hekad.poolsize,
                                   pipeline.hekad.max_inflight_bytes)
+        self.tags = deployment_tag_fields(pipeline.hekad.deployment_tags)
+        self._tag_names = frozenset(f.name for f in self.tags)
+        # Tickets of batches whose records a multi-line decoder still holds back.
+        self._held: list[Ticket] = []
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._deliver_lock = asyncio.Lock()
 
     def on_ack(self, callback: Any) -> None:
         """`callback(position)` runs whenever every batch up to `position` is done."""
@@ -153,7 +168,20 @@ class InputContext(PluginContext):
                 append(r)
             else:
                 out.extend(r)
+        if self.tags:
+            self.add_tags(out)
         return out
+
+    def add_tags(self, messages: list[Message]) -> None:
+        """The deployment tags, on every message that does not carry them already."""
+        tags, names = self.tags, self._tag_names
+        for m in messages:
+            fields = m.fields
+            if not fields or names.isdisjoint([f.name for f in fields]):
+                fields.extend(tags)
+            else:
+                have = {f.name for f in fields}
+                fields.extend(t for t in tags if t.name not in have)
 
     def _decode_failed(self, msg: Message, reason: str) -> bool:
         """Count and log a failure; True when the message is forwarded anyway."""
@@ -170,10 +198,76 @@ class InputContext(PluginContext):
                       nbytes: int = 0) -> None:
         """Decode `messages` and route them as one batch ending at `position`. Waits while
         the input has too much unacknowledged (the backpressure an input feels)."""
-        decoded = self.decode(messages)
-        ticket = await self.tracker.ticket(position, nbytes)
-        self.stats.messages_out += len(decoded)
-        await self.pipeline.router.route(Batch(decoded, ticket, nbytes))
+        # One delivery at a time: a timed flush of held messages must not overtake a
+        # batch that is decoded but still waiting for room (messages stay in order).
+        async with self._deliver_lock:
+            decoded = self.decode(messages)
+            ticket = await self.tracker.ticket(position, nbytes)
+            dec = self.decoder
+            if (dec is not None and dec.holding
+                    and (len(self._held) + 1) * 2 >= self.tracker.max_batches):
+                # Held batches count against the input's window: flush before it fills.
+                flushed = dec.flush()
+                if self.tags:
+                    self.add_tags(flushed)
+                decoded.extend(flushed)
+            self._hold_or_release(ticket)
+            self.stats.messages_out += len(decoded)
+            await self.pipeline.router.route(Batch(decoded, ticket, nbytes))
+
+    def _hold_or_release(self, ticket: Ticket) -> None:
+        """While the decoder holds records back, the batches they came in stay open; the
+        first batch that carries the held message closes them once it is done itself."""
+        dec = self.decoder
+        if dec is not None and dec.holding:
+            ticket.retain()
+            self._held.append(ticket)
+            if self._hold_timer is None:
+                self._hold_timer = asyncio.get_running_loop().call_later(
+                    dec.hold_timeout, self._hold_expired)
+            return
+        if self._held:
+            ticket.held, self._held = self._held, []
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        if self._held:
+            task = asyncio.get_running_loop().create_task(self.flush_decoder())
+            self.pipeline.background.add(task)
+            task.add_done_callback(self.pipeline.background.discard)
+
+    async def flush_decoder(self) -> None:
+        """Deliver what the decoder holds back (idle stream, full window, input stopped).
+
+        The flushed messages travel under the newest held ticket, which needs no new
+        room in the input's window (the window may be full of held tickets)."""
+        async with self._deliver_lock:
+            await self._flush_held()
+
+    async def _flush_held(self) -> None:
+        dec = self.decoder
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        if dec is None or not dec.holding:
+            return
+        flushed = dec.flush()
+        if self.tags:
+            self.add_tags(flushed)
+        self.stats.messages_out += len(flushed)
+        if not self._held:
+            ticket = await self.tracker.ticket(None, 0)
+            await self.pipeline.router.route(Batch(flushed, ticket, 0))
+            return
+        *older, newest = self._held
+        self._held = []
+        newest.held = older or None  # released once the flushed batch is done
+        newest.retain()  # the producer's reference, released by route()
+        await self.pipeline.router.route(Batch(flushed, newest, 0))
+        newest.release()  # its hold
 
     async def deliver_records(self, records: list[bytes], position: Any = None, *,
                               type: str = "", logger: str = "", hostname: str | None = None,
@@ -276,6 +370,8 @@ class Pipeline:
         self.router = Router()
         self.stopping = asyncio.Event()
         self.failed: str | None = None
+        # Short-lived tasks (decoder flushes) kept referenced until they finish.
+        self.background: set[asyncio.Task] = set()
         self.inputs: list[tuple[Input, InputContext]] = []
         self.filters: list[tuple[Filter, FilterContext, BatchQueue]] = []
         self.outputs: list[tuple[Output, OutputContext]] = []
@@ -356,6 +452,7 @@ class Pipeline:
 
     async def _run_input(self, plugin: Input, ctx: InputContext) -> None:
         await self._supervise(ctx, lambda: plugin.run(ctx))
+        await ctx.flush_decoder()
 
     async def _run_filter(self, plugin: Filter, ctx: FilterContext, q: BatchQueue) -> None:
         max_loops = self.hekad.max_message_loops

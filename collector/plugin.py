@@ -305,6 +305,14 @@ class Plugin:
         return opts
 
     @classmethod
+    def specialize(cls, cfg: SimpleNamespace, report: Callable[[str | None, str], None]
+                   ) -> tuple[type[Plugin], SimpleNamespace] | None:
+        """A generic plugin type that stands for a concrete one (a SandboxDecoder whose
+        script has a native equivalent) returns that class and its options; problems go
+        to `report(key, message)`. None keeps this class."""
+        return None
+
+    @classmethod
     def sample(cls) -> str:
         """The class docstring: keys and a sample TOML section."""
         return (cls.__doc__ or "").strip()
@@ -340,10 +348,25 @@ class Decoder(Plugin):
     """Turns a message whose Payload (or `raw` bytes) is a record into zero or more
     messages. The input already set Type, Logger, Hostname, Timestamp and Uuid."""
 
+    # Seconds a held-back message (see `holding`) may wait for its next line before the
+    # input runner flushes it anyway.
+    hold_timeout: ClassVar[float] = 1.0
+
     def decode(self, msg: Message) -> Message | list[Message] | None:
         """Return the message (usually `msg` mutated), a list, or None to drop it;
         raise DecodeError for a record that does not parse."""
         raise NotImplementedError
+
+    @property
+    def holding(self) -> bool:
+        """True while the decoder keeps a message back waiting for more records (a
+        multi-line traceback). The runner then keeps the records' batch unacknowledged
+        until the held message is delivered, and calls `flush` after `hold_timeout`."""
+        return False
+
+    def flush(self) -> list[Message]:
+        """Give up waiting: the held-back messages, now."""
+        return []
 
 
 class Encoder(Plugin):
