@@ -39,13 +39,22 @@ from hekapy.collector.plugin import DecodeError, register
 from hekapy.decoders.base import SEVERITY_BY_LABEL, LogDecoder, parse_offset
 
 _LINE_RE = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|[+-]\d\d(?::?\d\d)?)? "
+    r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d(?::?\d\d)?)? "
     r"(\d+) (CRITICAL|ERROR|WARNING|INFO|AUDIT|DEBUG|TRACE) ([A-Za-z0-9_.-]+) ?(.*)",
     re.DOTALL)
+_G_KEY_END = 6  # the line up to the end of group 6 (the module) is the traceback key
+# The common request contexts, parsed in one match: old oslo.log `[req-<id> <user>
+# <tenant> …]` and new `[<global>|None|- req-<id> <user> <tenant> …]`. Anything else
+# goes through context_fields().
+_LC_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ID = r"[0-9a-f]{32}|" + _LC_UUID
+_FAST_CTX_RE = re.compile(
+    r"\[(?:(?:req-(" + _LC_UUID + r")|None|-) )?req-(" + _LC_UUID + r")"
+    r"(?: (" + _ID + r") (" + _ID + r"))?[ \]]")
 _HTTP_RE = re.compile(
     r'"([A-Z]+) (\S+) HTTP/(\d\.\d)" +(?:status: )?(\d{3}) +(?:len: )?(\d+) +'
     r"(?:time: )?(\d+(?:\.\d+)?)")
-_IPV4_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_IPV4_AT_RE = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _UUID_HEX = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 _UUID_RE = re.compile(_UUID_HEX)
 _REQ_TOKEN = "req-"
@@ -56,8 +65,28 @@ _LBAAS_RE = re.compile(
     r"(" + _UUID_HEX + r"|[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9])"
     r"|/lbaas/(?:v2/)?(" + _UUID_HEX + r")")
 _TRACEBACK = "Traceback (most recent call last):"
-_SEVERITY = SEVERITY_BY_LABEL
-_EPOCH_DAYS: dict[tuple[str, str, str], int] = {}
+_LEVELS = {label: (sev, Field("severity_label", [label], STRING))
+           for label, sev in SEVERITY_BY_LABEL.items()}
+_CACHE_MAX = 4096  # distinct values remembered per kind of cached field
+
+
+class _FieldCache(dict):
+    """Field objects for values that repeat (modules, user ids, HTTP methods): built once
+    and shared by the messages. Fields are never mutated in place (Message.set_field
+    replaces them), so sharing is safe; the cache stops growing at _CACHE_MAX."""
+
+    __slots__ = ("name", "value_type")
+
+    def __init__(self, name: str, value_type: int = STRING) -> None:
+        super().__init__()
+        self.name = name
+        self.value_type = value_type
+
+    def __missing__(self, value: Any) -> Field:
+        f = Field(self.name, [value], self.value_type)
+        if len(self) < _CACHE_MAX:
+            self[value] = f
+        return f
 
 
 def normalize_uuid(text: str) -> str:
@@ -104,29 +133,68 @@ def context_fields(message: str) -> list[Field]:
 
 
 def http_fields(message: str) -> list[Field] | None:
-    """The http_* fields of an access line ("GET /x HTTP/1.1" status size time)."""
-    m = _HTTP_RE.search(message)
-    if m is None:
+    """The http_* fields of an access line ("GET /x HTTP/1.1" status size time), and the
+    first IPv4 address of the message as the client's (LMA's rule)."""
+    i = message.find(" HTTP/")
+    while i >= 0:
+        q = message.rfind('"', 0, i)
+        m = _HTTP_RE.match(message, q) if q >= 0 else None
+        if m is not None:
+            break
+        i = message.find(" HTTP/", i + 6)
+    else:
         return None
     method, url, version, status, size, rtime = m.groups()
     out = [
-        Field("http_method", [method], STRING),
-        Field("http_url", [url], STRING),
-        Field("http_version", [version], STRING),
-        Field("http_status", [int(status)], INTEGER),
-        Field("http_response_size", [int(size)], INTEGER),
+        _METHODS[method], Field("http_url", [url], STRING), _VERSIONS[version],
+        _STATUSES[int(status)], Field("http_response_size", [int(size)], INTEGER),
         Field("http_response_time", [float(rtime)], DOUBLE),
     ]
-    ip = _IPV4_RE.search(message)
+    ip = first_ipv4(message)
     if ip is not None:
-        out.append(Field("http_client_ip_address", [ip.group()], STRING))
+        out.append(_CLIENT_IPS[ip])
     return out
+
+
+def first_ipv4(text: str) -> str | None:
+    """The first dotted quad of `text`. Jumps from dot to dot (str.find runs in C) and
+    tries the anchored pattern only there: a regex search would try every position."""
+    i = text.find(".")
+    while i > 0:
+        j = i
+        while j > 0 and i - j < 3 and "0" <= text[j - 1] <= "9":
+            j -= 1
+        if j < i and (j == 0 or not text[j - 1].isalnum()):
+            m = _IPV4_AT_RE.match(text, j)
+            if m is not None:
+                return m.group()
+        i = text.find(".", i + 1)
+    return None
+
+
+_METHODS = _FieldCache("http_method")
+_VERSIONS = _FieldCache("http_version")
+_STATUSES = _FieldCache("http_status", INTEGER)
+_CLIENT_IPS = _FieldCache("http_client_ip_address")
 
 
 def lbaas_fields(message: str) -> list[Field]:
     """loadbalancer_id / lbaas_pool_id named in an LBaaS or Octavia message."""
-    m = _LBAAS_RE.search(message)
-    if m is None:
+    # Jump to the key words with str.find (C speed) and match there: a case-insensitive
+    # regex search over the whole message costs several microseconds.
+    low = message.lower()
+    starts = []
+    for word in ("load", "lb", "pool", "/lbaas/"):
+        i = low.find(word)
+        while i >= 0:
+            starts.append(i)
+            i = low.find(word, i + 1)
+    starts.sort()
+    for i in starts:
+        m = _LBAAS_RE.match(message, i)
+        if m is not None:
+            break
+    else:
         return []
     _lb, pool, ident, path_id = m.groups()
     if path_id:
@@ -136,61 +204,99 @@ def lbaas_fields(message: str) -> list[Field]:
     return [Field("loadbalancer_id", [ident], STRING)]
 
 
-class _Held:
-    """The last message of one stream, waiting to see whether more lines belong to it."""
-
-    __slots__ = ("key", "msg", "parts", "traceback")
-
-    def __init__(self, msg: Message, key: tuple, traceback: bool) -> None:
-        self.msg = msg
-        self.key = key
-        self.traceback = traceback
-        self.parts: list[str] | None = None  # payload pieces appended so far
-
-    def append(self, text: str) -> None:
-        if self.parts is None:
-            self.parts = [self.msg.payload]
-        self.parts.append(text)
-
-    def finish(self) -> Message:
-        if self.parts is not None:
-            self.msg.payload = "".join(self.parts)
-        return self.msg
-
-
 @register
 class OpenStackLogDecoder(LogDecoder):
     __doc__ = __doc__
 
     def __init__(self, name: str, cfg: Any) -> None:
         super().__init__(name, cfg)
-        self._held: dict[str, _Held] = {}
+        # Per stream (input Logger): the message held back, the traceback key when it is
+        # a traceback, the payload pieces when lines were appended to it.
+        self._held: dict[str, Message] = {}
+        self._tb_key: dict[str, str] = {}
+        self._parts: dict[str, list[str]] = {}
         # The latest message of each stream, for a continuation line that arrives after
         # its message was flushed (the hold timed out): it gets the same headers.
         self._last: dict[str, Message] = {}
-        self._sec_key: tuple = ()
+        self._sec_key = ""
         self._sec_ns = 0
-        self._loggers: dict[str, tuple[str, Field]] = {}
+        self._streams: dict[str, tuple[str, Field]] = {}
+        self._modules: dict[str, tuple[Field, bool]] = {}
+        self._ids = _FieldCache("user_id")
+        self._tenants = _FieldCache("tenant_id")
 
     @property
     def holding(self) -> bool:
         return bool(self._held)
 
     def flush(self) -> list[Message]:
-        out = [h.finish() for h in self._held.values()]
-        self._held.clear()
+        out = [self._finish(stream) for stream in list(self._held)]
         return out
+
+    def _finish(self, stream: str) -> Message:
+        msg = self._held.pop(stream)
+        self._tb_key.pop(stream, None)
+        parts = self._parts.pop(stream, None)
+        if parts is not None:
+            msg.payload = "".join(parts)
+        return msg
+
+    def _append(self, stream: str, text: str) -> None:
+        parts = self._parts.get(stream)
+        if parts is None:
+            self._parts[stream] = [self._held[stream].payload, text]
+        else:
+            parts.append(text)
 
     def _stream(self, logger: str) -> tuple[str, Field]:
         """Logger `openstack.<service>` and the programname field for a raw Logger
         `<service>_<program>` (the Logstreamer's differentiator)."""
-        r = self._loggers.get(logger)
+        r = self._streams.get(logger)
         if r is None:
             service, _, program = logger.partition("_")
             r = (f"openstack.{service}", Field("programname", [program or service], STRING))
-            if len(self._loggers) < 10_000:
-                self._loggers[logger] = r
+            if len(self._streams) < _CACHE_MAX:
+                self._streams[logger] = r
         return r
+
+    def _module(self, module: str) -> tuple[Field, bool]:
+        r = self._modules.get(module)
+        if r is None:
+            r = (Field("python_module", [module], STRING),
+                 "lbaas" in module or module.startswith("octavia"))
+            if len(self._modules) < _CACHE_MAX:
+                self._modules[module] = r
+        return r
+
+    def _timestamp(self, stamp: str, frac: str | None, off: str | None) -> int:
+        key = stamp if off is None else stamp + off
+        if key != self._sec_key:
+            try:
+                ns = self.clock.to_ns(
+                    int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]),
+                    int(stamp[14:16]), int(stamp[17:19]), 0,
+                    None if off is None else parse_offset(off))
+            except ValueError as e:
+                raise DecodeError(f"bad timestamp: {e}") from None
+            self._sec_key, self._sec_ns = key, ns
+        if frac:
+            return self._sec_ns + int(frac[:9].ljust(9, "0"))
+        return self._sec_ns
+
+    def _context(self, text: str) -> list[Field]:
+        m = _FAST_CTX_RE.match(text)
+        if m is None:
+            return [] if text.startswith("[-]") else context_fields(text)
+        glob, req, user, tenant = m.groups()
+        out = [Field("request_id", [req], STRING)]
+        if glob is not None and glob != req:
+            out.append(Field("global_request_id", [glob], STRING))
+        if user is not None:
+            out.append(self._ids[user] if len(user) == 36 else
+                       self._ids.get(user) or _cached(self._ids, user))
+            out.append(self._tenants[tenant] if len(tenant) == 36 else
+                       self._tenants.get(tenant) or _cached(self._tenants, tenant))
+        return out
 
     def decode(self, msg: Message) -> Message | list[Message] | None:
         stream = msg.logger
@@ -199,59 +305,59 @@ class OpenStackLogDecoder(LogDecoder):
         m = _LINE_RE.match(line)
         if m is None:
             if held is not None:
-                held.append(line)  # a continuation line of the held message
+                self._append(stream, line)  # a continuation line of the held message
                 return None
             last = self._last.get(stream)
             if last is None:
                 raise DecodeError("not an oslo.log line (no '<date> <time> <pid> <LEVEL> "
                                   "<module>' prefix)")
-            self._held[stream] = _Held(_continued(last, msg), "", False)
+            self._held[stream] = _continued(last, msg)
             return None
-        (year, month, day, hour, minute, second, frac, off, pid, level, module,
-         text) = m.groups()
-        key = line[:m.end(11)]  # time, pid, level and module, as one string
-        if held is not None and held.traceback and held.key == key:
-            held.append(text)
-            return None
-
-        sec_key = (year, month, day, hour, minute, second, off)
-        if sec_key != self._sec_key:
-            try:
-                self._sec_ns = self.clock.to_ns(
-                    int(year), int(month), int(day), int(hour), int(minute), int(second),
-                    0, None if off is None else parse_offset(off))
-            except ValueError as e:
-                raise DecodeError(f"bad timestamp: {e}") from None
-            self._sec_key = sec_key
-        ts = self._sec_ns
-        if frac:
-            ts += int(frac[:9].ljust(9, "0"))
+        stamp, frac, off, pid, level, module, text = m.groups()
+        if held is not None:
+            tb_key = self._tb_key.get(stream)
+            if tb_key is not None and line.startswith(tb_key) \
+                    and len(tb_key) == m.end(_G_KEY_END):
+                self._append(stream, text)
+                return None
+        ts = self._timestamp(stamp, frac, off)
+        if held is not None:
+            held = self._finish(stream)
 
         logger, program = self._stream(stream)
+        severity, label = _LEVELS[level]
+        module_field, lbaas = self._module(module)
         msg.type = "log"
         msg.logger = logger
         msg.timestamp = ts
         msg.pid = int(pid)
-        msg.severity = _SEVERITY[level]
+        msg.severity = severity
         msg.payload = text
         fields = msg.fields
-        fields += (Field("severity_label", [level], STRING),
-                   Field("python_module", [module], STRING), program)
-        traceback = text.startswith(_TRACEBACK)
-        if not traceback:
+        fields += (label, module_field, program)
+        if text.startswith(_TRACEBACK):
+            self._tb_key[stream] = line[:m.end(_G_KEY_END)]
+        else:
             if text.startswith("["):
-                fields += context_fields(text)
+                fields += self._context(text)
             if "HTTP/" in text:
                 h = http_fields(text)
                 if h:
                     fields += h
-            if "lbaas" in module or module.startswith("octavia"):
+            if lbaas:
                 fields += lbaas_fields(text)
-
-        self._held[stream] = _Held(msg, key, traceback)
-        if len(self._last) < 10_000 or stream in self._last:
+        self._held[stream] = msg
+        if len(self._last) < _CACHE_MAX or stream in self._last:
             self._last[stream] = msg
-        return held.finish() if held is not None else None
+        return held
+
+
+def _cached(cache: _FieldCache, raw: str) -> Field:
+    """The field for a 32-hex id, normalised to the dashed form, cached by the raw text."""
+    f = Field(cache.name, [normalize_uuid(raw)], STRING)
+    if len(cache) < _CACHE_MAX:
+        cache[raw] = f
+    return f
 
 
 def _continued(last: Message, record: Message) -> Message:
