@@ -312,10 +312,17 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
 
 
 def _check_reference(config: Config, spec: PluginSpec, key: str, category: str) -> None:
-    ref = getattr(spec.cfg, key, "")
-    if not ref:
-        return
-    if config.resolve(ref, category) is None:
+    refs = getattr(spec.cfg, key, "")
+    for ref in ([refs] if isinstance(refs, str) else refs or ()):
+        if ref:
+            _check_one_reference(config, spec, key, category, ref)
+
+
+def _check_one_reference(config: Config, spec: PluginSpec, key: str, category: str,
+                         ref: str) -> None:
+    if ref == spec.name:
+        config.errors.append(ConfigError(spec.file, spec.name, key, "refers to itself"))
+    elif config.resolve(ref, category) is None:
         other = config.plugins.get(ref)
         if other is not None:
             msg = f"{ref!r} is a {other.category.lower()}, not a {category.lower()}"
@@ -338,6 +345,8 @@ def _check_plugins(config: Config) -> None:
             _check_reference(config, spec, "splitter", "Splitter")
         if cat == "Output":
             _check_reference(config, spec, "encoder", "Encoder")
+        for key, ref_category in spec.cls.references.items():
+            _check_reference(config, spec, key, ref_category)
         if cat in ("Filter", "Output"):
             m = spec.cfg.message_matcher
             try:

@@ -402,10 +402,20 @@ class Pipeline:
             splitter = cfg.resolve(spec.cfg.splitter, "Splitter") if spec.cfg.splitter else None
             decoder = None
             if spec.cfg.decoder:
-                dspec = cfg.resolve(spec.cfg.decoder, "Decoder")
-                decoder = dspec.build() if dspec else None
+                decoder = self.build_plugin(spec.cfg.decoder, "Decoder")
             plugin = spec.build()
             self.inputs.append((plugin, InputContext(self, spec, splitter, decoder)))
+
+    def build_plugin(self, name: str, category: str, _depth: int = 0) -> Any:
+        """A new instance of the plugin named `name`, linked to the plugins it refers to."""
+        if _depth > 8:
+            raise ValueError(f"plugin references nest too deep at {name!r} (a cycle?)")
+        spec = self.config.resolve(name, category)
+        if spec is None:
+            raise ValueError(f"no {category.lower()} named {name!r}")
+        plugin = spec.build()
+        plugin.link(lambda n, c: self.build_plugin(n, c, _depth + 1))
+        return plugin
 
     # running ---------------------------------------------------------------------------
     async def start(self) -> None:

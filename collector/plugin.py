@@ -292,6 +292,9 @@ class Plugin:
     options: ClassVar[dict[str, Option]] = {}
     # Per-plugin overrides of category defaults (e.g. TcpInput's default splitter).
     defaults: ClassVar[dict[str, Any]] = {}
+    # Options naming other plugins (a name or a list of names) → their category; the
+    # loader checks that they exist, `link` receives them built.
+    references: ClassVar[dict[str, str]] = {}
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         self.name = name
@@ -303,6 +306,10 @@ class Plugin:
         for klass in reversed(cls.__mro__):
             opts.update(klass.__dict__.get("options", {}))
         return opts
+
+    def link(self, build: Callable[[str, str], Plugin]) -> None:
+        """Called once after construction with `build(name, category)`, which makes a new
+        instance of a referenced plugin (see `references`)."""
 
     @classmethod
     def specialize(cls, cfg: SimpleNamespace, report: Callable[[str | None, str], None]

@@ -1,1 +1,105 @@
-"""Placeholder: filled by the decoder work of issue 4."""
+"""MultiDecoder: several decoders tried in order (Heka's plugins/multidecoder.go).
+
+Keys:
+  subs: decoder section names, in order (required, at least one).
+  cascade_strategy: "first-wins" (default): the first decoder that succeeds wins;
+      "all": every decoder is applied in turn to what the previous ones produced (a
+      decoder that fails leaves its input as it was).
+  log_sub_errors: log each sub-decoder failure (default false).
+Decoding fails only when no sub-decoder succeeds.
+
+Sample:
+
+    [aggregator_decoder]
+    type = "MultiDecoder"
+    subs = ["ProtobufDecoder", "aggregator_flag"]
+    cascade_strategy = "all"
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from hekapy.collector.message import Message
+from hekapy.collector.plugin import DecodeError, Decoder, Option, OptionError, Plugin, register
+from hekapy.collector.stats import RateLimitedLog
+
+log = logging.getLogger(__name__)
+
+
+def _non_empty(subs: list[str]) -> list[str]:
+    if not subs:
+        raise OptionError("needs at least one sub-decoder")
+    return subs
+
+
+@register
+class MultiDecoder(Decoder):
+    __doc__ = __doc__
+
+    options: ClassVar[dict[str, Option]] = {
+        "subs": Option("strlist", None, required=True, check=_non_empty,
+                       doc="decoder section names, in order"),
+        "cascade_strategy": Option("str", "first-wins", choices=("first-wins", "all")),
+        "log_sub_errors": Option("bool", False),
+    }
+    references: ClassVar[dict[str, str]] = {"subs": "Decoder"}
+
+    def __init__(self, name: str, cfg: Any) -> None:
+        super().__init__(name, cfg)
+        self.subs: list[Decoder] = []
+        self._all = cfg.cascade_strategy == "all"
+        self._limited = RateLimitedLog(log)
+
+    def link(self, build: Callable[[str, str], Plugin]) -> None:
+        self.subs = [build(n, "Decoder") for n in self.cfg.subs]  # type: ignore[misc]
+
+    @property
+    def holding(self) -> bool:
+        return any(d.holding for d in self.subs)
+
+    def flush(self) -> list[Message]:
+        out: list[Message] = []
+        for d in self.subs:
+            out.extend(d.flush())
+        return out
+
+    def _failed(self, sub: Decoder, e: Exception) -> None:
+        if self.cfg.log_sub_errors:
+            self._limited(logging.WARNING, "%s: sub-decoder %s failed: %s", self.name,
+                              sub.name, e)
+
+    def decode(self, msg: Message) -> Message | list[Message] | None:
+        if not self._all:
+            errors = []
+            for sub in self.subs:
+                # A sub-decoder may change the message before it fails: each gets a copy
+                # except the last, which may keep the original.
+                candidate = msg if sub is self.subs[-1] else msg.copy()
+                try:
+                    return sub.decode(candidate)
+                except DecodeError as e:
+                    self._failed(sub, e)
+                    errors.append(f"{sub.name}: {e}")
+            raise DecodeError("no sub-decoder succeeded (" + "; ".join(errors) + ")")
+        current: list[Message] = [msg]
+        any_ok = False
+        for sub in self.subs:
+            produced: list[Message] = []
+            for m in current:
+                try:
+                    r = sub.decode(m.copy())
+                except DecodeError as e:
+                    self._failed(sub, e)
+                    produced.append(m)
+                    continue
+                any_ok = True
+                if r is None:
+                    continue
+                produced.extend([r] if isinstance(r, Message) else r)
+            current = produced
+        if not any_ok:
+            raise DecodeError("no sub-decoder succeeded")
+        return current

@@ -1,0 +1,152 @@
+"""MultiDecoder cascades, and SandboxDecoder sections of LMA's TOML mapped to native
+decoders, checked through the config loader and a running pipeline."""
+
+from __future__ import annotations
+
+from hekapy.collector.config import load_config
+from hekapy.collector.message import new_record_message
+from hekapy.collector.pipeline import Pipeline
+from hekapy.decoders.openstack_log import OpenStackLogDecoder
+from tests.conftest import CollectOutput, config_from, until, write_config
+from tests.test_decoder_hold import ScriptInput
+
+OSLO = "2015-12-15 10:00:00.123 1234 INFO nova.api [-] hello\n"
+
+MULTI = """
+    [regex]
+    type = "PayloadRegexDecoder"
+    match_regex = '^custom (?P<Word>\\w+)'
+    [regex.message_fields]
+    Type = "custom"
+    word = "%Word%"
+    [openstack]
+    type = "OpenStackLogDecoder"
+    tz = "UTC"
+    [multi]
+    type = "MultiDecoder"
+    subs = ["regex", "openstack"]
+    cascade_strategy = "STRATEGY"
+"""
+
+
+def _build(tmp_path, text, name):
+    cfg = config_from(tmp_path, text)
+    return Pipeline(cfg).build_plugin(name, "Decoder")
+
+
+def test_first_wins_tries_in_order(tmp_path):
+    multi = _build(tmp_path, MULTI.replace("STRATEGY", "first-wins"), "multi")
+    custom = multi.decode(new_record_message(1, "t", "nova_api", "h", "custom thing"))
+    assert custom.type == "custom" and custom.fields[0].values == ["thing"]
+    assert multi.decode(new_record_message(1, "t", "nova_api", "h", OSLO)) is None  # held
+    assert multi.holding
+    [held] = multi.flush()
+    assert (held.type, held.payload) == ("log", "[-] hello\n")
+    # The regex decoder failed on that line and did not leave its marks on it.
+    assert [f.name for f in held.fields] == ["severity_label", "python_module",
+                                             "programname"]
+
+
+def test_first_wins_fails_when_all_fail(tmp_path):
+    import pytest
+
+    from hekapy.collector.plugin import DecodeError
+    multi = _build(tmp_path, MULTI.replace("STRATEGY", "first-wins"), "multi")
+    with pytest.raises(DecodeError, match="no sub-decoder succeeded"):
+        multi.decode(new_record_message(1, "t", "nova_api", "h", "neither\n"))
+
+
+def test_all_applies_every_decoder(tmp_path):
+    text = MULTI.replace("STRATEGY", "all") + """
+    [tag]
+    type = "PayloadRegexDecoder"
+    match_regex = '^(?P<First>\\S+)'
+    [tag.message_fields]
+    first = "%First%"
+    """
+    cfg = config_from(tmp_path, text.replace('subs = ["regex", "openstack"]',
+                                             'subs = ["regex", "tag"]'))
+    multi = Pipeline(cfg).build_plugin("multi", "Decoder")
+    [m] = multi.decode(new_record_message(1, "t", "x", "h", "custom thing"))
+    assert {f.name: f.values[0] for f in m.fields} == {"word": "thing", "first": "custom"}
+    # One decoder failing is fine as long as one succeeds.
+    [m] = multi.decode(new_record_message(1, "t", "x", "h", "other words"))
+    assert {f.name: f.values[0] for f in m.fields} == {"first": "other"}
+
+
+def test_multidecoder_references_are_checked(tmp_path):
+    cfg = load_config(write_config(tmp_path, """
+        [multi]
+        type = "MultiDecoder"
+        subs = ["missing", "multi"]
+    """))
+    errors = [str(e) for e in cfg.errors]
+    assert any("[multi] subs: no decoder named 'missing'" in e for e in errors)
+    assert any("[multi] subs: refers to itself" in e for e in errors)
+    cfg = load_config(write_config(tmp_path, """
+        [multi]
+        type = "MultiDecoder"
+        subs = []
+    """))
+    assert any("[multi] subs: needs at least one" in str(e) for e in cfg.errors)
+
+
+LMA_TOML = """
+[openstack_decoder]
+type = "SandboxDecoder"
+filename = "/usr/share/lma_collector/decoders/openstack_log.lua"
+module_directory = "/usr/share/lma_collector_modules;/usr/share/heka/lua_modules"
+  [openstack_decoder.config]
+  tz = "UTC"
+
+[src]
+type = "ScriptInput"
+decoder = "openstack_decoder"
+
+[sink]
+type = "CollectOutput"
+message_matcher = "Type == 'log'"
+"""
+
+
+async def test_lma_sandbox_section_runs_the_native_decoder(tmp_path):
+    cfg = config_from(tmp_path, LMA_TOML)
+    spec = cfg.plugins["openstack_decoder"]
+    assert spec.cls is OpenStackLogDecoder and spec.type_name == "SandboxDecoder"
+    ScriptInput.script = [[OSLO]]
+    ScriptInput.linger = False
+    p = Pipeline(cfg)
+    await p.start()
+    sink = CollectOutput.instances["sink"]
+    await until(lambda: len(sink.messages) == 1, "decoded message")
+    await p.stop()
+    m = sink.messages[0]
+    assert (m.logger, m.timestamp, m.pid) == ("openstack.nova", 1450173600123000000, 1234)
+
+
+def test_sandbox_config_errors_name_the_key(tmp_path):
+    cfg = load_config(write_config(tmp_path, """
+        [a]
+        type = "SandboxDecoder"
+        filename = "openstack_log.lua"
+          [a.config]
+          colour = "blue"
+        [a2]
+        type = "SandboxDecoder"
+        filename = "openstack_log.lua"
+          [a2.config]
+          tz = "Nowhere/City"
+        [b]
+        type = "SandboxDecoder"
+        filename = "lua_decoders/my_own.lua"
+        [c]
+        type = "SandboxDecoder"
+        filename = "generic_syslog.lua"
+          [c.config]
+          syslog_pattern = "%msg%"
+    """))
+    errors = [str(e) for e in cfg.errors]
+    assert any("[a] config.colour: unknown key" in e for e in errors), errors
+    assert any("[a2] tz:" in e and "Nowhere/City" in e for e in errors), errors
+    assert any("[b] filename: 'my_own.lua' has no native decoder" in e for e in errors)
+    assert any("[c] config.syslog_pattern" in e or "[c] filename" in e for e in errors)
