@@ -44,6 +44,7 @@ BUILTIN_MODULES = (
     "hekapy.filters.counter",
     "hekapy.outputs.encoders",
     "hekapy.outputs.elasticsearch.encoders",
+    "hekapy.outputs.elasticsearch.output",
     "hekapy.outputs.file",
     "hekapy.outputs.log",
 )

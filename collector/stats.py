@@ -7,8 +7,8 @@ import time
 
 
 class PluginStats:
-    __slots__ = ("decode_failures", "dropped", "errors", "injected", "messages_in",
-                 "messages_out", "restarts")
+    __slots__ = ("dead_lettered", "decode_failures", "dropped", "errors", "injected",
+                 "messages_in", "messages_out", "restarts", "retried")
 
     def __init__(self) -> None:
         self.messages_in = 0
@@ -18,6 +18,8 @@ class PluginStats:
         self.dropped = 0
         self.errors = 0
         self.restarts = 0
+        self.retried = 0  # messages an output sent again after a failure
+        self.dead_lettered = 0  # messages a server rejected for good, kept in a file
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
