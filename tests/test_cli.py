@@ -153,8 +153,10 @@ def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     docs = _wait_for_lines(data / "output" / "openstack.json", 500, proc)
     first = json.loads(docs[0])
-    assert first["Type"] == "log" and first["Logger"].startswith(("nova_", "neutron_"))
+    assert first["Type"] == "log" and first["Logger"] in ("openstack.nova", "openstack.neutron")
     assert first["Pid"] > 0 and first["Severity"] in (3, 4, 6, 7)
+    fields = {f["name"]: f["value"][0] for f in first["Fields"]}
+    assert fields["programname"] and fields["deployment_id"] == "quickstart"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
