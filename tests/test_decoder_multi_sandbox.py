@@ -149,4 +149,18 @@ def test_sandbox_config_errors_name_the_key(tmp_path):
     assert any("[a] config.colour: unknown key" in e for e in errors), errors
     assert any("[a2] tz:" in e and "Nowhere/City" in e for e in errors), errors
     assert any("[b] filename: 'my_own.lua' has no native decoder" in e for e in errors)
-    assert any("[c] config.syslog_pattern" in e or "[c] filename" in e for e in errors)
+    assert any("[c] config.syslog_pattern" in e and "custom template" in e for e in errors)
+
+
+def test_lma_syslog_templates_are_accepted(tmp_path):
+    from hekapy.decoders.syslog import SyslogDecoder
+    cfg = config_from(tmp_path, r"""
+        [system_decoder]
+        type = "SandboxDecoder"
+        filename = "/usr/share/lma_collector/decoders/generic_syslog.lua"
+          [system_decoder.config]
+          syslog_pattern = '<%PRI%>%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\n'
+          fallback_syslog_pattern = '%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\n'  # noqa: E501
+          tz = "UTC"
+    """)
+    assert cfg.plugins["system_decoder"].cls is SyslogDecoder
