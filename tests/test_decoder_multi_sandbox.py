@@ -154,13 +154,14 @@ def test_sandbox_config_errors_name_the_key(tmp_path):
 
 def test_lma_syslog_templates_are_accepted(tmp_path):
     from hekapy.decoders.syslog import SyslogDecoder
-    cfg = config_from(tmp_path, r"""
+    template = "%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\\n"
+    cfg = config_from(tmp_path, f"""
         [system_decoder]
         type = "SandboxDecoder"
         filename = "/usr/share/lma_collector/decoders/generic_syslog.lua"
           [system_decoder.config]
-          syslog_pattern = '<%PRI%>%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\n'
-          fallback_syslog_pattern = '%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\n'  # noqa: E501
+          syslog_pattern = '<%PRI%>{template}'
+          fallback_syslog_pattern = '{template}'
           tz = "UTC"
     """)
     assert cfg.plugins["system_decoder"].cls is SyslogDecoder
