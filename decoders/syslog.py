@@ -47,11 +47,14 @@ from hekapy.decoders.base import (
 
 _PRI = r"(?:<(\d{1,3})>)?"
 _TAG = r"([^\s:\[]{1,128})(?:\[([^\]\s]*)\])?:?"
+# The host is optional: a program logging straight to a socket (HAProxy) sends none; a
+# token that looks like `tag[pid]:` is the tag, not a host.
+_HOST = r"(?:(?![^\s\[:]+(?:\[[^\]\s]*\])?: )(\S+) )?"
 _RFC3164_RE = re.compile(
-    _PRI + r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\S+) " + _TAG + r" *(.*)",
+    _PRI + r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) " + _HOST + _TAG + r" *(.*)",
     re.DOTALL)
 _ISO = r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?"
-_RFC3339_RE = re.compile(_PRI + _ISO + r" (\S+) " + _TAG + r" *(.*)", re.DOTALL)
+_RFC3339_RE = re.compile(_PRI + _ISO + r" " + _HOST + _TAG + r" *(.*)", re.DOTALL)
 _RFC5424_RE = re.compile(
     r"<(\d{1,3})>1 (?:-|" + _ISO + r") (\S+) (\S+) (\S+) (\S+) "
     r"(-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(.*)", re.DOTALL)
@@ -99,7 +102,7 @@ def parse_syslog(line: str, clock: WallClock, now_ns: int | None = None) -> Sysl
             d, h, mi, s = int(day), int(hh), int(mm), int(ss)
             year = year_for(clock, month, d, h, mi, s, now_ns)
             ts = clock.to_ns(year, month, d, h, mi, s)
-            return SyslogParts(ts, host, prog, _pid(pid), _pri(pri), msg)
+            return SyslogParts(ts, host or "", prog, _pid(pid), _pri(pri), msg)
         if text[:1] == "<":
             m = _RFC5424_RE.match(text)
             if m is not None:
@@ -118,7 +121,7 @@ def parse_syslog(line: str, clock: WallClock, now_ns: int | None = None) -> Sysl
             pri, y, mo, d, h, mi, s, frac, off, host, prog, pid, msg = m.groups()
             ts = clock.to_ns(int(y), int(mo), int(d), int(h), int(mi), int(s),
                              fraction_ns(frac or ""), None if off is None else parse_offset(off))
-            return SyslogParts(ts, host, prog, _pid(pid), _pri(pri), msg)
+            return SyslogParts(ts, host or "", prog, _pid(pid), _pri(pri), msg)
     except ValueError as e:  # an impossible date, a PRI over 191
         raise DecodeError(f"bad syslog header: {e}") from None
     raise DecodeError("not a syslog line (RFC 3164, RFC 3339 or RFC 5424 header expected)")
