@@ -155,6 +155,28 @@ def number_field(name: str, text: str) -> Field:
     return Field(name, [float(text)], DOUBLE)
 
 
+CACHE_MAX = 4096  # distinct values remembered per kind of cached field
+
+
+class FieldCache(dict):
+    """Field objects for values that repeat (modules, user ids, HTTP methods): built once
+    and shared by the messages. Fields are never mutated in place (Message.set_field
+    replaces them), so sharing is safe; the cache stops growing at CACHE_MAX."""
+
+    __slots__ = ("name", "value_type")
+
+    def __init__(self, name: str, value_type: int = STRING) -> None:
+        super().__init__()
+        self.name = name
+        self.value_type = value_type
+
+    def __missing__(self, value: Any) -> Field:
+        f = Field(self.name, [value], self.value_type)
+        if len(self) < CACHE_MAX:
+            self[value] = f
+        return f
+
+
 class LogDecoder(Decoder):
     """Base of the log-family decoders: the `tz` option and the wall clock.
 

@@ -34,6 +34,7 @@ import re
 
 from hekapy.collector.message import BOOL, DOUBLE, INTEGER, STRING, Field, Message
 from hekapy.collector.plugin import register
+from hekapy.decoders.base import FieldCache
 from hekapy.decoders.syslog import SyslogDecoder, apply_syslog, parse_syslog
 
 _COMMON = (r"(\S+):(\d+) \[[^\]]+\] (\S+) ([^\s/]+)/(\S+) ")
@@ -49,57 +50,71 @@ _TIMERS_TCP = ("haproxy_Tw", "haproxy_Tc", "haproxy_Tt")
 _CONN_NAMES = ("haproxy_actconn", "haproxy_feconn", "haproxy_beconn", "haproxy_srv_conn")
 
 
-def _int(name: str, value: str) -> Field:
-    return Field(name, [int(value)], INTEGER)
+class _Fields(dict):
+    """One FieldCache per field name: frontends, servers, states, methods and the small
+    numbers (timers, connection counts) repeat from line to line."""
+
+    def __missing__(self, name: str) -> FieldCache:
+        cache = self[name] = FieldCache(name, INTEGER if name in _INT_NAMES else STRING)
+        return cache
 
 
-def _str(name: str, value: str) -> Field:
-    return Field(name, [value], STRING)
+_INT_NAMES = frozenset((*_TIMERS_HTTP, *_CONN_NAMES, "haproxy_retries", "haproxy_srv_queue",
+                        "haproxy_backend_queue", "http_status", "client_port", "bytes_read",
+                        "http_response_size"))
+_F = _Fields()
+_REDISPATCHED = Field("haproxy_redispatched", [True], BOOL)
 
 
 def _conn_fields(groups: tuple) -> list[Field]:
     act, fe, be, srv, plus, retries, srv_q, be_q = groups
-    out = [_int(n, v) for n, v in zip(_CONN_NAMES, (act, fe, be, srv), strict=True)]
-    out.append(_int("haproxy_retries", retries))
+    f = _F
+    out = [f["haproxy_actconn"][int(act)], f["haproxy_feconn"][int(fe)],
+           f["haproxy_beconn"][int(be)], f["haproxy_srv_conn"][int(srv)],
+           f["haproxy_retries"][int(retries)]]
     if plus:
-        out.append(Field("haproxy_redispatched", [True], BOOL))
-    out += (_int("haproxy_srv_queue", srv_q), _int("haproxy_backend_queue", be_q))
+        out.append(_REDISPATCHED)
+    out += (f["haproxy_srv_queue"][int(srv_q)], f["haproxy_backend_queue"][int(be_q)])
     return out
+
+
+def _endpoints(g: tuple) -> list[Field]:
+    ip, port, fe, be, srv = g[:5]
+    f = _F
+    return [f["http_client_ip_address"][ip], Field("client_port", [int(port)], INTEGER),
+            f["haproxy_frontend"][fe], f["haproxy_backend"][be], f["haproxy_server"][srv]]
 
 
 def access_fields(message: str) -> list[Field] | None:
     """The fields of an httplog or tcplog message; None for any other message."""
+    f = _F
     m = _HTTP_RE.match(message)
     if m is not None:
         g = m.groups()
-        ip, port, fe, be, srv = g[:5]
+        out = _endpoints(g)
         timers, status, size, state = g[5:10], g[10], g[11], g[12]
-        out = [_str("http_client_ip_address", ip), _int("client_port", port),
-               _str("haproxy_frontend", fe), _str("haproxy_backend", be),
-               _str("haproxy_server", srv)]
-        out += [_int(n, v) for n, v in zip(_TIMERS_HTTP, timers, strict=True)]
-        out += (_int("http_status", status), _int("http_response_size", size),
-                _str("haproxy_termination_state", state))
-        if int(timers[4]) >= 0:
-            out.append(Field("http_response_time", [int(timers[4]) / 1000], DOUBLE))
+        out += [f[n][int(v)] for n, v in zip(_TIMERS_HTTP, timers, strict=True)]
+        out += (f["http_status"][int(status)], Field("http_response_size", [int(size)],
+                                                     INTEGER),
+                f["haproxy_termination_state"][state])
+        total = int(timers[4])
+        if total >= 0:
+            out.append(Field("http_response_time", [total / 1000], DOUBLE))
         out += _conn_fields(g[13:21])
         request = g[21]
         if request:
             r = _REQUEST_RE.match(request)
             if r is not None:
-                out += (_str("http_method", r.group(1)), _str("http_url", r.group(2)))
+                out += (f["http_method"][r.group(1)], Field("http_url", [r.group(2)], STRING))
                 if r.group(3):
-                    out.append(_str("http_version", r.group(3)))
+                    out.append(f["http_version"][r.group(3)])
         return out
     m = _TCP_RE.match(message)
     if m is not None:
         g = m.groups()
-        ip, port, fe, be, srv = g[:5]
-        out = [_str("http_client_ip_address", ip), _int("client_port", port),
-               _str("haproxy_frontend", fe), _str("haproxy_backend", be),
-               _str("haproxy_server", srv)]
-        out += [_int(n, v) for n, v in zip(_TIMERS_TCP, g[5:8], strict=True)]
-        out += (_int("bytes_read", g[8]), _str("haproxy_termination_state", g[9]))
+        out = _endpoints(g)
+        out += [f[n][int(v)] for n, v in zip(_TIMERS_TCP, g[5:8], strict=True)]
+        out += (Field("bytes_read", [int(g[8])], INTEGER), f["haproxy_termination_state"][g[9]])
         out += _conn_fields(g[10:18])
         return out
     return None

@@ -36,7 +36,8 @@ from typing import Any
 
 from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
 from hekapy.collector.plugin import DecodeError, register
-from hekapy.decoders.base import SEVERITY_BY_LABEL, LogDecoder, parse_offset
+from hekapy.decoders.base import CACHE_MAX as _CACHE_MAX
+from hekapy.decoders.base import SEVERITY_BY_LABEL, FieldCache, LogDecoder, parse_offset
 
 _LINE_RE = re.compile(
     r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d(?::?\d\d)?)? "
@@ -67,26 +68,6 @@ _LBAAS_RE = re.compile(
 _TRACEBACK = "Traceback (most recent call last):"
 _LEVELS = {label: (sev, Field("severity_label", [label], STRING))
            for label, sev in SEVERITY_BY_LABEL.items()}
-_CACHE_MAX = 4096  # distinct values remembered per kind of cached field
-
-
-class _FieldCache(dict):
-    """Field objects for values that repeat (modules, user ids, HTTP methods): built once
-    and shared by the messages. Fields are never mutated in place (Message.set_field
-    replaces them), so sharing is safe; the cache stops growing at _CACHE_MAX."""
-
-    __slots__ = ("name", "value_type")
-
-    def __init__(self, name: str, value_type: int = STRING) -> None:
-        super().__init__()
-        self.name = name
-        self.value_type = value_type
-
-    def __missing__(self, value: Any) -> Field:
-        f = Field(self.name, [value], self.value_type)
-        if len(self) < _CACHE_MAX:
-            self[value] = f
-        return f
 
 
 def normalize_uuid(text: str) -> str:
@@ -172,10 +153,10 @@ def first_ipv4(text: str) -> str | None:
     return None
 
 
-_METHODS = _FieldCache("http_method")
-_VERSIONS = _FieldCache("http_version")
-_STATUSES = _FieldCache("http_status", INTEGER)
-_CLIENT_IPS = _FieldCache("http_client_ip_address")
+_METHODS = FieldCache("http_method")
+_VERSIONS = FieldCache("http_version")
+_STATUSES = FieldCache("http_status", INTEGER)
+_CLIENT_IPS = FieldCache("http_client_ip_address")
 
 
 def lbaas_fields(message: str) -> list[Field]:
@@ -222,8 +203,8 @@ class OpenStackLogDecoder(LogDecoder):
         self._sec_ns = 0
         self._streams: dict[str, tuple[str, Field]] = {}
         self._modules: dict[str, tuple[Field, bool]] = {}
-        self._ids = _FieldCache("user_id")
-        self._tenants = _FieldCache("tenant_id")
+        self._ids = FieldCache("user_id")
+        self._tenants = FieldCache("tenant_id")
 
     @property
     def holding(self) -> bool:
@@ -352,7 +333,7 @@ class OpenStackLogDecoder(LogDecoder):
         return held
 
 
-def _cached(cache: _FieldCache, raw: str) -> Field:
+def _cached(cache: FieldCache, raw: str) -> Field:
     """The field for a 32-hex id, normalised to the dashed form, cached by the raw text."""
     f = Field(cache.name, [normalize_uuid(raw)], STRING)
     if len(cache) < _CACHE_MAX:

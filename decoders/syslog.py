@@ -89,6 +89,26 @@ def year_for(clock: WallClock, month: int, day: int, hour: int, minute: int, sec
     return year - 1 if ts > now_ns + _DAY_NS else year
 
 
+_year_cache: dict[tuple[int, int, int, int], tuple[int, int]] = {}
+
+
+def _cached_year(clock: WallClock, month: int, day: int, hour: int, now_ns: int | None) -> int:
+    """year_for, remembered per (zone, month, day, hour) for a minute of wall time:
+    lines of the same hour share it."""
+    if now_ns is not None:
+        return year_for(clock, month, day, hour, 59, 59, now_ns)
+    key = (id(clock), month, day, hour)
+    now = time.monotonic_ns()
+    hit = _year_cache.get(key)
+    if hit is not None and now - hit[1] < 60_000_000_000:
+        return hit[0]
+    year = year_for(clock, month, day, hour, 59, 59)
+    if len(_year_cache) > 1024:
+        _year_cache.clear()
+    _year_cache[key] = (year, now)
+    return year
+
+
 def parse_syslog(line: str, clock: WallClock, now_ns: int | None = None) -> SyslogParts:
     """Parse one syslog line (see the module docstring); DecodeError if it is none."""
     text = line[:-1] if line.endswith("\n") else line
@@ -100,7 +120,7 @@ def parse_syslog(line: str, clock: WallClock, now_ns: int | None = None) -> Sysl
             if not month:
                 raise DecodeError(f"bad month {mon!r}")
             d, h, mi, s = int(day), int(hh), int(mm), int(ss)
-            year = year_for(clock, month, d, h, mi, s, now_ns)
+            year = _cached_year(clock, month, d, h, now_ns)
             ts = clock.to_ns(year, month, d, h, mi, s)
             return SyslogParts(ts, host or "", prog, _pid(pid), _pri(pri), msg)
         if text[:1] == "<":
