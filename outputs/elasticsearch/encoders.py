@@ -1,1 +1,349 @@
-"""Placeholder: Elasticsearch output (issue 5)."""
+"""ESJsonEncoder and ESLogstashV0Encoder: Heka's Elasticsearch bulk encoders, byte for
+byte (spec/heka.md §6), so the documents LMA's dashboards read do not change.
+
+Each message becomes two lines: the bulk action (`{"index":{"_index":…,"_type":…}}`)
+and the document. Where Heka wrote invalid JSON, valid JSON is written instead:
+- the missing commas when DynamicFields came first in `fields`;
+- NaN and ±Inf doubles become `null`;
+- control characters in index, type or id names are \\u escapes, not Go's \\x;
+- a non-string dynamic field used in `%{name}` is formatted instead of crashing.
+
+hekapy additions: `type_name = ""` omits `_type` (Elasticsearch 8+, OpenSearch 2+
+refuse it); `id = "%{UUID}"` gives each document the message's Uuid as `_id`, which
+hekapy derives from the record's origin, so a replayed line overwrites itself.
+
+ESJsonEncoder keys: index ("heka-%{%Y.%m.%d}"), type_name ("message"), id (""),
+es_index_from_timestamp (false), fields (Uuid, Timestamp, Type, Logger, Severity,
+Payload, EnvVersion, Pid, Hostname, DynamicFields), timestamp ("%Y-%m-%dT%H:%M:%S"),
+dynamic_fields ([] = all), raw_bytes_fields ([]), replace_dots_with ("."),
+field_mappings (table: header name → document key).
+
+    [elasticsearch_encoder]
+    type = "ESJsonEncoder"
+    index = "%{Type}-%{%Y.%m.%d}"
+    es_index_from_timestamp = true
+    id = "%{UUID}"
+    timestamp = "%Y-%m-%dT%H:%M:%S%z"
+    fields = ["DynamicFields", "Hostname", "Logger", "Payload", "Pid", "Severity",
+              "Timestamp", "Type"]
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, Message
+from hekapy.collector.plugin import Encoder, Option, OptionError, register
+from hekapy.collector.strftime import compile_strftime
+
+HEADERS = ("Uuid", "Timestamp", "Type", "Logger", "Severity", "Payload", "EnvVersion",
+           "Pid", "Hostname")
+DEFAULT_FIELDS = [*HEADERS, "DynamicFields"]
+_CANONICAL = {n.lower(): n for n in (*HEADERS, "DynamicFields")}
+_CANONICAL["fields"] = "DynamicFields"  # Heka's legacy alias
+
+# Heka's document string escaping: control characters, quote and backslash as \u00xx
+# (lower-case hex); everything else, non-ASCII included, raw.
+_DOC_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
+_DOC_ESCAPES[ord('"')] = "\\u0022"
+_DOC_ESCAPES[ord("\\")] = "\\u005c"
+# Action-line strings: Go strconv.Quote for what index names contain, JSON-valid for
+# the rest.
+_NAME_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x20), 0x7F)}
+_NAME_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n",
+                      ord("\t"): "\\t", ord("\r"): "\\r"})
+
+
+def doc_string(text: str) -> str:
+    """A JSON string literal the way Heka's encoder writes document strings."""
+    return '"' + text.translate(_DOC_ESCAPES) + '"'
+
+
+def name_string(text: str) -> str:
+    return '"' + text.translate(_NAME_ESCAPES) + '"'
+
+
+def go_float(x: float) -> str:
+    """Go's strconv.FormatFloat(x, 'g', -1, 64): shortest round-trip digits, exponent
+    form when the decimal exponent is < -4 or >= 6 (two-digit signed exponent)."""
+    if math.isnan(x) or math.isinf(x):
+        return "null"
+    if x == 0:
+        return "-0" if math.copysign(1.0, x) < 0 else "0"
+    r = repr(x)
+    sign = ""
+    if r[0] == "-":
+        sign, r = "-", r[1:]
+    if "e" in r:
+        mant, e = r.split("e")
+        ip, _, fp = mant.partition(".")
+        digits = ip + fp
+        dp = len(ip) + int(e)
+    else:
+        ip, _, fp = r.partition(".")
+        if ip == "0":
+            stripped = fp.lstrip("0")
+            dp = len(stripped) - len(fp)
+            digits = stripped
+        else:
+            digits = ip + fp
+            dp = len(ip)
+    digits = digits.rstrip("0") or "0"
+    exp = dp - 1
+    if exp < -4 or exp >= 6:
+        mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mant}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    if dp <= 0:
+        return f"{sign}0.{'0' * -dp}{digits}"
+    if dp >= len(digits):
+        return sign + digits + "0" * (dp - len(digits))
+    return f"{sign}{digits[:dp]}.{digits[dp:]}"
+
+
+def _bytes_text(b: Any) -> str:
+    return b.decode("utf-8", "replace") if isinstance(b, (bytes, bytearray)) else str(b)
+
+
+def field_value(values: list, value_type: int, raw: bool = False) -> str:
+    """One dynamic field's JSON value (§6.3): a scalar, or an array for several."""
+    if value_type == INTEGER:
+        parts = [str(int(v)) for v in values]
+    elif value_type == DOUBLE:
+        parts = [go_float(float(v)) for v in values]
+    elif value_type == BOOL:
+        parts = ["true" if v else "false" for v in values]
+    elif value_type == BYTES:
+        if raw:
+            parts = [_bytes_text(v) for v in values]
+        elif len(values) == 1:
+            parts = [doc_string(_bytes_text(values[0]))]
+        else:  # Heka's quirk: several BYTES values are base64 strings
+            parts = ['"' + base64.b64encode(bytes(v)).decode() + '"' for v in values]
+    else:
+        parts = [str(v) for v in values] if raw else [doc_string(str(v)) for v in values]
+    if len(parts) == 1:
+        return parts[0]
+    return "[" + ",".join(parts) + "]"
+
+
+class Interpolation:
+    """`%{…}` in index, type_name and id (§6.4), compiled once."""
+
+    _HEADERS: ClassVar[dict[str, Callable[[Message], str]]] = {
+        "Type": lambda m: m.type,
+        "Hostname": lambda m: m.hostname,
+        "Pid": lambda m: str(m.pid or 0),
+        "UUID": lambda m: m.uuid_text,
+        "Logger": lambda m: m.logger,
+        "EnvVersion": lambda m: m.env_version,
+        "Severity": lambda m: str(m.severity),
+    }
+
+    def __init__(self, template: str, from_timestamp: bool) -> None:
+        self.template = template
+        self.from_timestamp = from_timestamp
+        self.parts: list[str | tuple[str, Any]] = []
+        pos = 0
+        while True:
+            i = template.find("%{", pos)
+            j = template.find("}", i + 2) if i >= 0 else -1
+            if i < 0 or j < 0:
+                self.parts.append(template[pos:])
+                break
+            self.parts.append(template[pos:i])
+            key = template[i + 2:j]
+            header = self._HEADERS.get(key)
+            if header is not None:
+                self.parts.append(("header", header))
+            else:
+                self.parts.append(("field", (key, compile_strftime(key))))
+            pos = j + 1
+        self.constant = all(isinstance(p, str) for p in self.parts)
+
+    def render(self, msg: Message) -> tuple[str, bool]:
+        """(text, ok); not ok when some `%{X}` resolved to nothing (Heka's error)."""
+        if self.constant:
+            return self.template, True
+        out = []
+        ok = True
+        for p in self.parts:
+            if isinstance(p, str):
+                out.append(p)
+                continue
+            kind, what = p
+            if kind == "header":
+                out.append(what(msg))
+                continue
+            key, fmt = what
+            f = msg.find_field(key)
+            if f is not None and f.values:
+                v = f.values[0]
+                out.append(_bytes_text(v) if f.value_type in (0, BYTES) else str(v))
+                continue
+            ns = msg.timestamp if self.from_timestamp else time.time_ns()
+            text = fmt(ns)
+            if text == key:  # not a strftime format either
+                ok = False
+            out.append(text)
+        return "".join(out), ok
+
+
+def _field_list(names: list[str]) -> list[str]:
+    out = []
+    for n in names:
+        canon = _CANONICAL.get(n.lower())
+        if canon is None:
+            raise OptionError(f"unknown field {n!r}; valid: {', '.join(DEFAULT_FIELDS)}",
+                              key="fields")
+        out.append(canon)
+    return out
+
+
+_COMMON_OPTIONS: dict[str, Option] = {
+    "type_name": Option("str", "message", doc='"" omits _type (Elasticsearch 8+)'),
+    "id": Option("str", "", doc='e.g. "%{UUID}" for idempotent writes'),
+    "es_index_from_timestamp": Option("bool", False),
+    "fields": Option("strlist", DEFAULT_FIELDS),
+    "timestamp": Option("str", "%Y-%m-%dT%H:%M:%S", doc="strftime, UTC"),
+    "dynamic_fields": Option("strlist", []),
+    "raw_bytes_fields": Option("strlist", []),
+    "replace_dots_with": Option("str", "."),
+    "field_mappings": Option("table", {}),
+}
+
+
+class _ESEncoder(Encoder):
+    """What both Heka ES encoders share: the action line and the interpolations."""
+
+    default_index: ClassVar[str] = ""
+
+    def __init__(self, name: str, cfg: SimpleNamespace) -> None:
+        super().__init__(name, cfg)
+        self.index = Interpolation(cfg.index, cfg.es_index_from_timestamp)
+        self.type_name = Interpolation(cfg.type_name, cfg.es_index_from_timestamp)
+        self.id = Interpolation(cfg.id, cfg.es_index_from_timestamp) if cfg.id else None
+        self.fields = _field_list(cfg.fields)
+        self.render_time = compile_strftime(cfg.timestamp)
+        self.dynamic = set(cfg.dynamic_fields)
+        self.raw = set(cfg.raw_bytes_fields)
+        self.dots = cfg.replace_dots_with
+        unknown = set(cfg.field_mappings) - set(HEADERS)
+        if unknown:
+            raise OptionError(f"unknown header(s) {sorted(unknown)}; valid: "
+                              f"{', '.join(HEADERS)}", key="field_mappings")
+        self._names: dict[str, str] = {}
+
+    def action(self, msg: Message) -> str:
+        """The bulk action line, without its newline."""
+        index, _ = self.index.render(msg)
+        out = '{"index":{"_index":' + name_string(index.lower())
+        if self.cfg.type_name:
+            out += ',"_type":' + name_string(self.type_name.render(msg)[0])
+        if self.id is not None:
+            doc_id, ok = self.id.render(msg)
+            if ok:
+                out += ',"_id":' + name_string(doc_id)
+        return out + "}}"
+
+    def dynamic_members(self, msg: Message) -> list[str]:
+        """`"name":value` for each dynamic field to emit, in message order."""
+        out = []
+        names = self._names
+        only = self.dynamic
+        for f in msg.fields:
+            if only and f.name not in only:
+                continue
+            key = names.get(f.name)
+            if key is None:
+                key = names[f.name] = doc_string(f.name.replace(".", self.dots)
+                                                 if self.dots != "." else f.name)
+            out.append(key + ":" + field_value(f.values, f.value_type, f.name in self.raw))
+        return out
+
+
+@register
+class ESJsonEncoder(_ESEncoder):
+    __doc__ = __doc__
+
+    options: ClassVar[dict[str, Option]] = {
+        "index": Option("str", "heka-%{%Y.%m.%d}"),
+        **_COMMON_OPTIONS,
+    }
+
+    def __init__(self, name: str, cfg: SimpleNamespace) -> None:
+        super().__init__(name, cfg)
+        mapping = cfg.field_mappings
+        self.keys = {h: doc_string(mapping.get(h, h)) + ":" for h in HEADERS}
+
+    def encode(self, msg: Message) -> bytes:
+        keys = self.keys
+        members: list[str] = []
+        for item in self.fields:
+            if item == "DynamicFields":
+                members += self.dynamic_members(msg)
+            elif item == "Timestamp":
+                members.append(keys[item] + doc_string(self.render_time(msg.timestamp)))
+            elif item == "Severity":
+                members.append(keys[item] + str(msg.severity))
+            elif item == "Pid":
+                members.append(keys[item] + str(msg.pid or 0))
+            elif item == "Uuid":
+                members.append(keys[item] + doc_string(msg.uuid_text))
+            else:
+                value = {"Type": msg.type, "Logger": msg.logger, "Payload": msg.payload,
+                         "EnvVersion": msg.env_version, "Hostname": msg.hostname}[item]
+                members.append(keys[item] + doc_string(value or ""))
+        doc = "{" + ",".join(members) + "}"
+        return (self.action(msg) + "\n" + doc + "\n").encode("utf-8", "replace")
+
+
+@register
+class ESLogstashV0Encoder(_ESEncoder):
+    """Heka's ESLogstashV0Encoder: the Logstash v0 event format (§6.4): @uuid,
+    @timestamp, @type, @logger, @severity, @message, @envversion, @pid, @source_host and
+    the dynamic fields nested in @fields. Keys as ESJsonEncoder (index default
+    "logstash-%{%Y.%m.%d}"), plus use_message_type (false): @type is the message Type
+    instead of the interpolated type_name (also when type_name is empty)."""
+
+    options: ClassVar[dict[str, Option]] = {
+        "index": Option("str", "logstash-%{%Y.%m.%d}"),
+        **_COMMON_OPTIONS,
+        "use_message_type": Option("bool", False),
+    }
+
+    _KEYS: ClassVar[dict[str, str]] = {
+        "Uuid": "@uuid", "Timestamp": "@timestamp", "Type": "@type", "Logger": "@logger",
+        "Severity": "@severity", "Payload": "@message", "EnvVersion": "@envversion",
+        "Pid": "@pid", "Hostname": "@source_host"}
+
+    def encode(self, msg: Message) -> bytes:
+        members: list[str] = []
+        for item in self.fields:
+            if item == "DynamicFields":
+                members.append('"@fields":{' + ",".join(self.dynamic_members(msg)) + "}")
+                continue
+            key = doc_string(self._KEYS[item]) + ":"
+            if item == "Timestamp":
+                members.append(key + doc_string(self.render_time(msg.timestamp)))
+            elif item == "Severity":
+                members.append(key + str(msg.severity))
+            elif item == "Pid":
+                members.append(key + str(msg.pid or 0))
+            elif item == "Uuid":
+                members.append(key + doc_string(msg.uuid_text))
+            elif item == "Type":
+                if self.cfg.use_message_type or not self.cfg.type_name:
+                    members.append(key + doc_string(msg.type))
+                else:
+                    members.append(key + doc_string(self.type_name.render(msg)[0]))
+            else:
+                value = {"Logger": msg.logger, "Payload": msg.payload,
+                         "EnvVersion": msg.env_version, "Hostname": msg.hostname}[item]
+                members.append(key + doc_string(value or ""))
+        doc = "{" + ",".join(members) + "}"
+        return (self.action(msg) + "\n" + doc + "\n").encode("utf-8", "replace")

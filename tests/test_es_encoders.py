@@ -1,0 +1,173 @@
+"""ESJsonEncoder / ESLogstashV0Encoder against spec/heka.md §6 (the worked example is
+Heka's own encoders_test.go message), Go float formatting, escaping, interpolation,
+and valid NDJSON for any message (hypothesis)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.plugin import OptionError
+from hekapy.outputs.elasticsearch.encoders import (
+    ESJsonEncoder,
+    ESLogstashV0Encoder,
+    doc_string,
+    go_float,
+)
+from tests.conftest import make_plugin
+
+UUID = uuid.UUID("87cf1ac2-e810-4ddf-a02d-a5ce44d13a85").bytes
+TS = 1373989745 * 10**9  # 2013-07-16T15:49:05Z
+
+
+def heka_test_message() -> Message:
+    """The message of Heka's encoders_test.go / spec/heka.md §6.2."""
+    return Message(uuid=UUID, timestamp=TS, type="TEST", logger="GoSpec", severity=6,
+                   payload="Test Payload", env_version="0.8", pid=14098,
+                   hostname="hostname",
+                   fields=[Field("foo", ['a"b'], STRING), Field("n", [64], INTEGER)])
+
+
+def lines(data: bytes) -> list[bytes]:
+    out = data.split(b"\n")
+    assert out[-1] == b"" and len(out) == 3
+    return out[:2]
+
+
+def test_worked_example_of_the_spec():
+    enc = make_plugin(ESJsonEncoder)
+    action, doc = lines(enc.encode(heka_test_message()))
+    today = time.strftime("%Y.%m.%d", time.gmtime()).encode()
+    assert action == b'{"index":{"_index":"heka-' + today + b'","_type":"message"}}'
+    assert doc == (b'{"Uuid":"87cf1ac2-e810-4ddf-a02d-a5ce44d13a85","Timestamp":'
+                   b'"2013-07-16T15:49:05","Type":"TEST","Logger":"GoSpec","Severity":6,'
+                   b'"Payload":"Test Payload","EnvVersion":"0.8","Pid":14098,'
+                   b'"Hostname":"hostname","foo":"a\\u0022b","n":64}')
+
+
+def test_lma_configuration():
+    """spec/lma.md §4.1: index from the message time, second-precision UTC timestamps,
+    LMA's field list; plus the idempotent _id hekapy configs use."""
+    enc = make_plugin(ESJsonEncoder, index="%{Type}-%{%Y.%m.%d}", es_index_from_timestamp=True,
+                      timestamp="%Y-%m-%dT%H:%M:%S%z", id="%{UUID}",
+                      fields=["DynamicFields", "Hostname", "Logger", "Payload", "Pid",
+                              "Severity", "Timestamp", "Type"])
+    m = heka_test_message()
+    m.type = "Log"
+    action, doc = lines(enc.encode(m))
+    assert action == (b'{"index":{"_index":"log-2013.07.16","_type":"message",'
+                      b'"_id":"87cf1ac2-e810-4ddf-a02d-a5ce44d13a85"}}')
+    # DynamicFields first: Heka dropped the commas here; we keep valid JSON.
+    assert doc == (b'{"foo":"a\\u0022b","n":64,"Hostname":"hostname","Logger":"GoSpec",'
+                   b'"Payload":"Test Payload","Pid":14098,"Severity":6,'
+                   b'"Timestamp":"2013-07-16T15:49:05+0000","Type":"Log"}')
+
+
+def test_type_name_empty_omits_type_and_bad_id_omits_id():
+    enc = make_plugin(ESJsonEncoder, type_name="", id="%{nope}", index="x-%{Logger}")
+    action, _ = lines(enc.encode(heka_test_message()))
+    assert action == b'{"index":{"_index":"x-gospec"}}'
+
+
+def test_index_from_dynamic_field_and_literal_fallback():
+    enc = make_plugin(ESJsonEncoder, index="%{foo}-%{2006.01.02}", type_name="%{Severity}")
+    m = heka_test_message()
+    m.fields[0] = Field("foo", ["Nova"], STRING)
+    action, _ = lines(enc.encode(m))
+    # The Go-layout form is no strftime format: Heka's constant index name.
+    assert action == b'{"index":{"_index":"nova-2006.01.02","_type":"6"}}'
+
+
+@pytest.mark.parametrize("x,text", [
+    (64.0, "64"), (19101.3, "19101.3"), (123456.0, "123456"), (1e6, "1e+06"),
+    (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (1e-05, "1e-05"),
+    (1094968.0, "1.094968e+06"), (118443194.0, "1.18443194e+08"), (0.1, "0.1"),
+    (-2.5, "-2.5"), (0.0, "0"), (1e21, "1e+21"), (123456789012.5, "1.234567890125e+11"),
+    (float("nan"), "null"), (float("inf"), "null"), (5e-324, "5e-324"), (100.0, "100"),
+    (0.000123, "0.000123"), (999999.0, "999999"),
+])
+def test_go_float_formatting(x, text):
+    assert go_float(x) == text
+
+
+def test_value_encoding_of_every_type():
+    enc = make_plugin(ESJsonEncoder, fields=["DynamicFields"], raw_bytes_fields=["raw"],
+                      replace_dots_with="_")
+    m = Message(fields=[
+        Field("s", ["x\n\t\\é/€"], STRING), Field("many", [1, 2], INTEGER),
+        Field("d", [1.5, 1e6], DOUBLE), Field("b", [True], BOOL),
+        Field("one_bytes", [b"\xffok"], BYTES), Field("two_bytes", [b"a", b"b"], BYTES),
+        Field("raw", ['{"k":1}'], STRING), Field("dotted.name", ["v"], STRING),
+        Field("dup", ["1"], STRING), Field("dup", ["2"], STRING)])
+    _, doc = lines(enc.encode(m))
+    assert doc == ('{"s":"x\\u000a\\u0009\\u005c\u00e9/\u20ac","many":[1,2],'
+                   '"d":[1.5,1e+06],"b":true,"one_bytes":"\ufffdok",'
+                   '"two_bytes":["YQ==","Yg=="],"raw":{"k":1},"dotted_name":"v",'
+                   '"dup":"1","dup":"2"}').encode()
+
+
+def test_dynamic_fields_filter_and_field_mappings():
+    enc = make_plugin(ESJsonEncoder, fields=["Timestamp", "Payload", "DynamicFields"],
+                      dynamic_fields=["n"], field_mappings={"Timestamp": "@timestamp",
+                                                            "Payload": "message"})
+    _, doc = lines(enc.encode(heka_test_message()))
+    assert doc == b'{"@timestamp":"2013-07-16T15:49:05","message":"Test Payload","n":64}'
+
+
+def test_bad_options_name_the_key():
+    with pytest.raises(OptionError) as e:
+        make_plugin(ESJsonEncoder, fields=["Uuid", "Colour"])
+    assert e.value.key == "fields"
+    with pytest.raises(OptionError) as e:
+        make_plugin(ESJsonEncoder, field_mappings={"Colour": "x"})
+    assert e.value.key == "field_mappings"
+
+
+def test_logstash_v0():
+    enc = make_plugin(ESLogstashV0Encoder, es_index_from_timestamp=True)
+    action, doc = lines(enc.encode(heka_test_message()))
+    assert action == b'{"index":{"_index":"logstash-2013.07.16","_type":"message"}}'
+    assert doc == (b'{"@uuid":"87cf1ac2-e810-4ddf-a02d-a5ce44d13a85",'
+                   b'"@timestamp":"2013-07-16T15:49:05","@type":"message",'
+                   b'"@logger":"GoSpec","@severity":6,"@message":"Test Payload",'
+                   b'"@envversion":"0.8","@pid":14098,"@source_host":"hostname",'
+                   b'"@fields":{"foo":"a\\u0022b","n":64}}')
+    enc = make_plugin(ESLogstashV0Encoder, use_message_type=True)
+    assert b'"@type":"TEST"' in enc.encode(heka_test_message())
+
+
+def test_escaping_matches_json():
+    for text in ['a"b', "\\", "\x00\x1f", "ünïcødé", "</script>", "\u2028"]:
+        assert orjson.loads(doc_string(text)) == text
+
+
+_values = {
+    STRING: st.text(max_size=20), INTEGER: st.integers(-2**63, 2**63 - 1),
+    DOUBLE: st.floats(), BOOL: st.booleans(), BYTES: st.binary(max_size=20),
+}
+_field = st.sampled_from(sorted(_values)).flatmap(
+    lambda t: st.builds(Field, st.text(max_size=10), st.lists(_values[t], min_size=1,
+                                                               max_size=3), st.just(t)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.builds(Message, type=st.text(max_size=10), logger=st.text(max_size=10),
+                 payload=st.text(max_size=50), hostname=st.text(max_size=10),
+                 pid=st.none() | st.integers(0, 2**31), severity=st.integers(0, 7),
+                 fields=st.lists(_field, max_size=5)),
+       st.sampled_from([ESJsonEncoder, ESLogstashV0Encoder]),
+       st.booleans())
+def test_always_two_valid_json_lines(msg, cls, dynamic_first):
+    fields = ["DynamicFields", "Uuid", "Payload"] if dynamic_first else None
+    enc = make_plugin(cls, **({"fields": fields} if fields else {}),
+                      index="%{Logger}-%{%Y}", id="%{UUID}")
+    action, doc = lines(enc.encode(msg))
+    assert orjson.loads(action)["index"]["_id"] == msg.uuid_text
+    d = orjson.loads(doc)
+    assert isinstance(d, dict)
