@@ -1,0 +1,63 @@
+"""Messages as msgpack records: the disk buffer's format (DESIGN.md: msgpack, not
+pickle: fast, safe to read back, language-neutral).
+
+A record is one msgpack array:
+    [uuid (bin or nil), timestamp, type, logger, severity, payload, env_version,
+     pid (int or nil), hostname, fields, raw (bin or nil)]
+with fields as [[name, value_type, representation, [values…]], …]. BYTES values are
+bin, everything else native msgpack types. Round-trips exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .message import Field, Message
+
+_VERSION = 1
+
+
+def _as_list(m: Message) -> list[Any]:
+    # m.uuid, not m._uuid: a lazy Uuid is fixed now, so a record read twice (after a
+    # restart) keeps its Elasticsearch _id.
+    return [_VERSION, m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload,
+            m.env_version, m.pid, m.hostname,
+            [[f.name, f.value_type, f.representation, f.values] for f in m.fields], m.raw]
+
+
+def pack_message(m: Message) -> bytes:
+    return msgpack.packb(_as_list(m), use_bin_type=True)
+
+
+def pack_messages(messages: list[Message]) -> list[bytes]:
+    packer = msgpack.Packer(use_bin_type=True)
+    return [packer.pack(_as_list(m)) for m in messages]
+
+
+_new = object.__new__
+
+
+def _from_list(r: list[Any]) -> Message:
+    if not r or r[0] != _VERSION:
+        raise ValueError(f"unknown record version {r[:1]!r}")
+    (_v, uuid, ts, type_, logger, severity, payload, env, pid, host, fields, raw) = r
+    m = _new(Message)
+    m._uuid = uuid
+    m.timestamp = ts
+    m.type = type_
+    m.logger = logger
+    m.severity = severity
+    m.payload = payload
+    m.env_version = env
+    m.pid = pid
+    m.hostname = host
+    m.fields = [Field(name, values, vt, rep) for name, vt, rep, values in fields]
+    m.raw = raw
+    return m
+
+
+def unpack_message(data: bytes) -> Message:
+    """ValueError (or msgpack's own errors) for a record that is not a message."""
+    return _from_list(msgpack.unpackb(data, raw=False, strict_map_key=False))
