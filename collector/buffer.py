@@ -314,10 +314,14 @@ class DiskBuffer:
             if n != self.write_seg and p.exists():
                 p.unlink()
 
-    def close(self) -> None:
-        """Stop handing out records (readers get []) and save the checkpoint."""
+    def stop_reading(self) -> None:
+        """Readers get [] from now on (stopping); appends and acks still work."""
         self._closed = True
         self._data.set()
+
+    def close(self) -> None:
+        """Stop handing out records and save the checkpoint."""
+        self.stop_reading()
         self._write_checkpoint()
         self._writer.close()
         if self._reader is not None:

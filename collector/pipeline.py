@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .acks import AckTracker, Ticket
+from .buffering import OutputBuffer
 from .config import Config
 from .matcher import compile_matcher
 from .message import BOOL, DOUBLE, INTEGER, STRING, Field, Message, new_record_message
@@ -375,7 +376,9 @@ class Pipeline:
         self.inputs: list[tuple[Input, InputContext]] = []
         self.filters: list[tuple[Filter, FilterContext, BatchQueue]] = []
         self.outputs: list[tuple[Output, OutputContext]] = []
-        self._tasks: dict[str, list[asyncio.Task]] = {"Input": [], "Filter": [], "Output": []}
+        self._tasks: dict[str, list[asyncio.Task]] = {"Input": [], "Filter": [], "Output": [],
+                                                      "Buffer": []}
+        self.buffers: dict[str, OutputBuffer] = {}
         self._build()
 
     # construction --------------------------------------------------------------------
@@ -396,6 +399,11 @@ class Pipeline:
             plugin = spec.build()
             q = BatchQueue(h.plugin_chansize, h.max_queue_bytes)
             ctx = OutputContext(self, spec, q, encoder)
+            if spec.cfg.use_buffering:
+                # The router fills a queue of its own; the output reads the disk buffer.
+                route_q = BatchQueue(h.plugin_chansize, h.max_queue_bytes)
+                self.buffers[spec.name] = OutputBuffer(self, ctx, route_q)
+                q = route_q
             self.router.add(Route(spec.name, pred, q, ctx.stats))
             self.outputs.append((plugin, ctx))
         for spec in cfg.by_category("Input"):
@@ -421,6 +429,11 @@ class Pipeline:
     async def start(self) -> None:
         for plugin, ctx in self.outputs:
             self._spawn(ctx, self._run_output(plugin, ctx))
+            buf = self.buffers.get(ctx.name)
+            if buf is not None:
+                for coro, suffix in ((buf.feed(), ".buffer-in"), (buf.drain(), ".buffer-out")):
+                    task = asyncio.create_task(coro, name=ctx.name + suffix)
+                    self._tasks["Buffer"].append(task)
         for plugin, ctx, q in self.filters:
             self._spawn(ctx, self._run_filter(plugin, ctx, q))
             if plugin.cfg.ticker_interval > 0:
@@ -553,8 +566,19 @@ class Pipeline:
             q.close()
         await self._wait_tasks(self._tasks["Filter"], deadline)
         for _, ctx in self.outputs:
-            ctx.queue.close()
+            buf = self.buffers.get(ctx.name)
+            if buf is None:
+                ctx.queue.close()
+            else:
+                buf.route_queue.close()  # what is queued still goes to disk
+        feeders = [t for t in self._tasks["Buffer"] if t.get_name().endswith(".buffer-in")]
+        await self._wait_tasks(feeders, deadline)
+        for buf in self.buffers.values():
+            buf.stop_reading()  # the rest waits on disk; the output's queue then closes
         await self._wait_tasks(self._tasks["Output"], deadline)
+        await self._wait_tasks(self._tasks["Buffer"], deadline)
+        for buf in self.buffers.values():
+            buf.close()
         for plugin, ctx in self.inputs:
             try:
                 await plugin.close(ctx)

@@ -61,6 +61,7 @@ class SequenceInput(Input):
         "count": Option("int", 10),
         "batch": Option("int", 10),
         "record_type": Option("str", "test"),
+        "pad": Option("int", 0, doc="pad each record to this many bytes"),
     }
 
     def __init__(self, name, cfg):
@@ -78,7 +79,8 @@ class SequenceInput(Input):
                 break
             k = self.cfg.batch if self.cfg.count < 0 else min(self.cfg.batch,
                                                                self.cfg.count - n)
-            records = [f"line {n + i}\n".encode() for i in range(k)]
+            records = [f"line {n + i}".ljust(self.cfg.pad - 1).encode() + b"\n"
+                       for i in range(k)]
             n += k
             await ctx.deliver_records(records, n, type=self.cfg.record_type, logger=self.name)
             self.produced = n

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.pipeline import Pipeline
@@ -203,11 +204,12 @@ flush_count = 2000
 flush_interval = 50
 max_in_flight = 2
 retry_delay = "10ms"
-use_buffering = false
+use_buffering = {buffering}
 """
 
 
-async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path):
+@pytest.mark.parametrize("buffering", ["false", "true"])
+async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, buffering):
     n = 60_000
     logdir = tmp_path / "logs"
     logdir.mkdir()
@@ -215,7 +217,8 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path):
     async with EsDouble("es8") as es:
         es.faults.delay = 0.02  # slow bulk answers: there is always something in flight
         conf = write_config(tmp_path, KILL_CONFIG.format(state=tmp_path / "state",
-                                                         logdir=logdir, url=es.url))
+                                                         logdir=logdir, url=es.url,
+                                                         buffering=buffering))
         cmd = [sys.executable, "-m", "hekapy.collector.cli", "run", "-c", str(conf)]
         for kill_at in (5_000, 20_000, 35_000):
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -234,8 +237,15 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path):
             assert time.monotonic() < deadline, f"only {es.count()} of {n}"
             await asyncio.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        # Wait without blocking this loop: the double runs on it and must keep
+        # answering the requests hekapy finishes while it drains.
+        deadline = time.monotonic() + 60
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "hekapy did not stop"
+            await asyncio.sleep(0.02)
+        err = proc.stderr.read()
         assert proc.returncode == 0, err
+        assert b"did not stop within shutdown_timeout" not in err
         docs = es.docs("log-*")
     # Exactly one document per line: re-sent lines kept their _id and overwrote.
     assert len(docs) == n

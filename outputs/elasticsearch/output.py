@@ -153,6 +153,9 @@ class ElasticSearchOutput(Output):
                 await self._send(ctx, items)
             for b in batches:
                 b.done()
+        except _Abandoned as e:
+            ctx.limited_log(logging.WARNING, "stopping with %d documents not stored (%s); "
+                            "they are sent again on the next start", len(items), e)
         finally:
             slots.release()
 
@@ -202,6 +205,10 @@ class ElasticSearchOutput(Output):
     async def _retry_later(self, ctx: OutputContext, backoff: Backoff, part: list[bytes],
                            work: list[list[bytes]], why: str,
                            level: int = logging.WARNING) -> None:
+        if ctx.stopping.is_set():
+            # Stopping: what is not stored stays unacknowledged (in the disk buffer or
+            # at its input) and goes out on the next start; do not hold the stop.
+            raise _Abandoned(why)
         delay = backoff.next_delay()
         ctx.stats.retried += len(part)
         ctx.limited_log(level, "bulk of %d documents not stored (%s); retrying in %.2f s",
@@ -216,6 +223,10 @@ class ElasticSearchOutput(Output):
         ctx.limited_log(logging.ERROR, "%d documents rejected by Elasticsearch (first: %s "
                         "%.300s); written to %s", len(records), records[0][1],
                         records[0][2], self.dead_letter.path)
+
+
+class _Abandoned(Exception):
+    """A delivery given up because hekapy is stopping (nothing was acknowledged)."""
 
 
 def _error_of(body: bytes) -> Any:

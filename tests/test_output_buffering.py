@@ -1,0 +1,123 @@
+"""use_buffering on an output: inputs are acknowledged once their batches are on disk;
+an outage fills the disk, not memory; what is on disk is delivered after a restart."""
+
+from __future__ import annotations
+
+import psutil
+
+from hekapy.benchmarks.es_double import EsDouble
+from hekapy.collector.pipeline import Pipeline
+from tests.conftest import config_from, until
+
+
+def config(url: str, tmp_path, count: int, buffering: str = "", pad: int = 0) -> str:
+    return f"""
+        [hekad]
+        base_dir = "{tmp_path / 'state'}"
+        [src]
+        type = "SequenceInput"
+        count = {count}
+        batch = 500
+        record_type = "log"
+        pad = {pad}
+        [enc]
+        type = "ESJsonEncoder"
+        index = "log-%{{%Y.%m.%d}}"
+        type_name = ""
+        id = "%{{UUID}}"
+        [es]
+        type = "ElasticSearchOutput"
+        message_matcher = "TRUE"
+        encoder = "enc"
+        server = "{url}"
+        flush_count = 1000
+        flush_interval = 20
+        retry_delay = "20ms"
+        retry_max_delay = "100ms"
+        use_buffering = true
+        [es.buffering]
+        max_file_size = 1048576
+        {buffering}
+    """
+
+
+async def test_outage_fills_the_disk_and_inputs_are_acknowledged(tmp_path):
+    n = 20_000
+    async with EsDouble() as es:
+        await es.go_down()
+        p = Pipeline(config_from(tmp_path, config(es.url, tmp_path, n)))
+        await p.start()
+        src = p.inputs[0][0]
+        buf = p.buffers["es"]
+        # With the server down, every batch is still acknowledged: it is on disk.
+        await until(lambda: src.acked and src.acked[-1] == n, "input acknowledged",
+                    max_spins=10**8)
+        assert es.count() == 0 and buf.disk.size_bytes > 1_000_000
+        segments = len(list(buf.disk.path.glob("*.log")))
+        assert segments > 1
+        await es.come_back()
+        await until(lambda: es.count() == n, "delivered from disk", max_spins=10**8)
+        await until(lambda: buf.disk.size_bytes == 0, "buffer emptied", max_spins=10**8)
+        await p.stop()
+        assert set(es.write_counts.values()) == {1}
+        assert len(list(buf.disk.path.glob("*.log"))) == 1
+
+
+async def test_restart_delivers_what_waited_on_disk(tmp_path):
+    n = 10_000
+    async with EsDouble() as es:
+        await es.go_down()
+        p = Pipeline(config_from(tmp_path, config(es.url, tmp_path, n)))
+        await p.start()
+        src = p.inputs[0][0]
+        await until(lambda: src.acked and src.acked[-1] == n, "on disk", max_spins=10**8)
+        await p.stop()  # the server never came back during this run
+        assert es.count() == 0
+        await es.come_back()
+        # The next run has nothing new to read (count = 0): only the buffered documents.
+        p2 = Pipeline(config_from(tmp_path, config(es.url, tmp_path, 0)))
+        await p2.start()
+        await until(lambda: es.count() == n, "delivered after restart", max_spins=10**8)
+        await p2.stop()
+        assert set(es.write_counts.values()) == {1}
+        assert p2.buffers["es"].disk.size_bytes == 0
+
+
+async def test_memory_stays_flat_while_the_disk_buffer_grows(tmp_path):
+    n = 200_000
+    proc = psutil.Process()
+    async with EsDouble() as es:
+        await es.go_down()
+        p = Pipeline(config_from(tmp_path, config(es.url, tmp_path, n, pad=600)))
+        await p.start()
+        src = p.inputs[0][0]
+        # Past the warm-up the output's queue and requests are full: from here on only
+        # the disk may grow.
+        await until(lambda: src.acked and src.acked[-1] >= 80_000, "warm up",
+                    max_spins=10**8)
+        rss_before = proc.memory_info().rss
+        disk_before = p.buffers["es"].disk.size_bytes
+        await until(lambda: src.acked and src.acked[-1] == n, "all on disk", max_spins=10**9)
+        grew_disk = p.buffers["es"].disk.size_bytes - disk_before
+        grew_rss = proc.memory_info().rss - rss_before
+        await p.stop()
+    assert grew_disk > 40 << 20
+    assert grew_rss < grew_disk / 4, (grew_rss, grew_disk)
+
+
+async def test_full_action_drop_counts_what_it_drops(tmp_path):
+    async with EsDouble() as es:
+        await es.go_down()
+        p = Pipeline(config_from(tmp_path, config(
+            es.url, tmp_path, 20_000, 'max_buffer_size = 500000\nfull_action = "drop"')))
+        await p.start()
+        src = p.inputs[0][0]
+        await until(lambda: src.acked and src.acked[-1] == 20_000, "acknowledged",
+                    max_spins=10**8)
+        ctx = p.outputs[0][1]
+        assert ctx.stats.dropped > 0
+        assert p.buffers["es"].disk.size_bytes <= 500_000
+        await es.come_back()
+        await until(lambda: p.buffers["es"].disk.size_bytes == 0, "drained", max_spins=10**8)
+        await p.stop()
+        assert es.count() + ctx.stats.dropped == 20_000
