@@ -49,7 +49,10 @@ def infer_value_type(value: Any) -> int:
 class Field:
     """One dynamic field: a name, a value type, a representation and a list of values."""
 
-    __slots__ = ("name", "representation", "value_type", "values")
+    # `encoded`: an encoder's rendering of this field, kept as (encoder, text). Fields are
+    # never changed in place (set_field replaces them) and decoders share one Field
+    # object among many messages for repeating values, so it is rendered once.
+    __slots__ = ("encoded", "name", "representation", "value_type", "values")
 
     def __init__(self, name: str, values: list, value_type: int = STRING,
                  representation: str = "") -> None:
@@ -57,6 +60,7 @@ class Field:
         self.values = values
         self.value_type = value_type
         self.representation = representation
+        self.encoded: tuple[object, str] | None = None
 
     @classmethod
     def of(cls, name: str, value: Any, representation: str = "",

@@ -171,3 +171,10 @@ def test_always_two_valid_json_lines(msg, cls, dynamic_first):
     assert orjson.loads(action)["index"]["_id"] == msg.uuid_text
     d = orjson.loads(doc)
     assert isinstance(d, dict)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40) | st.text(max_size=40).map(lambda t: t + "\n"))
+def test_fast_paths_escape_exactly_like_the_table(text):
+    from hekapy.outputs.elasticsearch.encoders import _DOC_ESCAPES
+    assert doc_string(text) == '"' + text.translate(_DOC_ESCAPES) + '"'

@@ -61,6 +61,13 @@ _NAME_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n",
 
 def doc_string(text: str) -> str:
     """A JSON string literal the way Heka's encoder writes document strings."""
+    # Most strings need no escape: three scans in C beat translate()'s per-character
+    # dictionary lookups. (isprintable() is False for every control character.)
+    if '"' not in text and "\\" not in text:
+        if text.isprintable():
+            return '"' + text + '"'
+        if text[-1:] == "\n" and text[:-1].isprintable():  # log payloads end so
+            return '"' + text[:-1] + '\\u000a"'
     return '"' + text.translate(_DOC_ESCAPES) + '"'
 
 
@@ -258,11 +265,17 @@ class _ESEncoder(Encoder):
         for f in msg.fields:
             if only and f.name not in only:
                 continue
+            enc = f.encoded
+            if enc is not None and enc[0] is self:
+                out.append(enc[1])
+                continue
             key = names.get(f.name)
             if key is None:
                 key = names[f.name] = doc_string(f.name.replace(".", self.dots)
                                                  if self.dots != "." else f.name)
-            out.append(key + ":" + field_value(f.values, f.value_type, f.name in self.raw))
+            text = key + ":" + field_value(f.values, f.value_type, f.name in self.raw)
+            f.encoded = (self, text)
+            out.append(text)
         return out
 
 
