@@ -72,6 +72,8 @@ def doc_string(text: str) -> str:
 
 
 def name_string(text: str) -> str:
+    if '"' not in text and "\\" not in text and text.isprintable():
+        return '"' + text + '"'
     return '"' + text.translate(_NAME_ESCAPES) + '"'
 
 
@@ -171,11 +173,29 @@ class Interpolation:
                 self.parts.append(("field", (key, compile_strftime(key))))
             pos = j + 1
         self.constant = all(isinstance(p, str) for p in self.parts)
+        # "log-%{%Y.%m.%d}" with es_index_from_timestamp: the result depends on the
+        # message's second only (unless a field of that name exists: checked below).
+        self._time_only = [p[1][0] for p in self.parts if not isinstance(p, str)
+                           and p[0] == "field"] if all(
+            isinstance(p, str) or p[0] == "field" for p in self.parts) else None
+        self._cache_key = -1
+        self._cache = ("", True)
 
     def render(self, msg: Message) -> tuple[str, bool]:
         """(text, ok); not ok when some `%{X}` resolved to nothing (Heka's error)."""
         if self.constant:
             return self.template, True
+        names = self._time_only
+        if names is not None and self.from_timestamp and not any(
+                f.name in names for f in msg.fields):
+            sec = msg.timestamp // 1_000_000_000
+            if sec != self._cache_key:
+                self._cache = self._render(msg)
+                self._cache_key = sec
+            return self._cache
+        return self._render(msg)
+
+    def _render(self, msg: Message) -> tuple[str, bool]:
         out = []
         ok = True
         for p in self.parts:
@@ -291,28 +311,32 @@ class ESJsonEncoder(_ESEncoder):
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
         mapping = cfg.field_mappings
-        self.keys = {h: doc_string(mapping.get(h, h)) + ":" for h in HEADERS}
+        keys = {h: doc_string(mapping.get(h, h)) + ":" for h in HEADERS}
+        render_time = self.render_time
+        # One small function per document member, chosen once here.
+        makers: dict[str, Callable[[Message], str]] = {
+            "Timestamp": lambda m, k=keys["Timestamp"]: k + doc_string(render_time(
+                m.timestamp)),
+            "Severity": lambda m, k=keys["Severity"]: k + str(m.severity),
+            "Pid": lambda m, k=keys["Pid"]: k + str(m.pid or 0),
+            "Uuid": lambda m, k=keys["Uuid"]: k + '"' + m.uuid_text + '"',
+            "Type": lambda m, k=keys["Type"]: k + doc_string(m.type or ""),
+            "Logger": lambda m, k=keys["Logger"]: k + doc_string(m.logger or ""),
+            "Payload": lambda m, k=keys["Payload"]: k + doc_string(m.payload or ""),
+            "EnvVersion": lambda m, k=keys["EnvVersion"]: k + doc_string(m.env_version or ""),
+            "Hostname": lambda m, k=keys["Hostname"]: k + doc_string(m.hostname or ""),
+        }
+        self.members = [None if item == "DynamicFields" else makers[item]
+                        for item in self.fields]
 
     def encode(self, msg: Message) -> bytes:
-        keys = self.keys
-        members: list[str] = []
-        for item in self.fields:
-            if item == "DynamicFields":
-                members += self.dynamic_members(msg)
-            elif item == "Timestamp":
-                members.append(keys[item] + doc_string(self.render_time(msg.timestamp)))
-            elif item == "Severity":
-                members.append(keys[item] + str(msg.severity))
-            elif item == "Pid":
-                members.append(keys[item] + str(msg.pid or 0))
-            elif item == "Uuid":
-                members.append(keys[item] + doc_string(msg.uuid_text))
+        out: list[str] = []
+        for make in self.members:
+            if make is None:
+                out += self.dynamic_members(msg)
             else:
-                value = {"Type": msg.type, "Logger": msg.logger, "Payload": msg.payload,
-                         "EnvVersion": msg.env_version, "Hostname": msg.hostname}[item]
-                members.append(keys[item] + doc_string(value or ""))
-        doc = "{" + ",".join(members) + "}"
-        return (self.action(msg) + "\n" + doc + "\n").encode("utf-8", "replace")
+                out.append(make(msg))
+        return (self.action(msg) + "\n{" + ",".join(out) + "}\n").encode("utf-8", "replace")
 
 
 @register
