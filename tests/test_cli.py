@@ -141,7 +141,9 @@ def test_version():
 @pytest.mark.parametrize("conf_path", sorted(
     str(p) for p in (Path(__file__).resolve().parents[1] / "conf").glob("*.toml")))
 def test_shipped_configs_check(conf_path, tmp_path):
-    env = {**os.environ, "HEKAPY_DATA": str(tmp_path)}
+    # The variables the shipped configs read (quickstart; LMA log_collector).
+    env = {**os.environ, "HEKAPY_DATA": str(tmp_path), "HOSTNAME": "node-1",
+           "ES_URL": "http://127.0.0.1:9200", "HEKAPY_DEPLOYMENT_ID": "3"}
     r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr
@@ -163,3 +165,4 @@ def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
     assert "stopped cleanly" in err
     journals = list((data / "state" / "logstreamer").iterdir())
     assert journals and all(json.loads(j.read_text())["seek"] > 0 for j in journals)
+
