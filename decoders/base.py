@@ -197,6 +197,19 @@ class LogDecoder(Decoder):
         except ValueError as e:
             raise OptionError(str(e), key="tz") from None
 
+    def timestamp_ns(self, y: str, mo: str, d: str, h: str, mi: str, s: str,
+                     frac: str | None = None, off: str | None = None) -> int:
+        """Nanoseconds for the date and time groups of a line (fraction and offset
+        optional: without an offset the time is read in `tz`); DecodeError if the date
+        does not exist."""
+        from hekapy.collector.plugin import DecodeError
+        try:
+            return self.clock.to_ns(int(y), int(mo), int(d), int(h), int(mi), int(s),
+                                    fraction_ns(frac or ""),
+                                    None if off is None else parse_offset(off))
+        except ValueError as e:
+            raise DecodeError(f"bad timestamp: {e}") from None
+
     @staticmethod
     def set_log_headers(msg: Message, severity: int, label: str) -> None:
         """Type log, the severity and its label: what every LMA log decoder sets."""

@@ -19,7 +19,7 @@ import re
 
 from hekapy.collector.message import STRING, Field, Message
 from hekapy.collector.plugin import DecodeError, register
-from hekapy.decoders.base import LogDecoder, fraction_ns, parse_offset
+from hekapy.decoders.base import LogDecoder
 
 _LINE_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?([+-]\d{4}|Z)?: (\d+): "
@@ -38,12 +38,7 @@ class LibvirtLogDecoder(LogDecoder):
         if m is None:
             raise DecodeError("not 'date time: pid: level : message' (libvirt)")
         y, mo, d, h, mi, s, frac, off, pid, level, text = m.groups()
-        try:
-            msg.timestamp = self.clock.to_ns(int(y), int(mo), int(d), int(h), int(mi), int(s),
-                                             fraction_ns(frac or ""),
-                                             None if off is None else parse_offset(off))
-        except ValueError as e:
-            raise DecodeError(f"bad timestamp: {e}") from None
+        msg.timestamp = self.timestamp_ns(y, mo, d, h, mi, s, frac, off)
         severity, label = _LEVELS[level]
         msg.type = "log"
         msg.pid = int(pid)

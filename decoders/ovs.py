@@ -19,7 +19,7 @@ import re
 
 from hekapy.collector.message import STRING, Field, Message
 from hekapy.collector.plugin import DecodeError, register
-from hekapy.decoders.base import LogDecoder, fraction_ns, parse_offset
+from hekapy.decoders.base import LogDecoder
 
 _LINE_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?"
@@ -43,12 +43,7 @@ class OvsLogDecoder(LogDecoder):
         lv = _LEVELS.get(level)
         if lv is None:
             raise DecodeError(f"unknown Open vSwitch level {level!r}")
-        try:
-            msg.timestamp = self.clock.to_ns(int(y), int(mo), int(d), int(h), int(mi), int(s),
-                                             fraction_ns(frac or ""),
-                                             None if off is None else parse_offset(off))
-        except ValueError as e:
-            raise DecodeError(f"bad timestamp: {e}") from None
+        msg.timestamp = self.timestamp_ns(y, mo, d, h, mi, s, frac, off)
         program = msg.logger
         msg.type = "log"
         msg.logger = "ovs"
