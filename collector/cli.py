@@ -200,8 +200,6 @@ def demo(args: tuple[str, ...]) -> None:
     sys.exit(demo_main(list(args)) or 0)
 
 
-if __name__ == "__main__":
-    main()
 
 
 @main.command("es-setup")
@@ -260,3 +258,7 @@ def es_setup(path: str | None, output_name: str | None, servers: tuple[str, ...]
         return EXIT_FAILED if failed else 0
 
     sys.exit(asyncio.run(install()))
+
+
+if __name__ == "__main__":
+    main()

@@ -144,3 +144,34 @@ def test_process_mode_prints_url_and_takes_faults_over_http():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_es_setup_installs_the_templates():
+    proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        r = subprocess.run([sys.executable, "-m", "hekapy.collector.cli", "es-setup",
+                            "--server", url, "--replicas", "0"], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("installed index template") == 3
+
+        async def check():
+            async with aiohttp.ClientSession() as s:
+                async with s.get(url + "/_index_template/log") as resp:
+                    body = await resp.json()
+                t = body["index_templates"][0]["index_template"]
+                assert t["index_patterns"] == ["log-*"]
+                props = t["template"]["mappings"]["properties"]
+                assert props["http_status"]["type"] == "integer"
+                assert props["request_id"]["type"] == "keyword"
+                # And it applies: a string in http_status is now refused.
+                async with s.post(url + "/_bulk", data=bulk(
+                        {"index": {"_index": "log-2024.01.01"}},
+                        {"http_status": "oops"})) as resp:
+                    assert (await resp.json())["items"][0]["index"]["status"] == 400
+        asyncio.run(check())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
