@@ -41,6 +41,7 @@ import contextlib
 import fnmatch
 import gzip
 import random
+import ssl
 import sys
 import time
 import uuid
@@ -148,6 +149,7 @@ class EsDouble:
         self.reset_state()
         self.host = "127.0.0.1"
         self.port = 0
+        self.ssl_context: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -209,7 +211,8 @@ class EsDouble:
     # --- server ---------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 30, middlewares=[self._middleware])
@@ -236,12 +239,15 @@ class EsDouble:
         r.add_get("/{index}", self._get_index)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         # Short shutdown: a request the "hang" fault holds must not delay stopping.
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port or self.port, reuse_address=True)
+        self._site = web.TCPSite(self._runner, host, port or self.port, reuse_address=True,
+                                 ssl_context=ssl_context)
         await self._site.start()
         self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -253,7 +259,8 @@ class EsDouble:
 
     async def come_back(self) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                                 ssl_context=self.ssl_context)
         await self._site.start()
 
     async def stop(self) -> None:

@@ -252,3 +252,32 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, 
     assert {d["_source"]["Payload"] for d in docs} == {f"kill line {i}\n" for i in range(n)}
     # And the kills did hit documents in flight: some were sent again after a restart.
     assert max(es.write_counts.values()) > 1
+
+
+async def test_tls_with_a_private_ca_and_verification(tmp_path):
+    import ssl
+    cert, key = tmp_path / "es.pem", tmp_path / "es.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    es = EsDouble("es8")
+    await es.start(ssl_context=server_ctx)
+    try:
+        assert es.url.startswith("https://")
+        # Without the CA the certificate is refused: nothing stored, nothing acknowledged.
+        p = Pipeline(config_from(tmp_path, es_config(es.url, tmp_path, 500)))
+        await p.start()
+        await until(lambda: p.outputs[0][1].stats.retried >= 1000, "verification failures",
+                    max_spins=10**8)
+        assert es.count() == 0 and p.inputs[0][0].acked == []
+        await p.stop()
+        tls = f'[es.tls]\nroot_cafile = "{cert}"'
+        second = tmp_path / "second"
+        second.mkdir()
+        p = Pipeline(config_from(second, es_config(es.url, second, 500, tls)))
+        await run_until_acked(p, 500)
+        assert es.count() == 500
+    finally:
+        await es.stop()
