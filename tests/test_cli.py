@@ -153,13 +153,16 @@ def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
     data = tmp_path / "qs"
     proc = subprocess.Popen([*HEKAPY, "quickstart", "--data-dir", str(data), "--rate", "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    docs = _wait_for_lines(data / "output" / "openstack.json", 500, proc)
-    first = json.loads(docs[0])
-    assert first["Type"] == "log" and first["Logger"] in ("openstack.nova", "openstack.neutron")
-    assert first["Pid"] > 0 and first["Severity"] in (3, 4, 6, 7)
-    fields = {f["name"]: f["value"][0] for f in first["Fields"]}
-    assert fields["programname"] and fields["deployment_id"] == "quickstart"
-    proc.send_signal(signal.SIGINT)
+    try:
+        docs = _wait_for_lines(data / "output" / "openstack.json", 500, proc)
+        first = json.loads(docs[0])
+        assert first["Type"] == "log"
+        assert first["Logger"] in ("openstack.nova", "openstack.neutron")
+        assert first["Pid"] > 0 and first["Severity"] in (3, 4, 6, 7)
+        fields = {f["name"]: f["value"][0] for f in first["Fields"]}
+        assert fields["programname"] and fields["deployment_id"] == "quickstart"
+    finally:
+        proc.send_signal(signal.SIGINT)  # never leave the collector running
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped cleanly" in err

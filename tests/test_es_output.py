@@ -220,32 +220,43 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, 
                                                          logdir=logdir, url=es.url,
                                                          buffering=buffering))
         cmd = [sys.executable, "-m", "hekapy.collector.cli", "run", "-c", str(conf)]
-        for kill_at in (5_000, 20_000, 35_000):
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        log = tmp_path / "hekapy.log"  # a file, not a pipe: a full pipe would block it
+        proc: subprocess.Popen | None = None
+
+        def start() -> subprocess.Popen:
+            with open(log, "ab") as f:
+                return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f)
+
+        try:
+            for kill_at in (5_000, 20_000, 35_000):
+                proc = start()
+                deadline = time.monotonic() + 60
+                while es.count() < kill_at:
+                    assert proc.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, "no progress"
+                    await asyncio.sleep(0.01)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            es.faults.delay = 0
+            proc = start()
+            deadline = time.monotonic() + 120
+            while es.count() < n:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"only {es.count()} of {n}"
+                await asyncio.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            # Wait without blocking this loop: the double runs on it and must keep
+            # answering the requests hekapy finishes while it drains.
             deadline = time.monotonic() + 60
-            while es.count() < kill_at:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "no progress"
-                await asyncio.sleep(0.01)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        es.faults.delay = 0
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while es.count() < n:
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, f"only {es.count()} of {n}"
-            await asyncio.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        # Wait without blocking this loop: the double runs on it and must keep
-        # answering the requests hekapy finishes while it drains.
-        deadline = time.monotonic() + 60
-        while proc.poll() is None:
-            assert time.monotonic() < deadline, "hekapy did not stop"
-            await asyncio.sleep(0.02)
-        err = proc.stderr.read()
-        assert proc.returncode == 0, err
-        assert b"did not stop within shutdown_timeout" not in err
+            while proc.poll() is None:
+                assert time.monotonic() < deadline, "hekapy did not stop"
+                await asyncio.sleep(0.02)
+            assert proc.returncode == 0, log.read_text()
+            assert "did not stop within shutdown_timeout" not in log.read_text()
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         docs = es.docs("log-*")
     # Exactly one document per line: re-sent lines kept their _id and overwrote.
     assert len(docs) == n

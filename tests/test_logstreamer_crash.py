@@ -106,6 +106,7 @@ def test_kill_9_and_restart_loses_nothing(tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(logdir), str(total),
                                str(every)])
     kills = 0
+    proc: subprocess.Popen | None = None
     try:
         for _ in range(4):
             before = len(read_docs(out))
@@ -132,6 +133,9 @@ def test_kill_9_and_restart_loses_nothing(tmp_path):
     finally:
         if writer.poll() is None:
             writer.kill()
+        if proc is not None and proc.poll() is None:  # a failed wait: never leak it
+            proc.kill()
+            proc.wait()
     assert kills == 4
     docs = read_docs(out)
     uuids: dict[str, set[str]] = {}
