@@ -84,8 +84,9 @@ def read_docs(path: Path) -> list[dict]:
 
 
 def wait_until(pred, what: str, proc: subprocess.Popen | None = None,
-               timeout: float = 60.0) -> None:
-    """Poll for the event `pred` (output file contents), failing after `timeout`."""
+               timeout: float = 180.0) -> None:
+    """Poll for the event `pred` (output file contents), failing after `timeout` (generous:
+    a loaded CI machine may run this test several times slower than usual)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
