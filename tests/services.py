@@ -1,6 +1,8 @@
-"""Real services started by tests: HAProxy (Debian package) for now.
+"""Real services started by tests: HAProxy (Debian package, spec/services.md §4), and a
+UDP syslog sink to receive what it logs.
 
-A missing binary is a test failure with the install command, never a skip.
+A missing binary is a test failure with the install command, never a skip: .ci/run
+installs the packages.
 """
 
 from __future__ import annotations
@@ -17,54 +19,141 @@ from pathlib import Path
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nothing listens on right now (TCP by default) on 127.0.0.1."""
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def haproxy_binary() -> str:
-    path = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists(
-        "/usr/sbin/haproxy") else None)
+    """The haproxy executable; AssertionError saying how to install it when missing."""
+    path = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access(
+        "/usr/sbin/haproxy", os.X_OK) else None)
     if path is None:
-        raise AssertionError("haproxy is not installed: apt-get install haproxy "
-                             "(.ci/run installs it)")
+        raise AssertionError(
+            "haproxy is not installed: DEBIAN_FRONTEND=noninteractive apt-get install -y "
+            "haproxy (.ci/run installs it)")
     return path
 
 
-async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Until something accepts connections on 127.0.0.1:port (or the process died)."""
+def _output(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-4000:]
+    except OSError:
+        return ""
+
+
+async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 10.0,
+                        log: Path | None = None) -> None:
+    """Until something accepts connections on 127.0.0.1:port (AssertionError if the
+    process dies first or the timeout passes)."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before listening")
+            raise AssertionError(f"process exited with {proc.returncode} before listening on "
+                                 f"{port}: {_output(log) if log else ''}")
         try:
             _r, w = await asyncio.open_connection("127.0.0.1", port)
             w.close()
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on port {port} after {timeout} s") from None
+                raise AssertionError(f"nothing listens on port {port} after {timeout} s: "
+                                     f"{_output(log) if log else ''}") from None
             await asyncio.sleep(0.01)
 
 
+async def wait_for_unix_socket(path: Path, proc: subprocess.Popen, timeout: float = 10.0,
+                               log: Path | None = None) -> None:
+    """Until a unix socket at `path` accepts connections (a stats socket)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode} before creating "
+                                 f"{path}: {_output(log) if log else ''}")
+        try:
+            _r, w = await asyncio.open_unix_connection(str(path))
+            w.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no socket at {path} after {timeout} s: "
+                                     f"{_output(log) if log else ''}") from None
+            await asyncio.sleep(0.01)
+
+
+async def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM (HAProxy exits in milliseconds), SIGKILL after `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if proc.poll() is None:
+            proc.kill()
+    proc.wait()
+
+
 @contextlib.asynccontextmanager
-async def haproxy(config: str, directory: Path, wait_port: int) -> AsyncIterator[
-        subprocess.Popen]:
-    """Run `haproxy -db -f <config>` in the foreground until the block ends."""
+async def haproxy(config: str, directory: Path, wait_port: int | None = None,
+                  wait_socket: Path | None = None) -> AsyncIterator[subprocess.Popen]:
+    """Run `haproxy -db -f <directory>/haproxy.cfg` (foreground) until the block ends.
+
+    The config is checked with `haproxy -c` first. The block starts once 127.0.0.1:
+    `wait_port` accepts connections and/or `wait_socket` (a stats socket) answers.
+    HAProxy's own output goes to <directory>/haproxy.out (quoted in failures)."""
     cfg = directory / "haproxy.cfg"
     cfg.write_text(config)
     binary = haproxy_binary()
     check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    assert check.returncode == 0, f"haproxy -c: {check.stdout}{check.stderr}"
+    if wait_socket is not None:
+        wait_socket.unlink(missing_ok=True)  # HAProxy leaves it behind when it exits
+    log = directory / "haproxy.out"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
     try:
-        await wait_for_port(wait_port, proc)
+        if wait_port is not None:
+            await wait_for_port(wait_port, proc, log=log)
+        if wait_socket is not None:
+            await wait_for_unix_socket(wait_socket, proc, log=log)
         yield proc
     finally:
-        proc.terminate()
+        await stop_process(proc)
+        if wait_socket is not None:
+            wait_socket.unlink(missing_ok=True)
+
+
+class SyslogSink(asyncio.DatagramProtocol):
+    """Syslog datagrams received on a UDP port of 127.0.0.1, as text, in order."""
+
+    def __init__(self) -> None:
+        self.lines: asyncio.Queue[str] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.lines.put_nowait(data.decode("utf-8", "replace"))
+
+    async def next_line(self, timeout: float = 10.0) -> str:
+        """The next datagram; AssertionError when none comes within `timeout`."""
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            return await asyncio.wait_for(self.lines.get(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no syslog datagram on UDP {self.port} within "
+                                 f"{timeout} s") from None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def syslog_sink() -> SyslogSink:
+    """A SyslogSink bound to a free UDP port (its `port`); close() it when done."""
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(SyslogSink,
+                                                          local_addr=("127.0.0.1", 0))
+    sink.transport = transport
+    sink.port = transport.get_extra_info("sockname")[1]
+    return sink

@@ -178,3 +178,29 @@ def test_always_two_valid_json_lines(msg, cls, dynamic_first):
 def test_fast_paths_escape_exactly_like_the_table(text):
     from hekapy.outputs.elasticsearch.encoders import _DOC_ESCAPES
     assert doc_string(text) == '"' + text.translate(_DOC_ESCAPES) + '"'
+
+
+_names = st.sampled_from(["a", "b.c", "http_status", "Payload", "é"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.builds(Message, type=st.text(max_size=10), logger=st.text(max_size=10),
+                 payload=st.text(max_size=60), hostname=st.text(max_size=10),
+                 pid=st.none() | st.integers(0, 2**31), severity=st.integers(0, 7),
+                 fields=st.lists(st.one_of(
+                     st.builds(Field, _names, st.lists(st.text(max_size=10), min_size=1,
+                                                       max_size=2), st.just(STRING)),
+                     st.builds(Field, _names, st.lists(st.integers(-2**70, 2**70),
+                                                       min_size=1, max_size=2),
+                               st.just(INTEGER)),
+                     st.builds(Field, _names, st.lists(st.floats(), min_size=1, max_size=2),
+                               st.just(DOUBLE)),
+                     st.builds(Field, _names, st.lists(st.booleans(), min_size=1),
+                               st.just(BOOL))), max_size=5)),
+       st.booleans())
+def test_fast_document_equals_the_member_by_member_one(msg, dots):
+    enc = make_plugin(ESJsonEncoder, raw_bytes_fields=["http_status"],
+                      replace_dots_with="_" if dots else ".")
+    fast = enc.fast_document(msg)
+    if fast is not None:
+        assert fast == enc.slow_document(msg)
