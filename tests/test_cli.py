@@ -154,13 +154,21 @@ def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([*HEKAPY, "quickstart", "--data-dir", str(data), "--rate", "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        docs = _wait_for_lines(data / "output" / "openstack.json", 500, proc)
-        first = json.loads(docs[0])
-        assert first["Type"] == "log"
-        assert first["Logger"] in ("openstack.nova", "openstack.neutron")
-        assert first["Pid"] > 0 and first["Severity"] in (3, 4, 6, 7)
-        fields = {f["name"]: f["value"][0] for f in first["Fields"]}
+        docs = [json.loads(d) for d in
+                _wait_for_lines(data / "output" / "openstack.json", 500, proc)]
+        assert all(d["Type"] == "log" for d in docs)
+        by_logger = {d["Logger"]: d for d in docs}
+        assert {"openstack.nova", "openstack.neutron", "openstack.keystone",
+                "system.haproxy"} <= set(by_logger)
+        nova = by_logger["openstack.nova"]
+        assert nova["Pid"] > 0 and nova["Severity"] in (3, 4, 6, 7)
+        fields = {f["name"]: f["value"][0] for f in nova["Fields"]}
         assert fields["programname"] and fields["deployment_id"] == "quickstart"
+        haproxy = {f["name"]: f["value"][0] for f in by_logger["system.haproxy"]["Fields"]}
+        assert haproxy["haproxy_backend"] and haproxy["http_status"] >= 200
+        keystone = {f["name"]: f["value"][0]
+                    for f in by_logger["openstack.keystone"]["Fields"]}
+        assert keystone["http_method"] in ("GET", "POST")
     finally:
         proc.send_signal(signal.SIGINT)  # never leave the collector running
     _out, err = proc.communicate(timeout=30)
