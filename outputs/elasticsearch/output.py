@@ -31,17 +31,16 @@ documents is stored or dead-lettered. Unlike Heka, nothing is dropped on a non-2
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, Output, register
-from hekapy.collector.queue import Batch
+from hekapy.collector.plugin import Option, OptionError, register
 from hekapy.collector.retry import Backoff
 from hekapy.collector.tls import client_ssl_context, tls_settings
+from hekapy.outputs.batching import BatchingOutput, describe
 from hekapy.outputs.elasticsearch.bulk import BulkResponseError, parse_bulk_response
 from hekapy.outputs.elasticsearch.client import EsClient, TransportError, redact_url
 from hekapy.outputs.elasticsearch.deadletter import DeadLetterFile
@@ -59,7 +58,7 @@ def _servers(value: Any) -> list[str]:
 
 
 @register
-class ElasticSearchOutput(Output):
+class ElasticSearchOutput(BatchingOutput):
     __doc__ = __doc__
 
     options: ClassVar[dict[str, Option]] = {
@@ -82,6 +81,7 @@ class ElasticSearchOutput(Output):
         "dead_letter_file": Option("str", ""),
     }
     defaults: ClassVar[dict[str, Any]] = {"use_buffering": True}
+    what = "documents"
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
@@ -104,65 +104,22 @@ class ElasticSearchOutput(Output):
             gzip_level=1 if cfg.compression == "gzip" else 0,
             max_connections=cfg.max_in_flight * 2)
 
-    async def run(self, ctx: OutputContext) -> None:
+    async def open(self, ctx: OutputContext) -> None:
         cfg = self.cfg
         self.client = self._client()
         path = cfg.dead_letter_file or os.path.join(
             ctx.pipeline.hekad.base_dir, "dead_letter", f"{self.name}.ndjson")
         self.dead_letter = DeadLetterFile(path, self.name)
-        slots = asyncio.Semaphore(cfg.max_in_flight)
-        in_flight: set[asyncio.Task] = set()
-        encode = ctx.encoder.encode  # type: ignore[union-attr]
-        try:
-            while True:
-                batches = await ctx.collect(cfg.flush_count, cfg.flush_interval,
-                                            cfg.flush_bytes)
-                if batches is None:
-                    break
-                items: list[bytes] = []
-                for b in batches:
-                    for m in b.messages:
-                        try:
-                            data = encode(m)
-                        except Exception as e:  # an encoder bug must not stall the output
-                            ctx.stats.errors += 1
-                            ctx.limited_log(logging.ERROR, "encoding failed: %s: %s",
-                                            type(e).__name__, e)
-                            continue
-                        if data:
-                            items.append(data)
-                await slots.acquire()
-                task = asyncio.create_task(self._deliver(ctx, items, batches, slots))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                # A failed delivery task is a bug: surface it (the supervisor restarts
-                # the output and re-sends what is unacknowledged).
-                for t in [t for t in in_flight if t.done() and t.exception()]:
-                    raise t.exception()  # type: ignore[misc]
-            if in_flight:
-                await asyncio.gather(*in_flight)
-        finally:
-            for t in in_flight:
-                t.cancel()
-            await self.client.close()
 
-    async def _deliver(self, ctx: OutputContext, items: list[bytes], batches: list[Batch],
-                       slots: asyncio.Semaphore) -> None:
-        try:
-            if items:
-                await self._send(ctx, items)
-            for b in batches:
-                b.done()
-        except _Abandoned as e:
-            ctx.limited_log(logging.WARNING, "stopping with %d documents not stored (%s); "
-                            "they are sent again on the next start", len(items), e)
-        finally:
-            slots.release()
+    async def close_output(self) -> None:
+        await self.client.close()
+
+    async def send(self, ctx: OutputContext, items: list[bytes]) -> None:
+        await self._send(ctx, items)
 
     async def _send(self, ctx: OutputContext, items: list[bytes]) -> None:
         """Until every item is stored or dead-lettered."""
-        cfg = self.cfg
-        backoff = Backoff(cfg.retry_delay, cfg.retry_max_delay, cfg.retry_delay)
+        backoff = self.backoff()
         client = self.client
         work = [items]
         while work:
@@ -205,16 +162,8 @@ class ElasticSearchOutput(Output):
     async def _retry_later(self, ctx: OutputContext, backoff: Backoff, part: list[bytes],
                            work: list[list[bytes]], why: str,
                            level: int = logging.WARNING) -> None:
-        if ctx.stopping.is_set():
-            # Stopping: what is not stored stays unacknowledged (in the disk buffer or
-            # at its input) and goes out on the next start; do not hold the stop.
-            raise _Abandoned(why)
-        delay = backoff.next_delay()
-        ctx.stats.retried += len(part)
-        ctx.limited_log(level, "bulk of %d documents not stored (%s); retrying in %.2f s",
-                        len(part), why, delay)
+        await self.retry_later(ctx, backoff, len(part), why, level)
         self.client.fail_over()
-        await asyncio.sleep(delay)
         work.append(part)
 
     async def _reject(self, ctx: OutputContext, records: list[tuple[bytes, int, Any]]) -> None:
@@ -225,14 +174,4 @@ class ElasticSearchOutput(Output):
                         records[0][2], self.dead_letter.path)
 
 
-class _Abandoned(Exception):
-    """A delivery given up because hekapy is stopping (nothing was acknowledged)."""
-
-
-def _error_of(body: bytes) -> Any:
-    import orjson
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:500].decode("utf-8", "replace")
-    return doc.get("error", doc) if isinstance(doc, dict) else doc
+_error_of = describe
