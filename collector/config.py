@@ -233,10 +233,13 @@ def _build_spec(name: str, body: dict, file: str, registry: dict,
     n_before = len(errors)
     cfg = convert_options(cls.all_options(), body, file, name, errors, cls.defaults)
     cfg.type = type_name
+    given = {normalize_key(k) for k in body}
     for sub, opts in (("retries", RETRIES_OPTIONS), ("buffering", BUFFERING_OPTIONS)):
         table = getattr(cfg, sub, None)
         if isinstance(table, dict):
-            setattr(cfg, sub, convert_options(opts, table, file, name, errors,
+            defaults = (cls.buffering_defaults if sub == "buffering"
+                        and normalize_key(sub) not in given else None)
+            setattr(cfg, sub, convert_options(opts, table, file, name, errors, defaults,
                                               prefix=f"{sub}."))
     if len(errors) == n_before:
         special = cls.specialize(

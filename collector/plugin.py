@@ -45,6 +45,7 @@ BUILTIN_MODULES = (
     "hekapy.outputs.encoders",
     "hekapy.outputs.elasticsearch.encoders",
     "hekapy.outputs.elasticsearch.output",
+    "hekapy.outputs.influxdb.output",
     "hekapy.outputs.file",
     "hekapy.outputs.log",
 )
@@ -293,6 +294,9 @@ class Plugin:
     options: ClassVar[dict[str, Option]] = {}
     # Per-plugin overrides of category defaults (e.g. TcpInput's default splitter).
     defaults: ClassVar[dict[str, Any]] = {}
+    # Plugin-specific [X.buffering] defaults, used when the section gives no table
+    # (Heka: a given table gets the global defaults for the keys it leaves out).
+    buffering_defaults: ClassVar[dict[str, Any]] = {}
     # Options naming other plugins (a name or a list of names) → their category; the
     # loader checks that they exist, `link` receives them built.
     references: ClassVar[dict[str, str]] = {}

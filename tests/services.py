@@ -157,3 +157,90 @@ async def syslog_sink() -> SyslogSink:
     sink.transport = transport
     sink.port = transport.get_extra_info("sockname")[1]
     return sink
+
+
+# --- InfluxDB 1.x (Debian's influxdb, spec/services.md §1) ------------------------------
+
+INFLUXDB_CONFIG = """reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{dir}/meta"
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = false
+  log-enabled = false
+[logging]
+  level = "warn"
+"""
+
+
+class InfluxDB:
+    """A running influxd: `url`, and `query(q)` for InfluxQL (results as dicts)."""
+
+    def __init__(self, url: str, proc: subprocess.Popen) -> None:
+        self.url = url
+        self.proc = proc
+
+    async def query(self, q: str, db: str | None = None) -> list[dict]:
+        import aiohttp
+        params = {"q": q, "epoch": "ms"}
+        if db:
+            params["db"] = db
+        async with aiohttp.ClientSession() as s, s.post(self.url + "/query",
+                                                        data=params) as r:
+            body = await r.json()
+        result = body["results"][0]
+        assert "error" not in result, result["error"]
+        rows = []
+        for series in result.get("series", []):
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row["_measurement"] = series["name"]
+                row.update(series.get("tags", {}))
+                rows.append(row)
+        return rows
+
+
+@contextlib.asynccontextmanager
+async def influxdb(directory: Path) -> AsyncIterator[InfluxDB]:
+    """influxd with its data under `directory`, on free loopback ports."""
+    import aiohttp
+    binary = shutil.which("influxd") or "/usr/bin/influxd"
+    if not os.path.exists(binary):
+        raise AssertionError("influxd is not installed: apt-get install influxdb "
+                             "(scripts/install-system-deps installs it)")
+    http_port, rpc_port = free_port(), free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "influxdb.conf"
+    conf.write_text(INFLUXDB_CONFIG.format(dir=directory, http_port=http_port,
+                                           rpc_port=rpc_port))
+    log = directory / "influxd.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as s:
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"influxd exited: {_output(log)}")
+                try:
+                    async with s.get(url + "/ping") as r:
+                        if r.status == 204:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"influxd not ready: {_output(log)}")
+                await asyncio.sleep(0.02)
+        yield InfluxDB(url, proc)
+    finally:
+        await stop_process(proc)
