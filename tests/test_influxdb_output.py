@@ -228,7 +228,6 @@ async def test_influxdb_down_does_not_stall_metrics(tmp_path):
         await db.query("CREATE DATABASE lma")
         MetricInput.batches = []
         p = Pipeline(config_from(tmp_path, config(db.url, tmp_path)))
-        p.outputs[0][0].cfg.url = db.url
         await p.start()
         rows: list = []
 
