@@ -29,6 +29,7 @@ BUILTIN_MODULES = (
     "hekapy.collector.splitters",
     "hekapy.collector.inputs.process",
     "hekapy.collector.inputs.logstreamer",
+    "hekapy.collector.inputs.haproxy_stats",
     "hekapy.decoders.payload_regex",
     "hekapy.decoders.openstack_log",
     "hekapy.decoders.keystone_wsgi",
