@@ -71,6 +71,9 @@ class FilterContext(PluginContext):
         super().__init__(pipeline, spec)
         self._predicate = predicate
         self._injected: list[Message] = []
+        # LMA added its deployment tags to the metrics its filters made, too.
+        self._tags = deployment_tag_fields(pipeline.hekad.deployment_tags)
+        self._tag_names = frozenset(f.name for f in self._tags)
 
     def inject(self, msg: Message) -> bool:
         """Queue `msg` for routing after the current call returns. A message that matches
@@ -80,6 +83,8 @@ class FilterContext(PluginContext):
             self.limited_log(logging.ERROR, "refused an injected message that matches this "
                              "filter's own message_matcher (Type %r)", msg.type)
             return False
+        if self._tags:
+            add_tags([msg], self._tags, self._tag_names)
         self._injected.append(msg)
         self.stats.injected += 1
         return True
@@ -96,6 +101,18 @@ def deployment_tag_fields(tags: dict[str, Any]) -> list[Field]:
         kind = STRING if isinstance(value, str) else INTEGER if isinstance(value, int) else DOUBLE
         out.append(Field(name, [value], kind))
     return out
+
+
+def add_tags(messages: list[Message], tags: list[Field], names: frozenset[str]) -> None:
+    """The deployment tags, on every message that does not carry them already (the
+    Field objects are shared: fields are never changed in place)."""
+    for m in messages:
+        fields = m.fields
+        if not fields or names.isdisjoint([f.name for f in fields]):
+            fields.extend(tags)
+        else:
+            have = {f.name for f in fields}
+            fields.extend(t for t in tags if t.name not in have)
 
 
 class InputContext(PluginContext):
@@ -174,15 +191,7 @@ class InputContext(PluginContext):
         return out
 
     def add_tags(self, messages: list[Message]) -> None:
-        """The deployment tags, on every message that does not carry them already."""
-        tags, names = self.tags, self._tag_names
-        for m in messages:
-            fields = m.fields
-            if not fields or names.isdisjoint([f.name for f in fields]):
-                fields.extend(tags)
-            else:
-                have = {f.name for f in fields}
-                fields.extend(t for t in tags if t.name not in have)
+        add_tags(messages, self.tags, self._tag_names)
 
     def _decode_failed(self, msg: Message, reason: str) -> bool:
         """Count and log a failure; True when the message is forwarded anyway."""

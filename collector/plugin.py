@@ -43,6 +43,8 @@ BUILTIN_MODULES = (
     "hekapy.decoders.multi",
     "hekapy.decoders.sandbox",
     "hekapy.filters.counter",
+    "hekapy.filters.http_metrics",
+    "hekapy.filters.log_counter",
     "hekapy.outputs.encoders",
     "hekapy.outputs.elasticsearch.encoders",
     "hekapy.outputs.elasticsearch.output",

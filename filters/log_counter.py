@@ -1,0 +1,61 @@
+"""LogCounterFilter: log messages per second by service and level, as LMA's
+logs_counter.lua (spec/lma.md §5.1): every `ticker_interval` seconds (60) one
+`log_messages` metric per service (second Logger token: openstack.nova → nova) and
+level (the 8 syslog levels, lower case), zeros included for every service seen so far,
+tags hostname, service, level.
+
+Keys: ticker_interval (60).
+
+    [logs_counter]
+    type = "LogCounterFilter"
+    message_matcher = "Type == 'log' && Logger =~ /^openstack\\./"
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from hekapy.collector.message import Message
+from hekapy.collector.pipeline import FilterContext
+from hekapy.collector.plugin import Filter, OptionError, register
+from hekapy.decoders.base import LABEL_BY_SEVERITY
+from hekapy.filters.metrics import metric_message
+
+LEVELS = tuple(label.lower() for label in LABEL_BY_SEVERITY)
+
+
+@register
+class LogCounterFilter(Filter):
+    __doc__ = __doc__
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "message_matcher": "Type == 'log' && Logger =~ /^openstack\\./",
+        "ticker_interval": 60,
+    }
+
+    def __init__(self, name: str, cfg: Any) -> None:
+        super().__init__(name, cfg)
+        if cfg.ticker_interval <= 0:
+            raise OptionError("must be more than 0", key="ticker_interval")
+        self.counts: dict[str, list[int]] = {}
+
+    def process(self, messages: list[Message], ctx: FilterContext) -> None:
+        counts = self.counts
+        for m in messages:
+            tokens = m.logger.split(".")
+            service = tokens[1] if len(tokens) > 1 else tokens[0]
+            per_level = counts.get(service)
+            if per_level is None:
+                per_level = counts[service] = [0] * 8
+            severity = m.severity if 0 <= m.severity <= 7 else 7
+            per_level[severity] += 1
+
+    def timer_event(self, now_ns: int, ctx: FilterContext) -> None:
+        interval = self.cfg.ticker_interval
+        for service, per_level in self.counts.items():
+            for severity, n in enumerate(per_level):
+                ctx.inject(metric_message(
+                    "log_messages", n / interval,
+                    {"hostname": ctx.hostname, "service": service,
+                     "level": LEVELS[severity]}, now_ns, self.name, ctx.hostname))
+            self.counts[service] = [0] * 8
