@@ -157,7 +157,8 @@ def check(path: str | None, sample: str | None) -> None:
         for k in sorted(opts):
             o = opts[k]
             req = " required" if o.required else ""
-            click.echo(f"  {k} = {o.default!r}{req}  {o.doc}".rstrip())
+            default = cls.defaults.get(k, o.default)  # the plugin's own default wins
+            click.echo(f"  {k} = {default!r}{req}  {o.doc}".rstrip())
         return
     if not path:
         raise click.UsageError("give -c PATH (or --sample TYPE)")

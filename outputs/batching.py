@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Output
+from hekapy.collector.plugin import Option, OptionError, Output
 from hekapy.collector.queue import Batch
 from hekapy.collector.retry import Backoff
 
@@ -26,11 +27,27 @@ class Abandoned(Exception):
 
 
 class BatchingOutput(Output):
-    """Subclasses set `cfg.flush_count`, `cfg.flush_interval`, `cfg.flush_bytes`,
-    `cfg.max_in_flight`, `cfg.retry_delay`, `cfg.retry_max_delay` through their options
-    and implement `send`; `what` names the items in logs ("documents", "points")."""
+    """The shared keys below (each output sets its own defaults through `defaults`);
+    subclasses implement `send`; `what` names the items in logs ("documents")."""
 
+    options: ClassVar[dict[str, Option]] = {
+        "flush_interval": Option("duration", 1000, unit=1e-3, doc="ms"),
+        "flush_count": Option("int", 1000, doc="items that trigger a flush"),
+        "flush_bytes": Option("int", 5 << 20, doc="bytes that trigger a flush"),
+        "max_in_flight": Option("int", 2, doc="requests at once"),
+        "compression": Option("str", "none", choices=("none", "gzip")),
+        "http_timeout": Option("duration", 0, unit=1e-3, doc="ms; 0 = none"),
+        "tls": Option("table", {}, doc="[X.tls]: CA, client certificate"),
+        "retry_delay": Option("duration", "250ms", doc="first retry delay"),
+        "retry_max_delay": Option("duration", "30s", doc="largest retry delay"),
+    }
     what = "items"
+
+    def __init__(self, name: str, cfg: SimpleNamespace) -> None:
+        super().__init__(name, cfg)
+        for key in ("flush_count", "max_in_flight"):
+            if getattr(cfg, key) < 1:
+                raise OptionError("must be at least 1", key=key)
 
     async def open(self, ctx: OutputContext) -> None:
         """Before the first flush (clients, files)."""

@@ -64,23 +64,17 @@ class ElasticSearchOutput(BatchingOutput):
     options: ClassVar[dict[str, Option]] = {
         "server": Option("any", "http://localhost:9200", check=_servers,
                          doc="URL or list of URLs"),
-        "flush_interval": Option("duration", 1000, unit=1e-3, doc="ms"),
-        "flush_count": Option("int", 10),
-        "flush_bytes": Option("int", 5 << 20),
-        "max_in_flight": Option("int", 4),
-        "compression": Option("str", "none", choices=("none", "gzip")),
         "username": Option("str", ""),
         "password": Option("str", ""),
         "api_key": Option("str", "", doc="Elasticsearch API key (id:key base64)"),
         "connect_timeout": Option("duration", 0, unit=1e-3, doc="ms; 0 = none"),
-        "http_timeout": Option("duration", 0, unit=1e-3, doc="ms; 0 = none"),
         "http_disable_keepalives": Option("bool", False),
-        "tls": Option("table", {}),
-        "retry_delay": Option("duration", "100ms"),
-        "retry_max_delay": Option("duration", "30s"),
         "dead_letter_file": Option("str", ""),
     }
-    defaults: ClassVar[dict[str, Any]] = {"use_buffering": True}
+    # Heka's defaults, and hekapy's for its own keys.
+    defaults: ClassVar[dict[str, Any]] = {
+        "use_buffering": True, "flush_count": 10, "flush_bytes": 5 << 20,
+        "max_in_flight": 4, "retry_delay": "100ms", "http_timeout": 0}
     what = "documents"
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
@@ -88,9 +82,6 @@ class ElasticSearchOutput(BatchingOutput):
         if not cfg.encoder:
             raise OptionError("ElasticSearchOutput needs an encoder (ESJsonEncoder)",
                               key="encoder")
-        for key in ("flush_count", "max_in_flight"):
-            if getattr(cfg, key) < 1:
-                raise OptionError("must be at least 1", key=key)
         self.tls = tls_settings(cfg.tls) if cfg.tls else None
         self.log = logging.getLogger(f"hekapy.output.{name}")
 

@@ -78,26 +78,17 @@ class InfluxdbOutput(BatchingOutput):
         "precision": Option("str", "ms", choices=("ns", "us", "ms", "s")),
         "tag_fields": Option("strlist", list(DEFAULT_TAG_FIELDS),
                              doc="fields that become tags whenever present"),
-        "flush_interval": Option("duration", 1000, unit=1e-3, doc="ms"),
-        "flush_count": Option("int", 400),
-        "flush_bytes": Option("int", 1 << 20),
-        "max_in_flight": Option("int", 2),
-        "compression": Option("str", "none", choices=("none", "gzip")),
-        "http_timeout": Option("duration", 5000, unit=1e-3, doc="ms; 0 = none"),
-        "tls": Option("table", {}),
-        "retry_delay": Option("duration", "250ms"),
-        "retry_max_delay": Option("duration", "30s"),
     }
-    defaults: ClassVar[dict[str, Any]] = {"use_buffering": True}
+    # LMA's settings (spec/lma.md §5.2).
+    defaults: ClassVar[dict[str, Any]] = {
+        "use_buffering": True, "flush_count": 400, "flush_bytes": 1 << 20,
+        "max_in_flight": 2, "http_timeout": 5000}
     buffering_defaults: ClassVar[dict[str, Any]] = {
         "full_action": "drop", "max_buffer_size": 1536 << 20, "max_file_size": 128 << 20}
     what = "points"
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
-        for key in ("flush_count", "max_in_flight"):
-            if getattr(cfg, key) < 1:
-                raise OptionError("must be at least 1", key=key)
         if cfg.token and not (cfg.org and cfg.bucket):
             raise OptionError("InfluxDB 2.x (token) needs org and bucket", key="token")
         self.tls = tls_settings(cfg.tls) if cfg.tls else None
