@@ -198,3 +198,49 @@ async def test_a_socket_that_is_gone_reports_check_0_and_logs_once(tmp_path, cap
               for m in sink.messages]
     assert set(checks) == {("haproxy_check", 0)}
     assert caplog.text.count("gone.sock") == 1  # logged once, not every tick
+
+
+async def test_stats_url_mode(tmp_path):
+    """The stats page's CSV (`stats uri`) instead of a socket."""
+    front, stats = free_port(), free_port()
+    cfg = f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe_x
+    bind 127.0.0.1:{front}
+    default_backend be_x
+backend be_x
+    server s1 127.0.0.1:9 check inter 200ms
+listen stats
+    bind 127.0.0.1:{stats}
+    stats enable
+    stats uri /stats
+"""
+    from tests.conftest import CollectOutput, until
+    async with haproxy(cfg, tmp_path, wait_port=stats):
+        p = Pipeline(config_from(tmp_path, f"""
+            [haproxy_stats]
+            type = "HaproxyStatsInput"
+            url = "http://127.0.0.1:{stats}/stats;csv"
+            ticker_interval = 0.1
+            [sink]
+            type = "CollectOutput"
+            message_matcher = "TRUE"
+        """))
+        await p.start()
+        sink = CollectOutput.instances["sink"]
+
+        def names() -> set[str]:
+            return {m.find_field("name").values[0] for m in sink.messages}
+
+        await until(lambda: "haproxy_backend_status" in names(), "stats from the URL",
+                    max_spins=10**8)
+        await p.stop()
+    by = {(m.find_field("name").values[0],
+           (m.find_field("backend") or m.find_field("frontend") or m.find_field("name"))
+           .values[0]): m.find_field("value").values[0] for m in sink.messages}
+    assert by[("haproxy_check", "haproxy_check")] == 1
+    assert ("haproxy_frontend_session_total", "fe_x") in by

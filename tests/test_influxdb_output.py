@@ -137,14 +137,16 @@ def config(url: str, tmp_path: Path, extra: str = "") -> str:
     """
 
 
-async def test_points_land_in_influxdb_with_their_tags(tmp_path):
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+async def test_points_land_in_influxdb_with_their_tags(tmp_path, compression):
     base = 1_700_000_000_000_000_000
     MetricInput.batches = [[metric("haproxy_backend_servers", i % 3, base + i * 10**6,
                                    backend=f"be{i % 2}", state="up", hostname="lb-1")
                             for i in range(j * 100, j * 100 + 100)] for j in range(5)]
     async with influxdb(tmp_path / "influx") as db:
         await db.query("CREATE DATABASE lma")
-        p = Pipeline(config_from(tmp_path, config(db.url, tmp_path)))
+        p = Pipeline(config_from(tmp_path, config(db.url, tmp_path,
+                                                  f'compression = "{compression}"')))
         await p.start()
         src = MetricInput.last
         await until(lambda: src.acked[-1:] == [5], "acknowledged", max_spins=10**8)
