@@ -364,8 +364,8 @@ class Decoder(Plugin):
     messages. The input already set Type, Logger, Hostname, Timestamp and Uuid."""
 
     # Seconds a held-back message (see `holding`) may wait for its next line before the
-    # input runner flushes it anyway.
-    hold_timeout: ClassVar[float] = 1.0
+    # input runner flushes it anyway (a decoder may make it an option).
+    hold_timeout: float = 1.0
 
     def decode(self, msg: Message) -> Message | list[Message] | None:
         """Return the message (usually `msg` mutated), a list, or None to drop it;

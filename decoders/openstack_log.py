@@ -22,20 +22,22 @@ Differences from LMA, on purpose:
 - LBaaS / Octavia messages naming a load balancer or pool get `loadbalancer_id` /
   `lbaas_pool_id`.
 
-Keys (besides `tz`): none. Sample:
+Keys (besides `tz`): hold_timeout ("1s"): how long a stream's last message waits for
+more lines before it is sent anyway (the delay a quiet stream's last line sees). Sample:
 
     [openstack_decoder]
     type = "OpenStackLogDecoder"
     tz = "Europe/Paris"
+    hold_timeout = "500ms"
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, register
+from hekapy.collector.plugin import DecodeError, Option, OptionError, register
 from hekapy.decoders.base import CACHE_MAX as _CACHE_MAX
 from hekapy.decoders.base import SEVERITY_BY_LABEL, FieldCache, LogDecoder, parse_offset
 
@@ -189,8 +191,16 @@ def lbaas_fields(message: str) -> list[Field]:
 class OpenStackLogDecoder(LogDecoder):
     __doc__ = __doc__
 
+    options: ClassVar[dict[str, Option]] = {
+        "hold_timeout": Option("duration", "1s",
+                               doc="wait for a message's next lines at most this long"),
+    }
+
     def __init__(self, name: str, cfg: Any) -> None:
         super().__init__(name, cfg)
+        if cfg.hold_timeout <= 0:
+            raise OptionError("must be more than 0", key="hold_timeout")
+        self.hold_timeout = cfg.hold_timeout
         # Per stream (input Logger): the message held back, the traceback key when it is
         # a traceback, the payload pieces when lines were appended to it.
         self._held: dict[str, Message] = {}

@@ -78,8 +78,9 @@ async def test_records_of_a_held_traceback_stay_unacknowledged(tmp_path):
 async def test_held_message_is_flushed_after_hold_timeout(tmp_path):
     ScriptInput.script = [[L + "INFO m only line\n"]]
     ScriptInput.linger = True
-    p = Pipeline(config_from(tmp_path, CONFIG % "ack"))
-    p.inputs[0][1].decoder.hold_timeout = 0.01
+    p = Pipeline(config_from(tmp_path, (CONFIG % "ack").replace(
+        'tz = "UTC"', 'tz = "UTC"\n    hold_timeout = "10ms"')))
+    assert p.inputs[0][1].decoder.hold_timeout == 0.01
     await p.start()
     src, sink = ScriptInput.last, CollectOutput.instances["sink"]
     await until(lambda: src.acked == [1], "flush after hold_timeout", max_spins=10_000_000)
