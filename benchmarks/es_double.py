@@ -160,6 +160,7 @@ class EsDouble:
         self.legacy_templates: dict[str, dict] = {}
         self.write_counts: Counter[tuple[str, str]] = Counter()
         self.stats: Counter[str] = Counter()
+        self._stored = asyncio.Event()  # set after each bulk request (wait_count)
 
     def ids(self, pattern: str = "*") -> set[str]:
         return {i for ix in self._match(pattern) for i in ix.docs}
@@ -174,6 +175,25 @@ class EsDouble:
 
     def count(self, pattern: str = "*") -> int:
         return sum(len(ix.docs) for ix in self._match(pattern))
+
+    async def wait_count(self, n: int, pattern: str = "*", timeout: float = 60.0,
+                         proc: object = None) -> None:
+        """Until at least `n` documents match `pattern`: woken by every bulk request,
+        no polling. `proc` (a subprocess.Popen) dying first is an AssertionError."""
+        async def wait() -> None:
+            while self.count(pattern) < n:
+                self._stored.clear()
+                if proc is not None and proc.poll() is not None:  # type: ignore[attr-defined]
+                    raise AssertionError(f"the client exited with {proc.returncode}")  # type: ignore[attr-defined]
+                try:
+                    await asyncio.wait_for(self._stored.wait(), 1.0)
+                except TimeoutError:
+                    pass  # look at the client process again
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"only {self.count(pattern)} of {n} documents "
+                                 f"after {timeout} s") from None
 
     def _match(self, pattern: str) -> list[Index]:
         pats = pattern.split(",")
@@ -463,6 +483,7 @@ class EsDouble:
             errors = errors or item[op]["status"] >= 300
             items.append(item)
         self.stats["items"] += len(items)
+        self._stored.set()
         took = int((time.perf_counter() - started) * 1000)
         return web.Response(body=orjson.dumps({"took": took, "errors": errors,
                                                "items": items}),

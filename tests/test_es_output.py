@@ -230,20 +230,12 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, 
         try:
             for kill_at in (5_000, 20_000, 35_000):
                 proc = start()
-                deadline = time.monotonic() + 60
-                while es.count() < kill_at:
-                    assert proc.poll() is None, log.read_text()
-                    assert time.monotonic() < deadline, "no progress"
-                    await asyncio.sleep(0.01)
+                await es.wait_count(kill_at, timeout=60, proc=proc)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
             es.faults.delay = 0
             proc = start()
-            deadline = time.monotonic() + 120
-            while es.count() < n:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"only {es.count()} of {n}"
-                await asyncio.sleep(0.02)
+            await es.wait_count(n, timeout=120, proc=proc)
             proc.send_signal(signal.SIGTERM)
             # Wait without blocking this loop: the double runs on it and must keep
             # answering the requests hekapy finishes while it drains.

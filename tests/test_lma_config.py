@@ -31,8 +31,7 @@ async def test_lma_log_collector_ships_lmas_documents(tmp_path, monkeypatch):
         p = Pipeline(cfg)
         await p.start()
         # Every line becomes a document, tracebacks merged: fewer documents than lines.
-        await until(lambda: es.count("log-*") >= lines * 0.9, "documents",
-                    max_spins=10**8)
+        await es.wait_count(int(lines * 0.9), "log-*")
         await until(lambda: all(ctx.stats.decode_failures == 0 for _, ctx in p.inputs),
                     "no decode failure")
         docs = [d["_source"] for d in es.docs("log-*")]

@@ -56,7 +56,7 @@ async def test_outage_fills_the_disk_and_inputs_are_acknowledged(tmp_path):
         segments = len(list(buf.disk.path.glob("*.log")))
         assert segments > 1
         await es.come_back()
-        await until(lambda: es.count() == n, "delivered from disk", max_spins=10**8)
+        await es.wait_count(n)
         await until(lambda: buf.disk.size_bytes == 0, "buffer emptied", max_spins=10**8)
         await p.stop()
         assert set(es.write_counts.values()) == {1}
@@ -77,7 +77,7 @@ async def test_restart_delivers_what_waited_on_disk(tmp_path):
         # The next run has nothing new to read (count = 0): only the buffered documents.
         p2 = Pipeline(config_from(tmp_path, config(es.url, tmp_path, 0)))
         await p2.start()
-        await until(lambda: es.count() == n, "delivered after restart", max_spins=10**8)
+        await es.wait_count(n)
         await p2.stop()
         assert set(es.write_counts.values()) == {1}
         assert p2.buffers["es"].disk.size_bytes == 0

@@ -142,13 +142,13 @@ class ElasticSearchOutput(BatchingOutput):
                 half = len(part) // 2
                 work += [part[half:], part[:half]]
             elif status in (400, 413):
-                await self._reject(ctx, [(part[0], status, _error_of(reply.body))])
+                await self._reject(ctx, [(part[0], status, describe(reply.body))])
             else:
                 # 401/403 (credentials), 404, 429, 5xx …: never drop, keep trying.
                 level = logging.ERROR if status in (401, 403) else logging.WARNING
                 await self._retry_later(ctx, backoff, part, work,
                                         f"{reply.server} answered {status}: "
-                                        f"{_error_of(reply.body)!r:.300}", level)
+                                        f"{describe(reply.body)!r:.300}", level)
 
     async def _retry_later(self, ctx: OutputContext, backoff: Backoff, part: list[bytes],
                            work: list[list[bytes]], why: str,
@@ -163,6 +163,3 @@ class ElasticSearchOutput(BatchingOutput):
         ctx.limited_log(logging.ERROR, "%d documents rejected by Elasticsearch (first: %s "
                         "%.300s); written to %s", len(records), records[0][1],
                         records[0][2], self.dead_letter.path)
-
-
-_error_of = describe
