@@ -21,7 +21,10 @@ from tests.conftest import config_from, settle, until, write_config
 
 
 def es_config(url: str | list[str], tmp_path: Path, count: int, extra: str = "",
-              batch: int = 500, http_timeout: int = 2000) -> str:
+              batch: int = 500, http_timeout: int = 2000, use_buffering: bool = False,
+              pad: int = 0) -> str:
+    """SequenceInput → ESJsonEncoder (ids = Uuids) → ElasticSearchOutput; `extra` ends
+    the [es] section (and may open [es.buffering] or [es.tls])."""
     servers = json.dumps(url if isinstance(url, list) else [url])
     return f"""
         [hekad]
@@ -31,6 +34,7 @@ def es_config(url: str | list[str], tmp_path: Path, count: int, extra: str = "",
         count = {count}
         batch = {batch}
         record_type = "log"
+        pad = {pad}
         [enc]
         type = "ESJsonEncoder"
         index = "log-%{{%Y.%m.%d}}"
@@ -47,7 +51,7 @@ def es_config(url: str | list[str], tmp_path: Path, count: int, extra: str = "",
         retry_delay = "5ms"
         retry_max_delay = "50ms"
         http_timeout = {http_timeout}
-        use_buffering = false
+        use_buffering = {str(use_buffering).lower()}
         dead_letter_file = "{tmp_path / 'dead.ndjson'}"
         {extra}
     """

@@ -8,37 +8,12 @@ import psutil
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.pipeline import Pipeline
 from tests.conftest import config_from, until
+from tests.test_es_output import es_config
 
 
 def config(url: str, tmp_path, count: int, buffering: str = "", pad: int = 0) -> str:
-    return f"""
-        [hekad]
-        base_dir = "{tmp_path / 'state'}"
-        [src]
-        type = "SequenceInput"
-        count = {count}
-        batch = 500
-        record_type = "log"
-        pad = {pad}
-        [enc]
-        type = "ESJsonEncoder"
-        index = "log-%{{%Y.%m.%d}}"
-        type_name = ""
-        id = "%{{UUID}}"
-        [es]
-        type = "ElasticSearchOutput"
-        message_matcher = "TRUE"
-        encoder = "enc"
-        server = "{url}"
-        flush_count = 1000
-        flush_interval = 20
-        retry_delay = "20ms"
-        retry_max_delay = "100ms"
-        use_buffering = true
-        [es.buffering]
-        max_file_size = 1048576
-        {buffering}
-    """
+    return es_config(url, tmp_path, count, use_buffering=True, pad=pad,
+                     extra="[es.buffering]\nmax_file_size = 1048576\n" + buffering)
 
 
 async def test_outage_fills_the_disk_and_inputs_are_acknowledged(tmp_path):
