@@ -1,9 +1,13 @@
 """The `tls` table of Heka's network plugins (inputs and outputs that talk TLS), turned
-into an ssl.SSLContext for a client.
+into an ssl.SSLContext for a client (outputs) or a server (listening inputs).
 
 Keys (Heka's names): server_name, cert_file, key_file, root_cafile, insecure_skip_verify
 (false), min_version / max_version ("TLS10" … "TLS13"). Heka's cipher-suite and session
-ticket keys are accepted and ignored: Python's defaults are the safe choice.
+ticket keys are accepted and ignored: Python's defaults are the safe choice. A server
+(use_tls = true on a listening input) needs cert_file and key_file; `client_auth`
+(Heka's names: NoClientCert, RequestClientCert, RequireAnyClientCert,
+VerifyClientCertIfGiven, RequireAndVerifyClientCert) with `client_cafile` asks clients
+for certificates.
 
     [elasticsearch_output.tls]
     root_cafile = "/etc/ssl/certs/es-ca.pem"
@@ -29,13 +33,16 @@ TLS_OPTIONS: dict[str, Option] = {
     "insecure_skip_verify": Option("bool", False, doc="do not verify the server"),
     "min_version": Option("str", "TLS12", choices=tuple(_VERSIONS)),
     "max_version": Option("str", "TLS13", choices=tuple(_VERSIONS)),
+    "client_auth": Option("str", "NoClientCert", choices=(
+        "NoClientCert", "RequestClientCert", "RequireAnyClientCert",
+        "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"),
+        doc="server side: whether clients must show a certificate"),
+    "client_cafile": Option("str", "", doc="server side: CA bundle for client certificates"),
     # Accepted for Heka compatibility, ignored.
-    "client_auth": Option("any", None),
     "ciphers": Option("any", None),
     "prefer_server_ciphers": Option("any", None),
     "session_tickets_disabled": Option("any", None),
     "session_ticket_key": Option("any", None),
-    "client_cafile": Option("any", None),
 }
 
 
@@ -62,4 +69,24 @@ def client_ssl_context(cfg: SimpleNamespace) -> ssl.SSLContext:
     if cfg.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def server_ssl_context(cfg: SimpleNamespace) -> ssl.SSLContext:
+    """A server context with our certificate; client certificates as `client_auth` asks
+    (the "Any" modes still verify against client_cafile: Python cannot accept a
+    certificate it does not check)."""
+    if not cfg.cert_file:
+        raise OptionError("a TLS listener needs cert_file and key_file", key="tls.cert_file")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = _VERSIONS[cfg.min_version]
+    ctx.maximum_version = _VERSIONS[cfg.max_version]
+    ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if cfg.client_auth != "NoClientCert":
+        if not cfg.client_cafile:
+            raise OptionError(f"client_auth = {cfg.client_auth!r} needs client_cafile",
+                              key="tls.client_cafile")
+        ctx.load_verify_locations(cfg.client_cafile)
+        required = cfg.client_auth in ("RequireAnyClientCert", "RequireAndVerifyClientCert")
+        ctx.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
     return ctx

@@ -38,6 +38,7 @@ NATIVE_DECODERS: dict[str, str] = {
     "rabbitmq.lua": "RabbitmqLogDecoder",
     "libvirt_log.lua": "LibvirtLogDecoder",
     "ovs_log.lua": "OvsLogDecoder",
+    "collectd.lua": "CollectdDecoder",
 }
 
 _RSYSLOG = "%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\\n"

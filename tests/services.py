@@ -244,3 +244,66 @@ async def influxdb(directory: Path) -> AsyncIterator[InfluxDB]:
         yield InfluxDB(url, proc)
     finally:
         await stop_process(proc)
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A test CA, a server certificate for 127.0.0.1/localhost and a client certificate,
+    made with the openssl CLI: paths under keys ca, server_cert, server_key,
+    client_cert, client_key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise AssertionError("openssl is not installed (scripts/install-system-deps)")
+    directory.mkdir(parents=True, exist_ok=True)
+    d = directory
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=hekapy test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={who}", "-keyout",
+            f"{who}.key", "-out", f"{who}.csr")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{who}.pem")
+    return {"ca": d / "ca.pem", "server_cert": d / "server.pem", "server_key": d / "server.key",
+            "client_cert": d / "client.pem", "client_key": d / "client.key"}
+
+
+async def collectd(directory: Path, url: str, interval: float = 0.2,
+                   plugins: tuple[str, ...] = ("load", "memory", "cpu")
+                   ) -> subprocess.Popen:
+    """Debian's collectd (foreground) posting its `plugins`' values every `interval`
+    seconds with write_http in JSON to `url`, as LMA configured it (StoreRates)."""
+    binary = shutil.which("collectd") or "/usr/sbin/collectd"
+    if not os.path.exists(binary):
+        raise AssertionError("collectd is not installed: apt-get install collectd-core "
+                             "libyajl2 (scripts/install-system-deps installs them)")
+    directory.mkdir(parents=True, exist_ok=True)
+    loads = "\n".join(f"LoadPlugin {p}" for p in plugins)
+    conf = directory / "collectd.conf"
+    conf.write_text(f"""
+Hostname "node-1"
+FQDNLookup false
+Interval {interval}
+BaseDir "{directory}"
+PIDFile "{directory}/collectd.pid"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File "{directory}/collectd.log"
+</Plugin>
+{loads}
+LoadPlugin write_http
+<Plugin write_http>
+  <Node "hekapy">
+    URL "{url}"
+    Format "JSON"
+    StoreRates true
+  </Node>
+</Plugin>
+""")
+    return subprocess.Popen([binary, "-f", "-C", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)

@@ -143,7 +143,8 @@ def test_version():
 def test_shipped_configs_check(conf_path, tmp_path):
     # The variables the shipped configs read (quickstart; LMA log_collector).
     env = {**os.environ, "HEKAPY_DATA": str(tmp_path), "HOSTNAME": "node-1",
-           "ES_URL": "http://127.0.0.1:9200", "HEKAPY_DEPLOYMENT_ID": "3"}
+           "ES_URL": "http://127.0.0.1:9200", "HEKAPY_DEPLOYMENT_ID": "3",
+           "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "pw"}
     r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr
