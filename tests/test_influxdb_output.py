@@ -244,3 +244,67 @@ async def test_influxdb_down_does_not_stall_metrics(tmp_path):
             await asyncio.sleep(0.02)
         await p.stop()
         assert rows and rows[0]["count"] == 500
+
+
+async def test_v2_write_api_token_and_retry_after(tmp_path, caplog):
+    """InfluxDB 2.x's /api/v2/write (org, bucket, token) and a 429 with Retry-After.
+    Debian ships InfluxDB 1.6, which has neither the v2 endpoint nor Retry-After, so a
+    small aiohttp server plays InfluxDB 2's part here (its documented contract)."""
+    from aiohttp import web
+
+    from tests.services import free_port
+    requests: list[tuple[float, web.Request, bytes]] = []
+    stored = asyncio.Event()
+
+    async def write(request: web.Request) -> web.Response:
+        body = await request.read()
+        requests.append((asyncio.get_running_loop().time(), request, body))
+        if len(requests) == 1:
+            return web.json_response({"code": "too many requests", "message": "slow down"},
+                                     status=429, headers={"Retry-After": "1"})
+        stored.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/api/v2/write", write)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = 1_700_000_000_000_000_000
+    MetricInput.batches = [[metric("cpu_idle", 97.5, base, hostname="n1")]]
+    token = "tok-S3CRET-value"
+    try:
+        p = Pipeline(config_from(tmp_path, f"""
+            [hekad]
+            base_dir = "{tmp_path / 'state'}"
+            [src]
+            type = "MetricInput"
+            [influx]
+            type = "InfluxdbOutput"
+            message_matcher = "Type =~ /metric$/"
+            url = "http://127.0.0.1:{port}"
+            org = "stacklight"
+            bucket = "lma/autogen"
+            token = "{token}"
+            flush_interval = 50
+            retry_delay = "20ms"
+            retry_max_delay = "100ms"
+            use_buffering = false
+        """))
+        await p.start()
+        await asyncio.wait_for(stored.wait(), 30)
+        await until(lambda: MetricInput.last.acked[-1:] == [1], "acknowledged", 10**8)
+        await p.stop()
+    finally:
+        await runner.cleanup()
+    assert len(requests) == 2
+    (t0, first, body0), (t1, _, body1) = requests
+    assert first.query["org"] == "stacklight" and first.query["bucket"] == "lma/autogen"
+    assert first.query["precision"] == "ms"
+    assert first.headers["Authorization"] == f"Token {token}"
+    assert body0 == body1 == b"cpu_idle,hostname=n1 value=97.500000 1700000000000\n"
+    # The retry waited for the server's Retry-After, not for retry_delay (20 ms).
+    assert t1 - t0 >= 0.9
+    assert "retrying in 1.00 s" in caplog.text
+    assert token not in caplog.text
