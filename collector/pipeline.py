@@ -211,19 +211,28 @@ class InputContext(PluginContext):
         # One delivery at a time: a timed flush of held messages must not overtake a
         # batch that is decoded but still waiting for room (messages stay in order).
         async with self._deliver_lock:
-            decoded = self.decode(messages)
-            ticket = await self.tracker.ticket(position, nbytes)
-            dec = self.decoder
-            if (dec is not None and dec.holding
-                    and (len(self._held) + 1) * 2 >= self.tracker.max_batches):
-                # Held batches count against the input's window: flush before it fills.
-                flushed = dec.flush()
-                if self.tags:
-                    self.add_tags(flushed)
-                decoded.extend(flushed)
-            self._hold_or_release(ticket)
-            self.stats.messages_out += len(decoded)
-            await self.pipeline.router.route(Batch(decoded, ticket, nbytes))
+            await self._route(self.decode(messages), position, nbytes)
+
+    async def deliver_decoded(self, decoded: list[Message], position: Any = None,
+                              nbytes: int = 0) -> None:
+        """Route messages the input already ran through `decode` (an input that must
+        know which of its records failed, to settle them with their source)."""
+        async with self._deliver_lock:
+            await self._route(decoded, position, nbytes)
+
+    async def _route(self, decoded: list[Message], position: Any, nbytes: int) -> None:
+        ticket = await self.tracker.ticket(position, nbytes)
+        dec = self.decoder
+        if (dec is not None and dec.holding
+                and (len(self._held) + 1) * 2 >= self.tracker.max_batches):
+            # Held batches count against the input's window: flush before it fills.
+            flushed = dec.flush()
+            if self.tags:
+                self.add_tags(flushed)
+            decoded.extend(flushed)
+        self._hold_or_release(ticket)
+        self.stats.messages_out += len(decoded)
+        await self.pipeline.router.route(Batch(decoded, ticket, nbytes))
 
     def _hold_or_release(self, ticket: Ticket) -> None:
         """While the decoder holds records back, the batches they came in stay open; the

@@ -27,10 +27,12 @@ REGISTRY: dict[str, type[Plugin]] = {}
 # Modules whose import registers the built-in plugins.
 BUILTIN_MODULES = (
     "hekapy.collector.splitters",
+    "hekapy.collector.heka_protobuf",
     "hekapy.collector.inputs.process",
     "hekapy.collector.inputs.logstreamer",
     "hekapy.collector.inputs.haproxy_stats",
     "hekapy.collector.inputs.http_listen",
+    "hekapy.collector.inputs.amqp",
     "hekapy.decoders.payload_regex",
     "hekapy.decoders.openstack_log",
     "hekapy.decoders.keystone_wsgi",
@@ -40,6 +42,7 @@ BUILTIN_MODULES = (
     "hekapy.decoders.rabbitmq",
     "hekapy.decoders.libvirt",
     "hekapy.decoders.ovs",
+    "hekapy.decoders.notification",
     "hekapy.decoders.haproxy_log",
     "hekapy.decoders.collectd",
     "hekapy.decoders.multi",
@@ -47,6 +50,7 @@ BUILTIN_MODULES = (
     "hekapy.filters.counter",
     "hekapy.filters.http_metrics",
     "hekapy.filters.log_counter",
+    "hekapy.filters.resource_creation_time",
     "hekapy.outputs.encoders",
     "hekapy.outputs.elasticsearch.encoders",
     "hekapy.outputs.elasticsearch.output",

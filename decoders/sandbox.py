@@ -39,6 +39,7 @@ NATIVE_DECODERS: dict[str, str] = {
     "libvirt_log.lua": "LibvirtLogDecoder",
     "ovs_log.lua": "OvsLogDecoder",
     "collectd.lua": "CollectdDecoder",
+    "notification.lua": "NotificationDecoder",
 }
 
 _RSYSLOG = "%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\\n"

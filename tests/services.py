@@ -307,3 +307,115 @@ LoadPlugin write_http
 """)
     return subprocess.Popen([binary, "-f", "-C", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+class RabbitMQ:
+    """A private RabbitMQ node (Debian's, spec/services.md §2) on free loopback ports with
+    its own epmd, its data under `directory`; `url`, and `stop`/`start` to restart it
+    mid-test (its mnesia directory, and so its durable queues, survive a restart)."""
+
+    def __init__(self, directory: Path) -> None:
+        server = RABBITMQ_BIN / "rabbitmq-server"
+        if not server.exists():
+            raise AssertionError("rabbitmq-server is not installed: apt-get install "
+                                 "rabbitmq-server (scripts/install-system-deps installs it)")
+        self.directory = directory
+        self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.rabbit_url = f"rabbit://guest:guest@127.0.0.1:{self.port}/"  # oslo.messaging
+        (directory / "home").mkdir(parents=True, exist_ok=True)
+        (directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users.guest = true\n"
+            "log.console = false\nlog.file.level = info\n")
+        (directory / "enabled_plugins").write_text("[].\n")
+        (directory / "rabbitmq-env.conf").write_text("")
+        self.env = {
+            **os.environ, "HOME": str(directory / "home"),
+            "RABBITMQ_NODENAME": f"hekapy{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1", "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
+            "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(directory / "rabbit.pid"),
+            "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface "
+                                                   "{127,0,0,1}",
+            "PATH": f"{RABBITMQ_BIN}:{os.environ.get('PATH', '')}",
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"AMQP\x00\x00\x09\x01")
+                return s.recv(1)[:1] == b"\x01"  # Connection.Start
+        except OSError:
+            return False
+
+    async def start(self, timeout: float = 60.0) -> None:
+        log = open(self.directory / "server.out", "ab")  # the child keeps it
+        self.proc = subprocess.Popen([str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(self._ready):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"rabbitmq-server exited: "
+                                     f"{_output(self.directory / 'server.out')}")
+            if time.monotonic() > deadline:
+                raise AssertionError("rabbitmq-server not ready: "
+                                     f"{_output(self.directory / 'server.out')}")
+            await asyncio.sleep(0.1)  # the broker offers no event before it listens
+
+    async def stop(self) -> None:
+        """A clean stop (the script traps TERM and runs rabbitmqctl stop), then epmd."""
+        if self.proc is None:
+            return
+        beam = None
+        with contextlib.suppress(OSError, ValueError):
+            beam = int((self.directory / "rabbit.pid").read_text().strip())
+        await stop_process(self.proc, timeout=30)
+        self.proc = None
+        for pid in filter(None, [beam, *self._epmd_pids()]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        while not await asyncio.to_thread(self._port_free):
+            await asyncio.sleep(0.05)
+
+    def _port_free(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) != 0
+
+    def _epmd_pids(self) -> list[int]:
+        """Our epmd daemonises and outlives the broker: found by its private port."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if (entry / "comm").read_text().strip() != "epmd":
+                    continue
+                env = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"ERL_EPMD_PORT={self.epmd_port}".encode() in env:
+                pids.append(int(entry.name))
+        return pids
+
+
+@contextlib.asynccontextmanager
+async def rabbitmq(directory: Path) -> AsyncIterator[RabbitMQ]:
+    broker = RabbitMQ(directory)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
