@@ -55,6 +55,7 @@ BUILTIN_MODULES = (
     "hekapy.outputs.elasticsearch.encoders",
     "hekapy.outputs.elasticsearch.output",
     "hekapy.outputs.influxdb.output",
+    "hekapy.outputs.amqp",
     "hekapy.outputs.file",
     "hekapy.outputs.log",
 )

@@ -234,3 +234,56 @@ async def test_broker_restart_and_kill_9_lose_nothing(broker, tmp_path):
         names = {d["_source"]["display_name"] for d in es.docs("notification-*")}
     assert len(ids) == total
     assert names == {f"vm-{i}" for i in range(total)}
+
+
+async def test_collector_to_aggregators_over_rabbitmq(broker, tmp_path, monkeypatch):
+    """conf/amqp_collector.toml and two conf/amqp_aggregator.toml processes: the
+    collector decodes oslo notifications and publishes Heka protobuf frames; the two
+    aggregators share the queue (competing consumers) and index every notification
+    once, with the collector's Uuid as _id and its fields intact."""
+    await purge(broker.url, [*QUEUES, "hekapy.aggregator"])
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    async with EsDouble() as es:
+        monkeypatch.setenv("RABBITMQ_URL", broker.url)
+        monkeypatch.setenv("ES_URL", es.url)
+        monkeypatch.setenv("HOSTNAME", "ctl-1")
+
+        def load(name: str, state: str) -> Pipeline:
+            text = (conf / name).read_text()
+            text = text.replace('base_dir = "/var/cache/', f'base_dir = "{tmp_path}/')
+            text = text.replace("flush_interval = 1000", "flush_interval = 20")
+            return Pipeline(config_from(tmp_path / state, text))
+
+        for d in ("a1", "a2", "c"):
+            (tmp_path / d).mkdir()
+        aggregators = [load("amqp_aggregator.toml", "a1"), load("amqp_aggregator.toml", "a2")]
+        collector = load("amqp_collector.toml", "c")
+        for p in (*aggregators, collector):
+            await p.start()
+        try:
+            conn = await aio_pika.connect(broker.url)
+            async with conn:
+                ch = await conn.channel()
+                for _ in range(600):  # the broker offers no event for new consumers
+                    try:
+                        q = await ch.declare_queue("hekapy.aggregator", passive=True)
+                        if q.declaration_result.consumer_count == 2:
+                            break
+                    except aio_pika.exceptions.ChannelNotFoundEntity:
+                        ch = await conn.channel()
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the two aggregators never consumed")
+            await notify(broker.rabbit_url, "messagingv2", 600, 0)
+            await es.wait_count(600, "notification-*")
+        finally:
+            for p in (collector, *aggregators):
+                await p.stop()
+        docs = [d for d in es.docs("notification-*")]
+    assert len({d["_id"] for d in docs}) == 600
+    assert {d["_source"]["display_name"] for d in docs} == {f"vm-{i}" for i in range(600)}
+    d = next(d["_source"] for d in docs if d["_source"]["display_name"] == "vm-4")
+    assert (d["Hostname"], d["Logger"], d["Severity"]) == ("node-1", "nova", 6)
+    assert d["tenant_id"] == "11224573-0b1f-4858-ab62-e3673e1ee9e2"
+    taken = [p.inputs[0][1].stats.messages_in for p in aggregators]
+    assert sum(taken) >= 600 and min(taken) > 0, taken

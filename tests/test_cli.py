@@ -144,7 +144,8 @@ def test_shipped_configs_check(conf_path, tmp_path):
     # The variables the shipped configs read (quickstart; LMA log_collector).
     env = {**os.environ, "HEKAPY_DATA": str(tmp_path), "HOSTNAME": "node-1",
            "ES_URL": "http://127.0.0.1:9200", "HEKAPY_DEPLOYMENT_ID": "3",
-           "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "pw"}
+           "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "pw",
+           "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/"}
     r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr
