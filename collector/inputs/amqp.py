@@ -272,8 +272,13 @@ class AMQPInput(Input):
             self.spawn(self._ack_all(position))
 
     async def _ack_all(self, messages: list[AbstractIncomingMessage]) -> None:
-        for incoming in messages:
-            await self._settle(incoming.ack())
+        # Batches complete in delivery order (the tracker's watermark) and share one
+        # channel, so one ack with multiple=True settles the whole batch; a message of
+        # it settled earlier (dead-lettered) is simply no longer outstanding. Messages
+        # from a channel lost since are delivered again by the broker.
+        # (After a reconnection the batch may span two channels: the ack on the new one
+        # covers its messages, the old channel's are delivered again.)
+        await self._settle(messages[-1].ack(multiple=True))
 
     async def _settle(self, action: Any) -> None:
         try:
