@@ -102,10 +102,21 @@ async def test_oslo_notifications_v1_and_v2_into_elasticsearch(broker, tmp_path)
         await p.start()
         try:
             await notify(broker.rabbit_url, "messaging", 60, 0)
+            conn = await aio_pika.connect(broker.url)
+            async with conn:  # undecodable, no dead-letter exchange: acked and counted
+                ch = await conn.channel()
+                await ch.default_exchange.publish(aio_pika.Message(b"garbage"),
+                                                  routing_key="notifications.info")
             await notify(broker.rabbit_url, "messagingv2", 60, 60)
             await es.wait_count(120, "notification-*")
         finally:
             await p.stop()
+        conn = await aio_pika.connect(broker.url)
+        async with conn:
+            ch = await conn.channel()
+            for q in QUEUES:  # nothing left behind, nothing requeued
+                declared = await ch.declare_queue(q, passive=True)
+                assert declared.declaration_result.message_count == 0, q
         docs = {d["_source"]["display_name"]: d["_source"] for d in es.docs("notification-*")}
     assert len(docs) == 120
     for i in (0, 5, 7, 61, 65, 70):
@@ -117,7 +128,7 @@ async def test_oslo_notifications_v1_and_v2_into_elasticsearch(broker, tmp_path)
         want = ("ERROR", 3) if i % 7 == 0 else ("WARN", 4) if i % 5 == 0 else ("INFO", 6)
         assert (d["severity_label"], d["Severity"]) == want
     stats = p.inputs[0][1].stats
-    assert stats.decode_failures == 0 and stats.messages_in == 120
+    assert stats.decode_failures == 1 and stats.messages_in == 121
 
 
 async def test_acks_wait_for_elasticsearch_and_prefetch_bounds_the_rest(broker, tmp_path):
