@@ -1,4 +1,4 @@
-"""The `hekapy` command: run, check, quickstart, demo, es-setup."""
+"""The `hekapy` command: run, check, replay, quickstart, demo, es-setup."""
 
 from __future__ import annotations
 
@@ -201,6 +201,61 @@ def demo(args: tuple[str, ...]) -> None:
     sys.exit(demo_main(list(args)) or 0)
 
 
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(exists=True),
+              help="the daemon's config: its decoders, filters and outputs")
+@click.option("--since", help="keep messages from this time on (ISO 8601, UTC by default)")
+@click.option("--until", help="keep messages before this time")
+@click.option("--workers", default=max(1, (os.cpu_count() or 1)), show_default=True,
+              help="decoding processes")
+@click.option("--resume", is_flag=True, help="go on from the state file")
+@click.option("--dry-run", is_flag=True, help="show which decoder each file gets, and stop")
+@click.option("--decoder", default="", help="this decoder section for every file")
+@click.option("--state", "state_path", type=click.Path(), help="state file (default "
+              "<base_dir>/replay/state.json)")
+@click.argument("paths", nargs=-1, required=True)
+def replay(path: str, since: str | None, until: str | None, workers: int, resume: bool,
+           dry_run: bool, decoder: str, state_path: str | None,
+           paths: tuple[str, ...]) -> None:
+    """Backfill archived logs (plain, .gz, .bz2, .xz, .zst, Heka streams) through the
+    config's decoders, filters and outputs; resumable, without duplicates."""
+    from .replay import (
+        Replay,
+        ReplayError,
+        ReplayState,
+        default_state_path,
+        describe_plan,
+        parse_time,
+        plan,
+    )
+
+    config = _load_or_exit(path)
+    _setup_logging(config.hekad.log_level)
+    try:
+        since_ns = parse_time(since) if since else None
+        until_ns = parse_time(until) if until else None
+        files = plan(config, list(paths), decoder)
+    except ReplayError as e:
+        raise click.UsageError(str(e)) from None
+    if dry_run:
+        describe_plan(files, sys.stdout)
+        sys.exit(0)
+    if not files.tasks:
+        raise click.UsageError("no file to replay (none matched a LogstreamerInput "
+                               "file_match; see --dry-run, or give --decoder)")
+    state = ReplayState(Path(state_path) if state_path else default_state_path(config))
+    if resume:
+        state.load()
+    elif state.path.exists():
+        state.path.unlink()  # a fresh replay: forget an earlier run's positions
+    job = Replay(config, path, files, workers, since_ns, until_ns, state)
+    loop = _new_loop()
+    try:
+        sys.exit(loop.run_until_complete(job.run()))
+    finally:
+        loop.close()
 
 
 @main.command("es-setup")

@@ -62,12 +62,17 @@ def _oslo(now: float, pid: int, level: str, module: str, context: str, msg: str)
 
 
 def _traceback(now: float, pid: int, module: str, context: str, exc: str) -> list[str]:
+    """LOG.exception() as oslo.log writes it: the message with the request context,
+    then the traceback, each line with `logging_exception_prefix` (no context)."""
     frames = ["Traceback (most recent call last):",
               f'  File "/usr/lib/python3/dist-packages/{module.replace(".", "/")}.py", '
               "line 214, in _process",
               "    result = self._driver.execute(context, payload)",
               exc]
-    return [_oslo(now, pid, "ERROR", module, context, f) for f in frames]
+    prefix = f"{_oslo_time(now)} {pid} ERROR {module}"
+    return [_oslo(now, pid, "ERROR", module, context,
+                  f"Unexpected error while processing the request: {exc}"),
+            *(f"{prefix} {f}" for f in frames)]
 
 
 def _uuid(rng: random.Random) -> uuid.UUID:

@@ -570,6 +570,10 @@ class Pipeline:
                               "stay unacknowledged at their inputs", ctx.name, n)
 
     # stopping --------------------------------------------------------------------------
+    async def inputs_finished(self) -> None:
+        """Until every input's run returned (they are exhausted, or stopping)."""
+        await asyncio.gather(*self._tasks["Input"], return_exceptions=True)
+
     async def wait(self) -> None:
         """Until a stop is requested (signal or fatal plugin failure)."""
         await self.stopping.wait()

@@ -9,6 +9,8 @@ from hekapy.collector.demo import FILES, DemoLogWriter, generate
 
 OSLO = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ (DEBUG|INFO|WARNING|ERROR) "
                   r"[\w.]+ (\[-\]|\[req-[0-9a-f-]{36} \w+ \w+ - - -\]) .+$")
+# oslo.log's logging_exception_prefix: no request context on traceback lines.
+OSLO_EXCEPTION = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ ERROR [\w.]+ $")
 KEYSTONE = re.compile(r'^[\d.]+ - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                       r'"\w+ \S+ HTTP/1\.1" \d{3} \d+ \d+ "-" "[^"]*"$')
 HAPROXY = re.compile(r"^\w{3} \d\d \d\d:\d\d:\d\d \S+ haproxy\[\d+\]: [\d.]+:\d+ \[[^\]]+\] "
@@ -28,11 +30,12 @@ def test_formats():
         for _ in range(300):
             lines = generate(service, rng, 1.7e9)
             pattern = {"keystone": KEYSTONE, "haproxy": HAPROXY}.get(service, OSLO)
-            for line in lines:
-                assert pattern.match(line), (service, line)
-            if len(lines) > 1:  # a traceback: one record, the same prefix on every line
-                prefixes = {line.split(" Traceback")[0].split("   ")[0][:60] for line in lines}
-                assert len(prefixes) == 1
+            assert pattern.match(lines[0]), (service, lines[0])
+            if len(lines) > 1:  # LOG.exception: the traceback as oslo.log writes it
+                assert lines[1].endswith("Traceback (most recent call last):")
+                prefix = lines[1][: -len("Traceback (most recent call last):")]
+                assert OSLO_EXCEPTION.match(prefix), lines[1]
+                assert all(line.startswith(prefix) for line in lines[1:])
 
 
 def test_writes_whole_lines_and_rotation_loses_nothing(tmp_path):

@@ -1,0 +1,237 @@
+"""`hekapy replay`: a generated archive set (plain and gzip, rotated names, tracebacks,
+one spanning the 1 MiB read boundary) replayed into the Elasticsearch double: every
+event once, Uuids equal to the daemon's, SIGINT then --resume, a second replay without
+duplicates, a corrupt gzip member reported by file name, time windows."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+import signal
+import sys
+from pathlib import Path
+
+from hekapy.benchmarks.es_double import EsDouble
+from hekapy.collector.demo import generate
+from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.replay import parse_time
+from tests.conftest import config_from, write_config
+
+HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+DAY = 1_763_856_000.0  # 2025-11-23T00:00:00Z
+
+
+def events(service: str, n: int, start: float, seed: int) -> list[list[str]]:
+    """`n` log events (a traceback is one event of several lines), one per second."""
+    rng = random.Random(seed)
+    return [generate(service, rng, start + i) for i in range(n)]
+
+
+def write_lines(path: Path, evs: list[list[str]], compress: bool = False) -> None:
+    data = "".join(line + "\n" for ev in evs for line in ev).encode()
+    if compress:
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def archive(root: Path) -> dict[str, int]:
+    """nova-api.log (plain), nova-api.log.1 (plain), nova-api.log.2.gz, nova-compute
+    .log.1.gz and a large neutron server.log.1.gz whose events cross the 1 MiB chunk
+    boundary of the reader. Returns events per file."""
+    nova, neutron = root / "nova", root / "neutron"
+    nova.mkdir(parents=True)
+    neutron.mkdir(parents=True)
+    layout = {
+        nova / "nova-api.log.2.gz": ("nova-api", 400, DAY, True),
+        nova / "nova-api.log.1": ("nova-api", 400, DAY + 400, False),
+        nova / "nova-api.log": ("nova-api", 400, DAY + 800, False),
+        nova / "nova-compute.log.1.gz": ("nova-compute", 500, DAY, True),
+        neutron / "server.log.1.gz": ("neutron-server", 8000, DAY + 86400, True),
+    }
+    counts = {}
+    for i, (path, (svc, n, start, gz)) in enumerate(layout.items()):
+        evs = events(svc, n, start, seed=i)
+        write_lines(path, evs, gz)
+        counts[str(path)] = expected_messages(evs)
+    return counts
+
+
+def expected_messages(evs: list[list[str]]) -> int:
+    """How many messages the OpenStackLogDecoder makes of these lines (a traceback's
+    lines merge into one message)."""
+    from hekapy.collector.message import Message
+    from hekapy.decoders.openstack_log import OpenStackLogDecoder
+    from tests.conftest import make_plugin
+    dec = make_plugin(OpenStackLogDecoder, tz="UTC")
+    n = 0
+    for ev in evs:
+        for line in ev:
+            r = dec.decode(Message(payload=line + "\n"))
+            n += 0 if r is None else 1 if isinstance(r, Message) else len(r)
+    return n + len(dec.flush())
+
+
+def config_text(es_url: str, tmp_path: Path) -> str:
+    return f"""
+        [hekad]
+        base_dir = "{tmp_path / 'state'}"
+        hostname = "ctl-1"
+        [openstack_decoder]
+        type = "OpenStackLogDecoder"
+        tz = "UTC"
+        [nova_logstreamer]
+        type = "LogstreamerInput"
+        log_directory = "/var/log/nova"
+        file_match = '(?P<Service>.+)\\.log\\.?(?P<Seq>\\d*)$'
+        differentiator = ["nova", "_", "Service"]
+        priority = ["^Seq"]
+        decoder = "openstack_decoder"
+        [neutron_logstreamer]
+        type = "LogstreamerInput"
+        log_directory = "/var/log/neutron"
+        file_match = '(?P<Service>server|lbaas-agent)\\.log\\.?(?P<Seq>\\d*)$'
+        differentiator = ["neutron", "_", "Service"]
+        priority = ["^Seq"]
+        decoder = "openstack_decoder"
+        [elasticsearch_encoder]
+        type = "ESJsonEncoder"
+        index = "%{{Type}}-%{{%Y.%m.%d}}"
+        es_index_from_timestamp = true
+        type_name = ""
+        id = "%{{UUID}}"
+        [elasticsearch_output]
+        type = "ElasticSearchOutput"
+        message_matcher = "Type == 'log'"
+        encoder = "elasticsearch_encoder"
+        server = "{es_url}"
+        flush_count = 1000
+        flush_interval = 20
+        retry_delay = "5ms"
+        retry_max_delay = "50ms"
+        use_buffering = false
+    """
+
+
+async def replay(conf: Path, *args: str, es: EsDouble | None = None,
+                 interrupt_at: int = 0) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *HEKAPY, "replay", "-c", str(conf), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    if interrupt_at:
+        assert es is not None
+        try:
+            await es.wait_count(interrupt_at, timeout=120)
+        except AssertionError:
+            proc.kill()
+            out, err = await proc.communicate()
+            raise AssertionError((out + err).decode()[-3000:]) from None
+        proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    return proc.returncode, (out + err).decode()
+
+
+def test_parse_time():
+    assert parse_time("2025-11-23") == int(DAY) * 10**9
+    assert parse_time("2025-11-23T01:00:00+01:00") == int(DAY) * 10**9
+    assert parse_time("2025-11-23T00:00:00.5Z") == int(DAY) * 10**9 + 500_000_000
+
+
+async def test_replay_resume_twice_and_uuids_like_the_daemon(tmp_path):
+    logs = tmp_path / "archive"
+    counts = archive(logs)
+    total = sum(counts.values())
+    async with EsDouble() as es:
+        conf = write_config(tmp_path, config_text(es.url, tmp_path))
+        rc, out = await replay(conf, "--dry-run", str(logs))
+        assert rc == 0, out
+        assert "nova-api.log.2.gz\tstream nova_nova-api" in out
+        assert "server.log.1.gz\tstream neutron_server" in out
+        # Interrupted mid-way, then resumed: every event once.
+        rc, out = await replay(conf, "--workers", "2", str(logs), es=es, interrupt_at=2000)
+        assert rc == 130, out
+        assert "--resume continues" in out
+        got_first = es.count()
+        assert got_first < total
+        rc, out = await replay(conf, "--workers", "2", "--resume", str(logs))
+        assert rc == 0, out
+        assert es.count() == total
+        # Replayed again from scratch: the same _ids, nothing new.
+        writes_before = sum(es.write_counts.values())
+        rc, out = await replay(conf, "--workers", "1", str(logs))
+        assert rc == 0, out
+        assert es.count() == total
+        assert sum(es.write_counts.values()) - writes_before == total
+        per_index = {ln.split(":")[0].strip(): ln for ln in out.splitlines()
+                     if ln.startswith("  log-")}
+        assert set(per_index) == {"log-2025.11.23", "log-2025.11.24"}
+        docs = es.docs()
+    tracebacks = [d["_source"] for d in docs if "Traceback" in d["_source"]["Payload"]]
+    assert tracebacks and all(d["Payload"].count("\n") >= 2 for d in tracebacks)
+    loggers = {d["_source"]["Logger"] for d in docs}
+    assert loggers == {"openstack.nova", "openstack.neutron"}
+
+    # The daemon's Uuids: LogstreamerInput over the same (uncompressed) file.
+    live = tmp_path / "live" / "nova"
+    live.mkdir(parents=True)
+    (live / "nova-api.log").write_bytes((logs / "nova" / "nova-api.log").read_bytes())
+    text = f"""
+        [hekad]
+        base_dir = "{tmp_path / 'live' / 'state'}"
+        hostname = "ctl-1"
+        [openstack_decoder]
+        type = "OpenStackLogDecoder"
+        tz = "UTC"
+        [nova_logstreamer]
+        type = "LogstreamerInput"
+        log_directory = "{live}"
+        file_match = '(?P<Service>.+)\\.log\\.?(?P<Seq>\\d*)$'
+        differentiator = ["nova", "_", "Service"]
+        priority = ["^Seq"]
+        decoder = "openstack_decoder"
+        [x]
+        type = "CollectOutput"
+        message_matcher = "TRUE"
+    """
+    (tmp_path / "live").mkdir(exist_ok=True)
+    from tests.conftest import CollectOutput, until
+    p = Pipeline(config_from(tmp_path / "live", text))
+    await p.start()
+    sink = CollectOutput.instances["x"]
+    await until(lambda: len(sink.messages) >= 399, "the daemon's messages", 10**8)
+    await p.stop()
+    daemon_ids = {m.uuid_text for m in sink.messages}
+    replay_ids = {d["_id"] for d in docs}
+    assert daemon_ids and daemon_ids <= replay_ids
+
+
+async def test_corrupt_gzip_is_reported_and_the_rest_replayed(tmp_path):
+    logs = tmp_path / "archive" / "nova"
+    logs.mkdir(parents=True)
+    write_lines(logs / "nova-api.log.1", events("nova-api", 100, DAY, 1))
+    good = gzip.compress("".join(ln + "\n" for ev in events("nova-api", 50, DAY + 100, 2)
+                                 for ln in ev).encode())
+    bad = gzip.compress(b"x" * 100000)
+    (logs / "nova-api.log.2.gz").write_bytes(good + bad[:40] + b"\0garbage" * 50)
+    async with EsDouble() as es:
+        conf = write_config(tmp_path, config_text(es.url, tmp_path))
+        rc, out = await replay(conf, "--workers", "2", str(tmp_path / "archive"))
+        assert rc == 1
+        assert "nova-api.log.2.gz" in out and "error" in out.lower()
+        ids = es.count()
+    assert ids >= 150 - 5  # the good member's events, and the whole plain file
+
+
+async def test_time_window(tmp_path):
+    logs = tmp_path / "archive" / "nova"
+    logs.mkdir(parents=True)
+    write_lines(logs / "nova-api.log", events("nova-api", 600, DAY, 3))
+    async with EsDouble() as es:
+        conf = write_config(tmp_path, config_text(es.url, tmp_path))
+        rc, out = await replay(conf, "--since", "2025-11-23T00:01:40Z", "--until",
+                               "2025-11-23T00:03:20Z", str(tmp_path / "archive"))
+        assert rc == 0, out
+        docs = es.docs()
+    assert 95 <= len(docs) <= 100
+    assert "skipped by the time window: " in out
