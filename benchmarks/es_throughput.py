@@ -188,6 +188,8 @@ async def through_pipeline(url: str, lines: list[tuple[str, str]], tmp: Path, fl
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    from hekapy.collector.gc_tuning import tune_gc
+    tune_gc()  # as `hekapy run` does
     proc, url = start_double()
     try:
         lines = corpus(args.docs)

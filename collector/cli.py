@@ -51,9 +51,11 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
     """Run the pipeline until SIGTERM/SIGINT; a second signal stops without draining."""
+    from .gc_tuning import tune_gc
     from .pipeline import Pipeline
 
     pipeline = Pipeline(config)
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals_seen = 0

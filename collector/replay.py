@@ -48,8 +48,8 @@ from typing import Any, ClassVar
 
 from hekapy.collector.config import Config, ConfigError
 from hekapy.collector.config import _build_spec as build_spec
+from hekapy.collector.gc_tuning import tune_gc
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
-from hekapy.collector.matcher import compile_matcher
 from hekapy.collector.pipeline import InputContext, Pipeline
 from hekapy.collector.plugin import REGISTRY, Input, register
 from hekapy.collector.replay_worker import (
@@ -235,19 +235,8 @@ class Replay:
         self.seq = 0
         self.finished_files: dict[int, int] = {}  # file → seq of its last batch
         self.stop_requested = asyncio.Event()
-        self.indexers = self._indexers()
         self.saved_at = time.monotonic()
         self.interrupted = False
-
-    def _indexers(self) -> list[tuple[Any, Any]]:
-        """(matcher, ES encoder) of each Elasticsearch output, to count per index."""
-        out = []
-        for spec in self.config.by_category("Output"):
-            enc_name = spec.cfg.encoder
-            enc = self.config.resolve(enc_name, "Encoder") if enc_name else None
-            if enc is not None and hasattr(enc.build(), "index"):
-                out.append((compile_matcher(spec.cfg.message_matcher), enc.build()))
-        return out
 
     def pipeline(self) -> Pipeline:
         cfg = self.config
@@ -336,15 +325,17 @@ class Replay:
                     self.progress.errors.append(payload[1])
                     print(f"hekapy replay: {payload[1]}", file=self.out, flush=True)
                 elif kind == "batch":
-                    index, offset, nrec, nbytes, raw, packed = payload
+                    index, offset, nrec, nbytes, raw, packed, per_index = payload
                     self.progress.lines += nrec
                     self.progress.bytes += nbytes
                     self.progress.raw_bytes += raw - raw_seen.get(index, 0)
+                    self.progress.per_index.update(per_index)
                     raw_seen[index] = raw
-                    await self.route(ctx, index, offset, nrec, nbytes, packed)
+                    await self.route(ctx, index, offset, nbytes, packed)
                 elif kind == "done":
-                    (index, offset, nrec, raw, packed, skipped, failures, first,
-                     error) = payload
+                    (index, offset, nrec, raw, packed, per_index, skipped, failures,
+                     first, error) = payload
+                    self.progress.per_index.update(per_index)
                     self.progress.raw_bytes += raw - raw_seen.get(index, 0)
                     raw_seen[index] = raw
                     self.progress.skipped_time += skipped
@@ -354,7 +345,7 @@ class Replay:
                               f"undecodable records, first: {first}", file=self.out,
                               flush=True)
                     self.progress.files_done += 1
-                    await self.route(ctx, index, offset, 0, 0, packed)
+                    await self.route(ctx, index, offset, 0, packed)
                     if not error:
                         self.finished_files[index] = self.seq
         finally:
@@ -366,13 +357,9 @@ class Replay:
             tasks.close()
             self.interrupted = interrupted
 
-    async def route(self, ctx: InputContext, index: int, offset: int, nrec: int,
-                    nbytes: int, packed: list[bytes]) -> None:
+    async def route(self, ctx: InputContext, index: int, offset: int, nbytes: int,
+                    packed: list[bytes]) -> None:
         messages = [unpack_message(r) for r in packed]
-        for pred, enc in self.indexers:
-            for m in messages:
-                if pred(m):
-                    self.progress.per_index[enc.index.render(m)[0]] += 1
         self.seq += 1
         self.pending.append((self.seq, index, offset, len(messages)))
         ctx.stats.messages_in += len(messages)
@@ -382,6 +369,7 @@ class Replay:
         ReplayInput.job = self
         self.interrupted = False
         p = self.pipeline()
+        tune_gc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -390,7 +378,15 @@ class Replay:
         ticker = asyncio.create_task(self.show_progress())
         try:
             await p.inputs_finished()
-            await p.inputs[0][1].tracker.wait_idle()
+            # Until the outputs acknowledged everything, or a signal (an output that
+            # cannot deliver must not keep the replay from stopping).
+            idle = asyncio.ensure_future(p.inputs[0][1].tracker.wait_idle())
+            stop = asyncio.ensure_future(self.stop_requested.wait())
+            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.done() and not idle.done():
+                self.interrupted = True
+            idle.cancel()
+            stop.cancel()
         finally:
             await p.stop()
             ticker.cancel()

@@ -238,10 +238,36 @@ class FileDecoder:
         return kept
 
 
+def index_counters(config: Config) -> list[tuple[Any, Any]]:
+    """(matcher, encoder) of each output whose encoder names an index (Elasticsearch),
+    to count documents per index for the summary."""
+    from hekapy.collector.matcher import compile_matcher
+    out = []
+    for spec in config.by_category("Output"):
+        enc = config.resolve(spec.cfg.encoder, "Encoder") if spec.cfg.encoder else None
+        if enc is not None:
+            encoder = enc.build()
+            if hasattr(encoder, "index"):
+                out.append((compile_matcher(spec.cfg.message_matcher), encoder))
+    return out
+
+
+def count_indexes(indexers: list[tuple[Any, Any]], messages: list[Message]
+                  ) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pred, enc in indexers:
+        for m in messages:
+            if pred(m):
+                name = enc.index.render(m)[0]
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def replay_file(config: Config, task: FileTask, hostname: str, since: int | None,
                 until: int | None, send: Any) -> None:
     """Decode one file, calling send(kind, payload) for each batch and at the end."""
     fd = FileDecoder(config, task, hostname, since, until)
+    indexers = index_counters(config)
     key = identity_key(hostname, task.stream, fingerprint(task.path))
     f, raw = open_archive(task.path)
     sp = fd.splitter
@@ -287,13 +313,15 @@ def replay_file(config: Config, task: FileTask, hostname: str, since: int | None
                     end = held_from if held_from is not None else nxt
                     msgs = fd.keep(msgs)
                     send("batch", (task.index, max(end, resume_at), len(recs),
-                                   sum(map(len, recs)), raw.count, pack_messages(msgs)))
+                                   sum(map(len, recs)), raw.count, pack_messages(msgs),
+                                   count_indexes(indexers, msgs)))
             hist = (hist + data)[-(1 << 20):] if data else hist
             if not data:
                 break
-        tail = fd.decoder.flush() if fd.decoder is not None else []
-        send("done", (task.index, offset, fd.records, raw.count, pack_messages(fd.keep(tail)),
-                      fd.skipped_time, fd.decode_failures, fd.first_failure, error))
+        tail = fd.keep(fd.decoder.flush() if fd.decoder is not None else [])
+        send("done", (task.index, offset, fd.records, raw.count, pack_messages(tail),
+                      count_indexes(indexers, tail), fd.skipped_time, fd.decode_failures,
+                      fd.first_failure, error))
     finally:
         raw.close()
 
@@ -301,7 +329,9 @@ def replay_file(config: Config, task: FileTask, hostname: str, since: int | None
 def worker_main(config_path: str, hostname: str, since: int | None, until: int | None,
                 tasks: Any, results: Any) -> None:
     """A worker process: files from `tasks` until None, batches to `results`."""
+    from hekapy.collector.gc_tuning import tune_gc
     config = load_config(config_path, strict=True)
+    tune_gc()
 
     def send(kind: str, payload: Any) -> None:
         results.put((kind, payload))
@@ -315,4 +345,4 @@ def worker_main(config_path: str, hostname: str, since: int | None, until: int |
             replay_file(config, task, hostname, since, until, send)
         except Exception as e:  # reported with the file's name; the other files go on
             send("error", (task.index, f"{task.path}: {type(e).__name__}: {e}"))
-            send("done", (task.index, 0, 0, 0, [], 0, 0, "", True))
+            send("done", (task.index, 0, 0, 0, [], {}, 0, 0, "", True))

@@ -1,0 +1,145 @@
+"""`hekapy replay` throughput with 1 and 2 decoding workers on the same archive, in one
+run, into the Elasticsearch double (its own process, ids only).
+
+    .venv/bin/python -m hekapy.benchmarks.replay_throughput --mib 60
+
+The archive: gzip-compressed OpenStack logs (the demo generator: nova-api, nova-compute,
+neutron-server, the LBaaS agent) in an /var/log-like layout, four files. Reported: MiB/s
+of uncompressed log lines and lines/s per worker count, and the scaling ratio (the
+issue's target: >= 1.7x with 2 workers on 2 cores). The writer process (routing,
+Elasticsearch encoding, HTTP) is shared by the workers; on a 2-core machine it competes
+with them and with the double for the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hekapy.collector.demo import generate
+
+FILES = {"nova/nova-api.log.1.gz": "nova-api", "nova/nova-compute.log.1.gz": "nova-compute",
+         "neutron/server.log.1.gz": "neutron-server",
+         "neutron/lbaas-agent.log.1.gz": "lbaas-agent"}
+
+
+def make_archive(root: Path, mib: float, seed: int = 11) -> tuple[int, int]:
+    """Files totalling about `mib` MiB uncompressed; returns (bytes, lines)."""
+    rng = random.Random(seed)
+    per_file = int(mib * 2**20 / len(FILES))
+    total_bytes = total_lines = 0
+    for rel, service in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines: list[str] = []
+        size = 0
+        t = 1_763_856_000.0
+        while size < per_file:
+            for ln in generate(service, rng, t):
+                lines.append(ln)
+                size += len(ln) + 1
+            t += 0.05
+        data = ("\n".join(lines) + "\n").encode()
+        path.write_bytes(gzip.compress(data, 1))
+        total_bytes += len(data)
+        total_lines += len(lines)
+    return total_bytes, total_lines
+
+
+CONFIG = """
+[hekad]
+base_dir = "{state}"
+hostname = "ctl-1"
+[openstack_decoder]
+type = "OpenStackLogDecoder"
+tz = "UTC"
+[nova_logstreamer]
+type = "LogstreamerInput"
+log_directory = "/var/log/nova"
+file_match = '(?P<Service>.+)\\.log\\.?(?P<Seq>\\d*)$'
+differentiator = ["nova", "_", "Service"]
+decoder = "openstack_decoder"
+[neutron_logstreamer]
+type = "LogstreamerInput"
+log_directory = "/var/log/neutron"
+file_match = '(?P<Service>server|lbaas-agent)\\.log\\.?(?P<Seq>\\d*)$'
+differentiator = ["neutron", "_", "Service"]
+decoder = "openstack_decoder"
+[elasticsearch_encoder]
+type = "ESJsonEncoder"
+index = "%{{Type}}-%{{%Y.%m.%d}}"
+es_index_from_timestamp = true
+type_name = ""
+id = "%{{UUID}}"
+[elasticsearch_output]
+type = "ElasticSearchOutput"
+message_matcher = "Type == 'log'"
+encoder = "elasticsearch_encoder"
+server = "{es_url}"
+flush_count = 2000
+flush_interval = 100
+max_in_flight = 4
+use_buffering = false
+"""
+
+
+def start_double() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double",
+                             "--no-sources", "--no-mappings"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit(f"the Elasticsearch double did not start: {url!r}")
+    return proc, url
+
+
+def run_replay(conf: Path, archive: Path, workers: int) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "hekapy.collector.cli", "replay", "-c",
+                        str(conf), "--workers", str(workers), str(archive)],
+                       capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"replay failed ({r.returncode}): {r.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mib", type=float, default=60.0, help="uncompressed archive size")
+    ap.add_argument("--runs", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        tmp = Path(d)
+        nbytes, nlines = make_archive(tmp / "archive", args.mib)
+        print(f"archive: {nbytes / 2**20:,.1f} MiB, {nlines:,} lines, "
+              f"{len(FILES)} gzip files", flush=True)
+        best: dict[int, float] = {}
+        for run in range(args.runs):
+            for workers in (1, 2):
+                proc, url = start_double()
+                try:
+                    conf = tmp / f"replay-{run}-{workers}.toml"
+                    conf.write_text(CONFIG.format(state=tmp / f"state-{run}-{workers}",
+                                                  es_url=url))
+                    elapsed = run_replay(conf, tmp / "archive", workers)
+                finally:
+                    proc.kill()
+                    proc.wait()
+                rate = nbytes / elapsed / 2**20
+                best[workers] = max(best.get(workers, 0.0), rate)
+                print(f"run {run + 1}, {workers} worker(s): {rate:,.1f} MiB/s, "
+                      f"{nlines / elapsed:,.0f} lines/s ({elapsed:,.1f} s)", flush=True)
+        print(f"best: 1 worker {best[1]:,.1f} MiB/s, 2 workers {best[2]:,.1f} MiB/s, "
+              f"scaling {best[2] / best[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
