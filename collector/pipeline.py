@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -310,6 +311,26 @@ class OutputContext(PluginContext):
         # Batches handed out but not yet acknowledged: re-queued if the output crashes
         # and restarts, so a crash never loses them.
         self._outstanding: list[Batch] = []
+
+    def encode_messages(self, messages: list[Message],
+                        wrap: Callable[[bytes], bytes] | None = None) -> list[bytes]:
+        """The encoder's bytes for each message (`wrap`ped, e.g. framed); a message the
+        encoder (or `wrap`) fails on is counted, logged and skipped, never stalls."""
+        encode = self.encoder.encode  # type: ignore[union-attr]
+        out: list[bytes] = []
+        for m in messages:
+            try:
+                data = encode(m)
+                if data and wrap is not None:
+                    data = wrap(data)
+            except Exception as e:  # an encoder bug must not stall the output
+                self.stats.errors += 1
+                self.limited_log(logging.ERROR, "encoding failed: %s: %s",
+                                 type(e).__name__, e)
+                continue
+            if data:
+                out.append(data)
+        return out
 
     async def next_batch(self) -> Batch | None:
         """The next batch to send, or None once the pipeline is stopping and the queue is

@@ -109,24 +109,12 @@ class AMQPOutput(Output):
         await asyncio.sleep(delay)
 
     def encode(self, ctx: OutputContext, messages: list) -> list[bytes]:
-        encoder = ctx.encoder
         framing = self.cfg.use_framing
         if framing is None:
-            framing = default_use_framing(encoder)
-        bodies = []
-        for m in messages:
-            try:
-                data = encoder.encode(m)
-                if data and framing:
-                    data = frame_record(data, ctx.hekad.max_message_size)
-            except Exception as e:  # one bad message must not stall the output
-                ctx.stats.errors += 1
-                ctx.limited_log(logging.ERROR, "cannot encode a message: %s: %s",
-                                type(e).__name__, e)
-                continue
-            if data:
-                bodies.append(data)
-        return bodies
+            framing = default_use_framing(ctx.encoder)
+        limit = ctx.hekad.max_message_size
+        return ctx.encode_messages(
+            messages, (lambda data: frame_record(data, limit)) if framing else None)
 
     async def run(self, ctx: OutputContext) -> None:
         cfg = self.cfg

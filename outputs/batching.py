@@ -90,19 +90,9 @@ class BatchingOutput(Output):
 
     def encode_batches(self, ctx: OutputContext, batches: list[Batch]) -> list[bytes]:
         """The encoder's bytes for every message; an encoder error skips one message."""
-        encode = ctx.encoder.encode  # type: ignore[union-attr]
         items: list[bytes] = []
         for b in batches:
-            for m in b.messages:
-                try:
-                    data = encode(m)
-                except Exception as e:  # an encoder bug must not stall the output
-                    ctx.stats.errors += 1
-                    ctx.limited_log(logging.ERROR, "encoding failed: %s: %s",
-                                    type(e).__name__, e)
-                    continue
-                if data:
-                    items.append(data)
+            items += ctx.encode_messages(b.messages)
         return items
 
     async def _deliver(self, ctx: OutputContext, items: list[bytes], batches: list[Batch],
