@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import BinaryIO
 
+from hekapy.collector.heka_protobuf import default_use_framing, frame_record
 from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, Output, register
 
@@ -29,7 +30,8 @@ class FileOutput(Output):
     Keys: path (required; strftime patterns allowed when rotating), perm ("644"),
     folder_perm ("700"), flush_interval (1000 ms; 0 = off), flush_count (1),
     flush_operator ("AND" | "OR"), rotation_interval (0, 1, 4, 12 or 24 hours, aligned
-    to midnight UTC), encoder (required), use_framing (false), fsync (false; hekapy).
+    to midnight UTC), encoder (required), use_framing (Heka stream frames around each
+    record; by default only with the ProtobufEncoder), fsync (false; hekapy).
 
         [decoded_file]
         type = "FileOutput"
@@ -57,9 +59,6 @@ class FileOutput(Output):
         super().__init__(name, cfg)
         if not cfg.encoder:
             raise OptionError("FileOutput needs an encoder", key="encoder")
-        if cfg.use_framing:
-            raise OptionError("Heka stream framing needs the protobuf wire format, which "
-                              "this version does not include yet", key="use_framing")
         self._file: BinaryIO | None = None
         self._file_path = ""
         self._period_end = 0.0
@@ -91,8 +90,12 @@ class FileOutput(Output):
             self._file = None
 
     async def run(self, ctx: OutputContext) -> None:
-        encode = ctx.encoder.encode
         cfg = self.cfg
+        framing = cfg.use_framing
+        if framing is None:  # Heka: framed when the encoder is the ProtobufEncoder
+            framing = default_use_framing(ctx.encoder)
+        limit = ctx.hekad.max_message_size
+        wrap = (lambda data: frame_record(data, limit)) if framing else None
         try:
             while True:
                 batches = await ctx.collect(cfg.flush_count, cfg.flush_interval,
@@ -102,10 +105,7 @@ class FileOutput(Output):
                 chunks = []
                 n = 0
                 for b in batches:
-                    for m in b.messages:
-                        data = encode(m)
-                        if data:
-                            chunks.append(data)
+                    chunks += ctx.encode_messages(b.messages, wrap)
                     n += len(b)
                 now = time.time()
                 f = self._open(now)

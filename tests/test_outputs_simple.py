@@ -126,3 +126,31 @@ async def test_log_output_prints_to_stdout(tmp_path, capfd):
     await p.inputs[0][0].finished.wait()
     await p.stop()
     assert capfd.readouterr().out == "line 0\nline 1\n"
+
+
+async def test_file_output_frames_protobuf_records(tmp_path):
+    """With the ProtobufEncoder, FileOutput writes a Heka stream (framed by default, as
+    Heka's use_framing): read back with the framing parser, every message intact."""
+    from hekapy.collector.protobuf import decode_message, split_frames
+    out = tmp_path / "stream.heka"
+    p = Pipeline(config_from(tmp_path, f"""
+        [src]
+        type = "SequenceInput"
+        count = 50
+        batch = 10
+        [file]
+        type = "FileOutput"
+        message_matcher = "TRUE"
+        path = "{out}"
+        encoder = "ProtobufEncoder"
+        flush_count = 10
+    """))
+    await p.start()
+    src = p.inputs[0][0]
+    await src.finished.wait()
+    await p.stop()
+    frames, consumed = split_frames(out.read_bytes())
+    assert consumed == out.stat().st_size
+    msgs = [decode_message(body) for _, body in frames]
+    assert [m.payload for m in msgs] == [f"line {i}\n" for i in range(50)]
+    assert {m.type for m in msgs} == {"test"}

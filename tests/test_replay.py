@@ -235,3 +235,31 @@ async def test_time_window(tmp_path):
         docs = es.docs()
     assert 95 <= len(docs) <= 100
     assert "skipped by the time window: " in out
+
+
+async def test_heka_stream_files_keep_their_uuids(tmp_path):
+    """A Heka protobuf stream (what a FileOutput with the ProtobufEncoder writes) is
+    replayed with HekaFramingSplitter + ProtobufDecoder: same Uuids, same fields."""
+    import uuid
+
+    from hekapy.collector.message import STRING, Field, Message
+    from hekapy.collector.protobuf import encode_message, frame
+    msgs = [Message(uuid=uuid.uuid4().bytes, timestamp=int(DAY) * 10**9 + i * 10**9,
+                    type="log", logger="openstack.nova", severity=6, hostname="cmp-1",
+                    payload=f"line {i}", fields=[Field("programname", ["nova-api"], STRING)])
+            for i in range(300)]
+    archive_dir = tmp_path / "archive"
+    archive_dir.mkdir()
+    (archive_dir / "forwarded.heka.gz").write_bytes(
+        gzip.compress(b"".join(frame(encode_message(m)) for m in msgs)))
+    async with EsDouble() as es:
+        conf = write_config(tmp_path, config_text(es.url, tmp_path))
+        rc, out = await replay(conf, "--dry-run", str(archive_dir))
+        assert "decoder ProtobufDecoder" in out, out
+        rc, out = await replay(conf, str(archive_dir))
+        assert rc == 0, out
+        docs = {d["_id"]: d["_source"] for d in es.docs()}
+    assert set(docs) == {m.uuid_text for m in msgs}
+    first = docs[msgs[0].uuid_text]
+    assert (first["Payload"], first["Hostname"], first["programname"]) == (
+        "line 0", "cmp-1", "nova-api")
