@@ -1,4 +1,4 @@
-"""The `hekapy` command: run, check, replay, quickstart, demo, es-setup."""
+"""The `hekapy` command: run, check, replay, cat, quickstart, demo, es-setup."""
 
 from __future__ import annotations
 
@@ -258,6 +258,62 @@ def replay(path: str, since: str | None, until: str | None, workers: int, resume
         sys.exit(loop.run_until_complete(job.run()))
     finally:
         loop.close()
+
+
+@main.command("cat")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: Heka's RST dump; json: one object per line")
+@click.option("--match", "match", default="TRUE", help="message matcher (Heka syntax)")
+@click.option("--head", type=int, default=0, help="stop after this many matches")
+@click.argument("path", type=click.Path(exists=True))
+def cat(fmt: str, match: str, head: int, path: str) -> None:
+    """Print the messages of a Heka stream file (as heka-cat does; .gz etc. too)."""
+    from types import SimpleNamespace
+
+    from hekapy.outputs.encoders import JsonEncoder, RstEncoder
+
+    from .matcher import MatcherSyntaxError, compile_matcher
+    from .protobuf import FrameReader, WireError, decode_message
+    from .replay_worker import READ_ERRORS, open_archive
+
+    try:
+        pred = compile_matcher(match)
+    except MatcherSyntaxError as e:
+        raise click.UsageError(f"--match: {e}") from None
+    encoder = (JsonEncoder("cat", SimpleNamespace(append_newlines=True)) if fmt == "json"
+               else RstEncoder("cat", SimpleNamespace()))
+    reader = FrameReader()
+    shown = bad = 0
+    f, raw = open_archive(path)
+    out = sys.stdout.buffer
+    try:
+        while not head or shown < head:
+            try:
+                chunk = f.read(1 << 20)
+            except READ_ERRORS as e:
+                click.echo(f"error: {path}: {type(e).__name__}: {e}", err=True)
+                break
+            if not chunk:
+                break
+            for _header, body in reader.feed(chunk):
+                try:
+                    msg = decode_message(body)
+                except WireError:
+                    bad += 1
+                    continue
+                if pred(msg):
+                    out.write(encoder.encode(msg))
+                    shown += 1
+                    if head and shown >= head:
+                        break
+    finally:
+        raw.close()
+        out.flush()
+    skipped = reader.stats.skipped_bytes
+    if bad or skipped:
+        click.echo(f"{bad} undecodable message(s), {skipped} byte(s) of garbage skipped",
+                   err=True)
+    click.echo(f"{shown} message(s) shown", err=True)
 
 
 @main.command("es-setup")

@@ -179,3 +179,31 @@ def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
     journals = list((data / "state" / "logstreamer").iterdir())
     assert journals and all(json.loads(j.read_text())["seek"] > 0 for j in journals)
 
+
+
+def test_cat_prints_a_heka_stream(tmp_path):
+    """`hekapy cat` as heka-cat: RST text or JSON lines, --match, --head, garbage
+    between frames skipped and counted."""
+    import gzip
+
+    from hekapy.collector.message import STRING, Field, Message
+    from hekapy.collector.protobuf import encode_message, frame
+    msgs = [Message(type="log", logger="openstack.nova", payload=f"line {i}",
+                    severity=i % 8, fields=[Field("programname", ["nova-api"], STRING)])
+            for i in range(20)]
+    path = tmp_path / "stream.heka.gz"
+    path.write_bytes(gzip.compress(b"garbage" + b"".join(frame(encode_message(m))
+                                                         for m in msgs)))
+    r = subprocess.run([*HEKAPY, "cat", "--head", "3", str(path)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(":Payload: line") == 3
+    assert ':Logger: openstack.nova' in r.stdout and 'name:"programname"' in r.stdout
+    assert "7 byte(s) of garbage skipped" in r.stderr
+    r = subprocess.run([*HEKAPY, "cat", "--format", "json", "--match", "Severity == 3",
+                        str(path)], capture_output=True, text=True)
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["Payload"] for d in docs] == ["line 3", "line 11", "line 19"]
+    r = subprocess.run([*HEKAPY, "cat", "--match", "Severity ==", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--match" in r.stderr
