@@ -110,7 +110,7 @@ class Message:
     (rendered as 0 where Heka renders it)."""
 
     __slots__ = ("_uuid", "env_version", "fields", "hostname", "logger", "payload", "pid",
-                 "raw", "severity", "timestamp", "type")
+                 "pre_encoded", "raw", "severity", "timestamp", "type")
 
     def __init__(self, *, uuid: bytes | None = None, timestamp: int | None = None,
                  type: str = "", logger: str = "", severity: int = DEFAULT_SEVERITY,
@@ -130,6 +130,9 @@ class Message:
         # Raw record bytes: the wire bytes for ProtobufDecoder (use_message_bytes), kept
         # only while the message is unmodified.
         self.raw = raw
+        # Encoder section name → the bytes that encoder makes of this message, when a
+        # replay worker encoded it already (OutputContext.encode_messages uses them).
+        self.pre_encoded: dict[str, bytes] | None = None
 
     # Uuid: generated lazily, then stable.
     @property
@@ -256,4 +259,5 @@ def new_record_message(timestamp: int, type: str, logger: str, hostname: str, pa
     m.hostname = hostname
     m.fields = []
     m.raw = raw
+    m.pre_encoded = None
     return m

@@ -317,10 +317,14 @@ class OutputContext(PluginContext):
         """The encoder's bytes for each message (`wrap`ped, e.g. framed); a message the
         encoder (or `wrap`) fails on is counted, logged and skipped, never stalls."""
         encode = self.encoder.encode  # type: ignore[union-attr]
+        key = self.spec.cfg.encoder
         out: list[bytes] = []
         for m in messages:
             try:
-                data = encode(m)
+                pre = m.pre_encoded
+                data = pre.get(key) if pre is not None else None
+                if data is None:
+                    data = encode(m)
                 if data and wrap is not None:
                     data = wrap(data)
             except Exception as e:  # an encoder bug must not stall the output

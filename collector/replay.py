@@ -12,9 +12,11 @@ stream name (the message Logger) comes from the section's differentiator, as in 
 daemon. `--decoder` names one decoder section for every file instead; Heka stream files
 (they start with a 0x1E frame) use HekaFramingSplitter + ProtobufDecoder.
 
-N worker processes (collector/replay_worker.py) decode files in parallel and send
-msgpack batches through a bounded queue to this process, which routes them to the
-config's filters and outputs (the config's inputs do not run). Backpressure: a slow
+N worker processes (collector/replay_worker.py) decode files in parallel, run the
+outputs' encoders too, and send msgpack batches (messages and their encoded bytes)
+through a bounded queue to this process, which routes them to the config's filters and
+outputs (the config's inputs do not run): the one writer process only matches, routes
+and ships bytes, so decoding and encoding scale with the workers. Backpressure: a slow
 output stops the router, the queue fills, the workers wait; memory stays bounded
 whatever the archive size.
 
@@ -325,16 +327,16 @@ class Replay:
                     self.progress.errors.append(payload[1])
                     print(f"hekapy replay: {payload[1]}", file=self.out, flush=True)
                 elif kind == "batch":
-                    index, offset, nrec, nbytes, raw, packed, per_index = payload
+                    index, offset, nrec, nbytes, raw, packed, per_index, pre = payload
                     self.progress.lines += nrec
                     self.progress.bytes += nbytes
                     self.progress.raw_bytes += raw - raw_seen.get(index, 0)
                     self.progress.per_index.update(per_index)
                     raw_seen[index] = raw
-                    await self.route(ctx, index, offset, nbytes, packed)
+                    await self.route(ctx, index, offset, nbytes, packed, pre)
                 elif kind == "done":
-                    (index, offset, nrec, raw, packed, per_index, skipped, failures,
-                     first, error) = payload
+                    (index, offset, nrec, raw, packed, pre, per_index, skipped,
+                     failures, first, error) = payload
                     self.progress.per_index.update(per_index)
                     self.progress.raw_bytes += raw - raw_seen.get(index, 0)
                     raw_seen[index] = raw
@@ -345,7 +347,7 @@ class Replay:
                               f"undecodable records, first: {first}", file=self.out,
                               flush=True)
                     self.progress.files_done += 1
-                    await self.route(ctx, index, offset, 0, packed)
+                    await self.route(ctx, index, offset, 0, packed, pre)
                     if not error:
                         self.finished_files[index] = self.seq
         finally:
@@ -358,8 +360,10 @@ class Replay:
             self.interrupted = interrupted
 
     async def route(self, ctx: InputContext, index: int, offset: int, nbytes: int,
-                    packed: list[bytes]) -> None:
+                    packed: list[bytes], pre: list[dict[str, bytes] | None]) -> None:
         messages = [unpack_message(r) for r in packed]
+        for m, encoded in zip(messages, pre, strict=True):
+            m.pre_encoded = encoded
         self.seq += 1
         self.pending.append((self.seq, index, offset, len(messages)))
         ctx.stats.messages_in += len(messages)

@@ -252,6 +252,40 @@ def index_counters(config: Config) -> list[tuple[Any, Any]]:
     return out
 
 
+def output_encoders(config: Config) -> list[tuple[Any, str, Any]]:
+    """(matcher, encoder section name, encoder) of every output with an encoder: the
+    workers encode for them, so the single writer process only ships the bytes."""
+    from hekapy.collector.matcher import compile_matcher
+    out = []
+    for spec in config.by_category("Output"):
+        name = spec.cfg.encoder
+        enc = config.resolve(name, "Encoder") if name else None
+        if enc is not None:
+            out.append((compile_matcher(spec.cfg.message_matcher), name, enc.build()))
+    return out
+
+
+def pre_encode(encoders: list[tuple[Any, str, Any]], messages: list[Message]
+               ) -> list[dict[str, bytes] | None]:
+    """Per message, what each matching output's encoder makes of it (an encoder error
+    is left to the writer, which counts and logs it)."""
+    out: list[dict[str, bytes] | None] = []
+    for m in messages:
+        done: dict[str, bytes] | None = None
+        for pred, name, enc in encoders:
+            if (done is None or name not in done) and pred(m):
+                try:
+                    data = enc.encode(m)
+                except Exception:
+                    continue
+                if data:
+                    if done is None:
+                        done = {}
+                    done[name] = data
+        out.append(done)
+    return out
+
+
 def count_indexes(indexers: list[tuple[Any, Any]], messages: list[Message]
                   ) -> dict[str, int]:
     counts: dict[str, int] = {}
@@ -268,6 +302,7 @@ def replay_file(config: Config, task: FileTask, hostname: str, since: int | None
     """Decode one file, calling send(kind, payload) for each batch and at the end."""
     fd = FileDecoder(config, task, hostname, since, until)
     indexers = index_counters(config)
+    encoders = output_encoders(config)
     key = identity_key(hostname, task.stream, fingerprint(task.path))
     f, raw = open_archive(task.path)
     sp = fd.splitter
@@ -314,14 +349,15 @@ def replay_file(config: Config, task: FileTask, hostname: str, since: int | None
                     msgs = fd.keep(msgs)
                     send("batch", (task.index, max(end, resume_at), len(recs),
                                    sum(map(len, recs)), raw.count, pack_messages(msgs),
-                                   count_indexes(indexers, msgs)))
+                                   count_indexes(indexers, msgs),
+                                   pre_encode(encoders, msgs)))
             hist = (hist + data)[-(1 << 20):] if data else hist
             if not data:
                 break
         tail = fd.keep(fd.decoder.flush() if fd.decoder is not None else [])
         send("done", (task.index, offset, fd.records, raw.count, pack_messages(tail),
-                      count_indexes(indexers, tail), fd.skipped_time, fd.decode_failures,
-                      fd.first_failure, error))
+                      pre_encode(encoders, tail), count_indexes(indexers, tail),
+                      fd.skipped_time, fd.decode_failures, fd.first_failure, error))
     finally:
         raw.close()
 
@@ -345,4 +381,4 @@ def worker_main(config_path: str, hostname: str, since: int | None, until: int |
             replay_file(config, task, hostname, since, until, send)
         except Exception as e:  # reported with the file's name; the other files go on
             send("error", (task.index, f"{task.path}: {type(e).__name__}: {e}"))
-            send("done", (task.index, 0, 0, 0, [], {}, 0, 0, "", True))
+            send("done", (task.index, 0, 0, 0, [], [], {}, 0, 0, "", True))

@@ -55,6 +55,7 @@ def _from_list(r: list[Any]) -> Message:
     m.hostname = host
     m.fields = [Field(name, values, vt, rep) for name, vt, rep, values in fields]
     m.raw = raw
+    m.pre_encoded = None
     return m
 
 
