@@ -95,9 +95,17 @@ class Corpus:
 
     def _ctx(self) -> Any:
         rng = self.rng
-        return self.context.RequestContext(user_id=rng.choice(self.users),
-                                           project_id=rng.choice(self.projects),
-                                           request_id="req-" + _uuid(rng))
+        store = self.context._request_store
+        before = getattr(store, "context", None)
+        ctx = self.context.RequestContext(user_id=rng.choice(self.users),
+                                          project_id=rng.choice(self.projects),
+                                          request_id="req-" + _uuid(rng), overwrite=False)
+        # oslo.context keeps a context as the thread's current one when there is none
+        # (even with overwrite=False), and oslo.log then prints it on every later line
+        # logged without a context: leave the process as it was.
+        if before is None and getattr(store, "context", None) is not None:
+            del store.context
+        return ctx
 
     def _record(self, name: str, level: int, msg: str, pid: int, ctx: Any,
                 exc_info: Any = None) -> str:
