@@ -82,6 +82,11 @@ class AckTracker:
     def in_flight_bytes(self) -> int:
         return self._bytes
 
+    @property
+    def full(self) -> bool:
+        """No room for another batch: ticket() would wait."""
+        return bool(self._full())
+
     def _full(self) -> bool:
         # A lone batch larger than max_bytes still goes through: never deadlock on it.
         return self._pending and (len(self._pending) >= self.max_batches

@@ -222,8 +222,15 @@ class InputContext(PluginContext):
             await self._route(decoded, position, nbytes)
 
     async def _route(self, decoded: list[Message], position: Any, nbytes: int) -> None:
-        ticket = await self.tracker.ticket(position, nbytes)
         dec = self.decoder
+        if dec is not None and dec.holding and self._held and self.tracker.full:
+            # The window is full and the decoder holds part of it back: waiting for room
+            # would wait forever (held batches close only once the held message is
+            # delivered). These messages and the held one travel under the newest held
+            # ticket instead; this batch's position is covered by the next ticket's.
+            await self._flush_held(decoded)
+            return
+        ticket = await self.tracker.ticket(position, nbytes)
         if (dec is not None and dec.holding
                 and (len(self._held) + 1) * 2 >= self.tracker.max_batches):
             # Held batches count against the input's window: flush before it fills.
@@ -267,7 +274,8 @@ class InputContext(PluginContext):
         async with self._deliver_lock:
             await self._flush_held()
 
-    async def _flush_held(self) -> None:
+    async def _flush_held(self, before: list[Message] | None = None) -> None:
+        """Deliver the held messages (after `before`, messages decoded earlier)."""
         dec = self.decoder
         if self._hold_timer is not None:
             self._hold_timer.cancel()
@@ -277,6 +285,8 @@ class InputContext(PluginContext):
         flushed = dec.flush()
         if self.tags:
             self.add_tags(flushed)
+        if before:
+            flushed = before + flushed
         self.stats.messages_out += len(flushed)
         if not self._held:
             ticket = await self.tracker.ticket(None, 0)

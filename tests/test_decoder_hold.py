@@ -104,6 +104,25 @@ async def test_holds_never_fill_the_input_window(tmp_path):
     assert src.acked[-1] == 50
 
 
+async def test_holds_never_fill_the_input_window_by_bytes(tmp_path):
+    # The same with the byte budget as the limit (it once waited forever: the window
+    # full of held batches, which close only once the held message is delivered).
+    line = L + "INFO m " + "x" * 200 + " line %d\n"
+    ScriptInput.script = [[line % i] for i in range(60)]
+    ScriptInput.linger = True
+    p = Pipeline(config_from(tmp_path, "[hekad]\nmax_inflight_bytes = 1500\n"
+                             + CONFIG % "ack"))
+    p.inputs[0][1].decoder.hold_timeout = 3600
+    await p.start()
+    src = ScriptInput.last
+    await until(lambda: src.delivered == 60, "every batch delivered", 10**6)
+    await p.stop()
+    sink = CollectOutput.instances["sink"]
+    assert [m.payload.rsplit(" ", 1)[1] for m in sink.messages] == [
+        f"{i}\n" for i in range(60)]
+    assert src.acked[-1] == 60
+
+
 async def test_deployment_tags_are_added_unless_present(tmp_path):
     ScriptInput.script = [[L + "INFO m [-] hello\n"]]
     ScriptInput.linger = False
