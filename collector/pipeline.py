@@ -349,12 +349,24 @@ class OutputContext(PluginContext):
     async def next_batch(self) -> Batch | None:
         """The next batch to send, or None once the pipeline is stopping and the queue is
         drained (flush what you hold, acknowledge it, and return from run())."""
-        if len(self._outstanding) > 64:
-            self._outstanding = [b for b in self._outstanding if b.ticket is not None]
         b = await self.queue.get()
         if b is not None:
-            self._outstanding.append(b)
+            self._track(b)
         return b
+
+    def _track(self, b: Batch) -> None:
+        """Remember `b` until it is acknowledged. Acknowledged batches leave the list at
+        once (they would keep their messages alive): they are done mostly in order, so
+        they are found at its head; a full sweep catches the others."""
+        out = self._outstanding
+        i = 0
+        while i < len(out) and out[i].ticket is None:
+            i += 1
+        if i:
+            del out[:i]
+        if len(out) > 64:
+            out[:] = [x for x in out if x.ticket is not None]
+        out.append(b)
 
     async def collect(self, max_count: int, interval: float, max_bytes: int = 0,
                       require_both: bool = False) -> list[Batch] | None:
@@ -399,7 +411,7 @@ class OutputContext(PluginContext):
     def next_batch_nowait(self) -> Batch | None:
         b = self.queue.get_nowait()
         if b is not None:
-            self._outstanding.append(b)
+            self._track(b)
         return b
 
     def unacknowledged(self) -> list[Batch]:

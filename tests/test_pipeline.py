@@ -327,3 +327,23 @@ async def test_stop_drains_every_queue_before_the_final_checkpoint(tmp_path):
     assert len(CollectOutput.instances["sink"].messages) == 1000
     assert p.filters[0][0].count == 1000
     assert src.closed_at == 1000
+
+
+async def test_acknowledged_batches_are_not_kept_by_the_output_context(tmp_path):
+    """An output's context forgets a batch once it is acknowledged (it kept up to 64
+    of them, and their messages, alive: a whole corpus in memory for large batches)."""
+    p = Pipeline(config_from(tmp_path, """
+        [src]
+        type = "SequenceInput"
+        count = 3000
+        batch = 10
+        [sink]
+        type = "CollectOutput"
+        message_matcher = "TRUE"
+    """))
+    await p.start()
+    src = p.inputs[0][0]
+    await until(lambda: src.acked and src.acked[-1] == 3000, "all acknowledged", 10**7)
+    ctx = p.outputs[0][1]
+    assert len(ctx._outstanding) <= 1
+    await p.stop()
