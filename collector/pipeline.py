@@ -104,6 +104,24 @@ def deployment_tag_fields(tags: dict[str, Any]) -> list[Field]:
     return out
 
 
+def build_plugin(config: Config, name: str, category: str, _depth: int = 0) -> Any:
+    """A new instance of the plugin named `name` in `config`, linked to the plugins it
+    refers to."""
+    if _depth > 8:
+        raise ValueError(f"plugin references nest too deep at {name!r} (a cycle?)")
+    spec = config.resolve(name, category)
+    if spec is None:
+        raise ValueError(f"no {category.lower()} named {name!r}")
+    plugin = spec.build()
+    plugin.link(lambda n, c: build_plugin(config, n, c, _depth + 1))
+    return plugin
+
+
+def max_record_size(hekad: Any) -> int:
+    """The longest record a splitter delivers: a message plus Heka's framing."""
+    return hekad.max_message_size + 3 + 255
+
+
 def add_tags(messages: list[Message], tags: list[Field], names: frozenset[str]) -> None:
     """The deployment tags, on every message that does not carry them already (the
     Field objects are shared: fields are never changed in place)."""
@@ -148,7 +166,7 @@ class InputContext(PluginContext):
             spec = self.pipeline.config.resolve("NullSplitter", "Splitter")
         sp = spec.build()
         assert isinstance(sp, Splitter)
-        sp.max_record_size = self.hekad.max_message_size + 3 + 255
+        sp.max_record_size = max_record_size(self.hekad)
         return sp
 
     def records_to_messages(self, records: list[bytes], type: str = "", logger: str = "",
@@ -479,16 +497,9 @@ class Pipeline:
             plugin = spec.build()
             self.inputs.append((plugin, InputContext(self, spec, splitter, decoder)))
 
-    def build_plugin(self, name: str, category: str, _depth: int = 0) -> Any:
+    def build_plugin(self, name: str, category: str) -> Any:
         """A new instance of the plugin named `name`, linked to the plugins it refers to."""
-        if _depth > 8:
-            raise ValueError(f"plugin references nest too deep at {name!r} (a cycle?)")
-        spec = self.config.resolve(name, category)
-        if spec is None:
-            raise ValueError(f"no {category.lower()} named {name!r}")
-        plugin = spec.build()
-        plugin.link(lambda n, c: self.build_plugin(n, c, _depth + 1))
-        return plugin
+        return build_plugin(self.config, name, category)
 
     # running ---------------------------------------------------------------------------
     async def start(self) -> None:

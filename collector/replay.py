@@ -117,7 +117,8 @@ def plan(config: Config, paths: list[str], decoder: str = "") -> Plan:
     result = Plan()
     for path, root in walk(paths):
         rel = strip_compression(os.path.relpath(path, root))
-        if is_heka_stream(path):
+        first_line = fingerprint(path)
+        if is_heka_stream(first_line):
             task = FileTask(len(result.tasks), path, "replay", "HekaFramingSplitter",
                             "ProtobufDecoder")
         elif decoder:
@@ -147,13 +148,15 @@ def plan(config: Config, paths: list[str], decoder: str = "") -> Plan:
             if task is None:
                 result.unmatched.append(path)
                 continue
+        task.fingerprint = first_line
         result.tasks.append(task)
         result.sizes.append(os.path.getsize(path))
     return result
 
 
-def file_identity(path: str) -> str:
-    return hashlib.sha1(os.path.abspath(path).encode() + b"\0" + fingerprint(path)
+def file_identity(task: FileTask) -> str:
+    """The state file's key for a file: its path and first line."""
+    return hashlib.sha1(os.path.abspath(task.path).encode() + b"\0" + task.fingerprint
                         ).hexdigest()
 
 
@@ -232,10 +235,11 @@ class Replay:
         self.state = state
         self.out = out
         self.progress = Progress(files=len(tasks.tasks), raw_total=sum(tasks.sizes))
-        self.identities = {t.index: file_identity(t.path) for t in tasks.tasks}
+        self.identities = {t.index: file_identity(t) for t in tasks.tasks}
         self.pending: deque[tuple[int, int, int, int]] = deque()  # seq, file, offset, n
         self.seq = 0
         self.finished_files: dict[int, int] = {}  # file → seq of its last batch
+        self.raw_seen: dict[int, int] = {}  # file → bytes on disk read so far
         self.stop_requested = asyncio.Event()
         self.saved_at = time.monotonic()
         self.interrupted = False
@@ -296,7 +300,6 @@ class Replay:
         for _ in procs:
             tasks.put(None)
         loop = asyncio.get_running_loop()
-        raw_seen: dict[int, int] = {}
         alive = len(procs)
         interrupted = False
         def next_result() -> Any:
@@ -330,16 +333,12 @@ class Replay:
                     index, offset, nrec, nbytes, raw, packed, per_index, pre = payload
                     self.progress.lines += nrec
                     self.progress.bytes += nbytes
-                    self.progress.raw_bytes += raw - raw_seen.get(index, 0)
-                    self.progress.per_index.update(per_index)
-                    raw_seen[index] = raw
+                    self.read_raw(index, raw, per_index)
                     await self.route(ctx, index, offset, nbytes, packed, pre)
                 elif kind == "done":
                     (index, offset, nrec, raw, packed, pre, per_index, skipped,
                      failures, first, error) = payload
-                    self.progress.per_index.update(per_index)
-                    self.progress.raw_bytes += raw - raw_seen.get(index, 0)
-                    raw_seen[index] = raw
+                    self.read_raw(index, raw, per_index)
                     self.progress.skipped_time += skipped
                     self.progress.decode_failures += failures
                     if first:
@@ -358,6 +357,12 @@ class Replay:
             results.close()
             tasks.close()
             self.interrupted = interrupted
+
+    def read_raw(self, index: int, raw: int, per_index: dict[str, int]) -> None:
+        """Progress: file `index` has been read up to `raw` bytes on disk."""
+        self.progress.raw_bytes += raw - self.raw_seen.get(index, 0)
+        self.raw_seen[index] = raw
+        self.progress.per_index.update(per_index)
 
     async def route(self, ctx: InputContext, index: int, offset: int, nbytes: int,
                     packed: list[bytes], pre: list[dict[str, bytes] | None]) -> None:

@@ -27,8 +27,13 @@ from hekapy.collector.config import Config, load_config
 from hekapy.collector.inputs.logstreamer.plugin import identity_key, record_offsets
 from hekapy.collector.inputs.logstreamer.reader import FINGERPRINT_MAX
 from hekapy.collector.message import Message, new_record_message
-from hekapy.collector.pipeline import add_tags, deployment_tag_fields
-from hekapy.collector.plugin import DecodeError, Decoder, Plugin, Splitter
+from hekapy.collector.pipeline import (
+    add_tags,
+    build_plugin,
+    deployment_tag_fields,
+    max_record_size,
+)
+from hekapy.collector.plugin import DecodeError, Decoder, Splitter
 from hekapy.collector.serialize import pack_messages
 
 READ_SIZE = 1 << 20
@@ -46,6 +51,7 @@ class FileTask:
     stream: str
     splitter: str  # splitter section or default plugin name
     decoder: str  # decoder section name ("" = none)
+    fingerprint: bytes = b""  # the first line: the file's identity (see fingerprint())
     start: int = 0  # uncompressed offset already acknowledged (--resume)
 
 
@@ -126,37 +132,22 @@ def salvage(path: str, offset: int, step: int = 4096) -> bytes:
 
 
 def fingerprint(path: str) -> bytes:
-    """The daemon's file identity: the first line (with its newline), ≤ 1 KiB."""
+    """The daemon's file identity: the first line (with its newline), ≤ 1 KiB; b"" for
+    a file whose start cannot be read (its worker reports the error)."""
     f, raw = open_archive(path)
     try:
         head = f.read(FINGERPRINT_MAX)
+    except READ_ERRORS:
+        head = b""
     finally:
         raw.close()
     nl = head.find(b"\n")
     return head[: nl + 1] if nl >= 0 else head
 
 
-def is_heka_stream(path: str) -> bool:
-    f, raw = open_archive(path)
-    try:
-        first = f.read(1)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError):
-        return False
-    finally:
-        raw.close()
-    return first[:1] == bytes([HEKA_RECORD_SEPARATOR])
-
-
-def build_plugin(config: Config, name: str, category: str, depth: int = 0) -> Any:
-    """A plugin instance as the pipeline builds it (linked to what it references)."""
-    if depth > 8:
-        raise ValueError(f"plugin references nest too deep at {name!r}")
-    spec = config.resolve(name, category)
-    if spec is None:
-        raise ValueError(f"no {category.lower()} named {name!r}")
-    plugin: Plugin = spec.build()
-    plugin.link(lambda n, c: build_plugin(config, n, c, depth + 1))
-    return plugin
+def is_heka_stream(first_line: bytes) -> bool:
+    """A Heka protobuf stream starts with a frame's record separator."""
+    return first_line[:1] == bytes([HEKA_RECORD_SEPARATOR])
 
 
 class FileDecoder:
@@ -171,7 +162,7 @@ class FileDecoder:
         self.until = until
         splitter = build_plugin(config, task.splitter, "Splitter")
         assert isinstance(splitter, Splitter)
-        splitter.max_record_size = config.hekad.max_message_size + 3 + 255
+        splitter.max_record_size = max_record_size(config.hekad)
         self.splitter = splitter
         self.use_bytes = bool(splitter.cfg.use_message_bytes)
         self.decoder: Decoder | None = (build_plugin(config, task.decoder, "Decoder")
@@ -238,20 +229,6 @@ class FileDecoder:
         return kept
 
 
-def index_counters(config: Config) -> list[tuple[Any, Any]]:
-    """(matcher, encoder) of each output whose encoder names an index (Elasticsearch),
-    to count documents per index for the summary."""
-    from hekapy.collector.matcher import compile_matcher
-    out = []
-    for spec in config.by_category("Output"):
-        enc = config.resolve(spec.cfg.encoder, "Encoder") if spec.cfg.encoder else None
-        if enc is not None:
-            encoder = enc.build()
-            if hasattr(encoder, "index"):
-                out.append((compile_matcher(spec.cfg.message_matcher), encoder))
-    return out
-
-
 def output_encoders(config: Config) -> list[tuple[Any, str, Any]]:
     """(matcher, encoder section name, encoder) of every output with an encoder: the
     workers encode for them, so the single writer process only ships the bytes."""
@@ -266,44 +243,41 @@ def output_encoders(config: Config) -> list[tuple[Any, str, Any]]:
 
 
 def pre_encode(encoders: list[tuple[Any, str, Any]], messages: list[Message]
-               ) -> list[dict[str, bytes] | None]:
+               ) -> tuple[list[dict[str, bytes] | None], dict[str, int]]:
     """Per message, what each matching output's encoder makes of it (an encoder error
-    is left to the writer, which counts and logs it)."""
+    is left to the writer, which counts and logs it); and documents per index for the
+    outputs whose encoder names one (Elasticsearch), for the summary."""
     out: list[dict[str, bytes] | None] = []
+    per_index: dict[str, int] = {}
     for m in messages:
         done: dict[str, bytes] | None = None
         for pred, name, enc in encoders:
-            if (done is None or name not in done) and pred(m):
-                try:
-                    data = enc.encode(m)
-                except Exception:
-                    continue
-                if data:
-                    if done is None:
-                        done = {}
-                    done[name] = data
+            if not pred(m):
+                continue
+            index = getattr(enc, "index", None)
+            if index is not None:
+                key = index.render(m)[0]
+                per_index[key] = per_index.get(key, 0) + 1
+            if done is not None and name in done:
+                continue
+            try:
+                data = enc.encode(m)
+            except Exception:
+                continue
+            if data:
+                if done is None:
+                    done = {}
+                done[name] = data
         out.append(done)
-    return out
-
-
-def count_indexes(indexers: list[tuple[Any, Any]], messages: list[Message]
-                  ) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for pred, enc in indexers:
-        for m in messages:
-            if pred(m):
-                name = enc.index.render(m)[0]
-                counts[name] = counts.get(name, 0) + 1
-    return counts
+    return out, per_index
 
 
 def replay_file(config: Config, task: FileTask, hostname: str, since: int | None,
                 until: int | None, send: Any) -> None:
     """Decode one file, calling send(kind, payload) for each batch and at the end."""
     fd = FileDecoder(config, task, hostname, since, until)
-    indexers = index_counters(config)
     encoders = output_encoders(config)
-    key = identity_key(hostname, task.stream, fingerprint(task.path))
+    key = identity_key(hostname, task.stream, task.fingerprint)
     f, raw = open_archive(task.path)
     sp = fd.splitter
     offset = 0  # uncompressed bytes read
@@ -347,17 +321,18 @@ def replay_file(config: Config, task: FileTask, hostname: str, since: int | None
                         consume_end
                     end = held_from if held_from is not None else nxt
                     msgs = fd.keep(msgs)
+                    pre, per_index = pre_encode(encoders, msgs)
                     send("batch", (task.index, max(end, resume_at), len(recs),
                                    sum(map(len, recs)), raw.count, pack_messages(msgs),
-                                   count_indexes(indexers, msgs),
-                                   pre_encode(encoders, msgs)))
+                                   per_index, pre))
             hist = (hist + data)[-(1 << 20):] if data else hist
             if not data:
                 break
         tail = fd.keep(fd.decoder.flush() if fd.decoder is not None else [])
+        pre, per_index = pre_encode(encoders, tail)
         send("done", (task.index, offset, fd.records, raw.count, pack_messages(tail),
-                      pre_encode(encoders, tail), count_indexes(indexers, tail),
-                      fd.skipped_time, fd.decode_failures, fd.first_failure, error))
+                      pre, per_index, fd.skipped_time, fd.decode_failures,
+                      fd.first_failure, error))
     finally:
         raw.close()
 
