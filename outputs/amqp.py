@@ -41,11 +41,16 @@ import aio_pika
 from aio_pika.exceptions import DeliveryError
 
 from hekapy.collector.heka_protobuf import default_use_framing, frame_record
-from hekapy.collector.inputs.amqp import EXCHANGE_TYPES, check_amqp_url
+from hekapy.collector.inputs.amqp import (
+    CONNECT_ERRORS,
+    EXCHANGE_TYPES,
+    check_amqp_url,
+    connect_broker,
+)
 from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, Output, register
 from hekapy.collector.retry import Backoff
-from hekapy.collector.tls import client_ssl_context, tls_settings
+from hekapy.collector.tls import tls_settings
 from hekapy.outputs.batching import Abandoned
 from hekapy.outputs.elasticsearch.client import redact_url
 
@@ -84,10 +89,7 @@ class AMQPOutput(Output):
         """Connection and exchange, retrying until the broker answers."""
         while True:
             try:
-                kwargs: dict[str, Any] = {"timeout": self.cfg.connect_timeout or None}
-                if self.tls is not None:
-                    kwargs["ssl_context"] = client_ssl_context(self.tls)
-                conn = await aio_pika.connect_robust(self.cfg.url, **kwargs)
+                conn = await connect_broker(self.cfg.url, self.tls, self.cfg.connect_timeout)
                 channel = await conn.channel(publisher_confirms=True)
                 exchange = await channel.declare_exchange(
                     self.cfg.exchange, self.cfg.exchange_type,
@@ -95,7 +97,7 @@ class AMQPOutput(Output):
                     auto_delete=self.cfg.exchange_auto_delete)
                 backoff.reset()
                 return conn, exchange
-            except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as e:
+            except CONNECT_ERRORS as e:
                 await self.wait(ctx, backoff, f"cannot connect to {self.safe_url}: "
                                 f"{type(e).__name__}: {e}")
 

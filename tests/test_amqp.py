@@ -196,15 +196,17 @@ async def test_undecodable_messages_are_dead_lettered_or_dropped(broker, tmp_pat
                                                       routing_key=queue)
                 await es.wait_count(1, "notification-*")
                 dead = await ch.declare_queue("hekapy.dead", passive=True)
-                bodies = []
-                for _ in range(200):
-                    msg = await dead.get(fail=False)
-                    if msg is not None:
-                        bodies.append(msg.body)
-                        await msg.ack()
+                bodies: list[bytes] = []
+                both = asyncio.Event()
+
+                async def on_dead(msg: aio_pika.abc.AbstractIncomingMessage) -> None:
+                    bodies.append(msg.body)
+                    await msg.ack()
                     if len(bodies) == 2:
-                        break
-                    await asyncio.sleep(0.02)  # the broker offers no event to wait on
+                        both.set()
+
+                await dead.consume(on_dead)
+                await asyncio.wait_for(both.wait(), 30)
         finally:
             await p.stop()
     assert sorted(bodies) == [b"not json", b'{"oslo.version": "2.0"}']
@@ -272,19 +274,9 @@ async def test_collector_to_aggregators_over_rabbitmq(broker, tmp_path, monkeypa
         for p in (*aggregators, collector):
             await p.start()
         try:
-            conn = await aio_pika.connect(broker.url)
-            async with conn:
-                ch = await conn.channel()
-                for _ in range(600):  # the broker offers no event for new consumers
-                    try:
-                        q = await ch.declare_queue("hekapy.aggregator", passive=True)
-                        if q.declaration_result.consumer_count == 2:
-                            break
-                    except aio_pika.exceptions.ChannelNotFoundEntity:
-                        ch = await conn.channel()
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError("the two aggregators never consumed")
+            # Both aggregators consume before anything is published (round robin).
+            await asyncio.wait_for(asyncio.gather(
+                *(p.inputs[0][0].consuming.wait() for p in aggregators)), 60)
             await notify(broker.rabbit_url, "messagingv2", 600, 0)
             await es.wait_count(600, "notification-*")
         finally:

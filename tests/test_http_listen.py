@@ -34,15 +34,9 @@ async def start(tmp_path, listener: str, extra: str = "", hekad: str = "") -> Pi
     return p
 
 
-async def wait_listening(url: str, ssl_context: ssl.SSLContext | None = None) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(500):
-            try:
-                async with s.get(url, ssl=ssl_context if ssl_context else True):
-                    return
-            except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.01)  # the listener binds as the pipeline starts
-    raise AssertionError(f"nothing listens on {url}")
+async def wait_listening(p: Pipeline) -> None:
+    """Until the listener's socket accepts connections (it binds as the pipeline starts)."""
+    await asyncio.wait_for(p.inputs[0][0].listening.wait(), 30)
 
 
 async def test_a_request_becomes_a_message_with_hekas_fields(tmp_path):
@@ -55,7 +49,9 @@ async def test_a_request_becomes_a_message_with_hekas_fields(tmp_path):
     sink = CollectOutput.instances["sink"]
     try:
         url = f"http://127.0.0.1:{port}"
-        await wait_listening(url + "/ping")  # an empty body: no message
+        await wait_listening(p)
+        async with aiohttp.ClientSession() as s, s.get(url + "/ping") as r:
+            assert r.status == 200  # an empty body: no message
         async with aiohttp.ClientSession() as s, s.post(
                 url + "/collectd/write?node=cmp-1&tag=a&tag=b", data=b'{"x": "\xc3\xa9"}',
                 headers={"X-Node": "cmp-1", "User-Agent": "collectd/5.12",
@@ -101,7 +97,7 @@ async def test_authentication(tmp_path, auth, caplog):
     bad = ({"Authorization": "Basic " + base64.b64encode(b"collectd:wrong").decode()}
            if auth == "Basic" else {"X-API-KEY": "wrong"})
     try:
-        await wait_listening(url)
+        await wait_listening(p)
         async with aiohttp.ClientSession() as s:
             for headers in ({}, bad, {"Authorization": "Basic !!notbase64"}):
                 async with s.post(url, data=b"refused", headers=headers) as r:
@@ -127,7 +123,7 @@ async def test_size_limits(tmp_path, caplog):
     sink = CollectOutput.instances["sink"]
     url = f"http://127.0.0.1:{port}/"
     try:
-        await wait_listening(url)
+        await wait_listening(p)
         async with aiohttp.ClientSession() as s:
             async with s.post(url, data=b"x" * 300000) as r:
                 assert r.status == 413  # over max_body_size
@@ -153,7 +149,7 @@ async def test_a_full_pipeline_holds_the_response_back(tmp_path):
     url = f"http://127.0.0.1:{port}/"
     try:
         async with aiohttp.ClientSession() as s:
-            await wait_listening(url)
+            await wait_listening(p)
             for body in (b"first", b"second"):
                 async with s.post(url, data=body) as r:
                     assert r.status == 200
@@ -191,7 +187,7 @@ async def test_tls_with_client_certificates(tmp_path):
     with_cert.load_cert_chain(str(certs["client_cert"]), str(certs["client_key"]))
     without_cert = ssl.create_default_context(cafile=str(certs["ca"]))
     try:
-        await wait_listening(url, with_cert)
+        await wait_listening(p)
         async with aiohttp.ClientSession() as s:
             async with s.post(url, data=b"over tls", ssl=with_cert) as r:
                 assert r.status == 200

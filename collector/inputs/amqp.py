@@ -53,6 +53,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from hekapy.collector.message import Message
 from hekapy.collector.pipeline import InputContext
 from hekapy.collector.plugin import Input, Option, OptionError, register
+from hekapy.collector.retry import Backoff
 from hekapy.collector.tls import client_ssl_context, tls_settings
 from hekapy.outputs.elasticsearch.client import redact_url
 
@@ -65,6 +66,20 @@ def body_uuid(body: bytes) -> bytes:
     u[6] = (u[6] & 0x0F) | 0x40
     u[8] = (u[8] & 0x3F) | 0x80
     return bytes(u)
+
+
+# What a connection attempt raises when the broker is down or refuses us.
+CONNECT_ERRORS = (OSError, TimeoutError, aio_pika.exceptions.AMQPError)
+
+
+async def connect_broker(url: str, tls: Any, timeout: float
+                         ) -> aio_pika.abc.AbstractRobustConnection:
+    """A robust connection (it reconnects and restores channels, QoS, declarations and
+    consumers by itself); `tls` is a validated `tls` table or None."""
+    kwargs: dict[str, Any] = {"timeout": timeout or None}
+    if tls is not None:
+        kwargs["ssl_context"] = client_ssl_context(tls)
+    return await aio_pika.connect_robust(url, **kwargs)
 
 
 def check_amqp_url(url: str) -> str:
@@ -121,22 +136,19 @@ class AMQPInput(Input):
         self.background: set[asyncio.Task] = set()
         self.rejected = 0
         self.ack_lost = 0
+        self.consuming = asyncio.Event()  # set once the consumers are registered
 
     async def connect(self, ctx: InputContext) -> aio_pika.abc.AbstractRobustConnection:
         """Connect, retrying with backoff until the broker answers or hekapy stops."""
-        from hekapy.collector.retry import Backoff
         backoff = Backoff(0.5, 30.0, 0.5)
         failing = False
         while True:
             try:
-                kwargs: dict[str, Any] = {"timeout": self.cfg.connect_timeout or None}
-                if self.tls is not None:
-                    kwargs["ssl_context"] = client_ssl_context(self.tls)
-                conn = await aio_pika.connect_robust(self.cfg.url, **kwargs)
+                conn = await connect_broker(self.cfg.url, self.tls, self.cfg.connect_timeout)
                 if failing:
                     ctx.log.info("connected to %s", self.safe_url)
                 return conn
-            except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as e:
+            except CONNECT_ERRORS as e:
                 if not failing:  # logged once until it works
                     ctx.log.warning("cannot connect to %s: %s: %s; retrying",
                                     self.safe_url, type(e).__name__, e)
@@ -187,6 +199,7 @@ class AMQPInput(Input):
             for q in await self.declare(channel):
                 await q.consume(self.incoming.put, no_ack=False)
             ctx.log.info("consuming %s from %s", ", ".join(self.queue_names), self.safe_url)
+            self.consuming.set()
             while not ctx.stopping.is_set():
                 first = await self.next_message(ctx)
                 if first is None:

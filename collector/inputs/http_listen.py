@@ -27,6 +27,7 @@ client_auth, client_cafile), max_body_size (8 MiB).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -94,6 +95,7 @@ class HttpListenInput(Input):
         expected = f"{cfg.username}:{cfg.password}".encode()
         self._basic = b"Basic " + base64.b64encode(expected)
         self.bound_port: int | None = None  # the port actually bound (address ":0")
+        self.listening = asyncio.Event()  # set once the socket accepts connections
 
     def authorized(self, request: web.Request) -> bool:
         kind = self.cfg.auth_type
@@ -189,6 +191,7 @@ class HttpListenInput(Input):
             self.bound_port = runner.addresses[0][1] if runner.addresses else self.port
             ctx.log.info("listening on %s:%d%s", self.host, self.bound_port,
                          " (TLS)" if ssl_context else "")
+            self.listening.set()
             await ctx.stopping.wait()
         finally:
             # Stops accepting, lets requests in progress finish (their messages are
