@@ -39,6 +39,8 @@ from typing import Any
 import orjson
 
 from hekapy.benchmarks.corpus import Corpus
+from hekapy.benchmarks.es_double import start_process
+from hekapy.benchmarks.openstack_config import es_output, openstack_logs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OSLO_FILES = ("nova/nova-api.log", "nova/nova-compute.log", "neutron/server.log",
@@ -48,42 +50,13 @@ OSLO_RE = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) (?P<pid>\d+) (?P<level>[A-Z]+) "
     r"(?P<module>\S+) (?:\[(?P<ctx>[^\]]*)\] )?(?P<msg>.*)")
 
-PIPELINE_CONFIG = """
-[hekad]
-base_dir = "{state}"
-hostname = "bench-1"
-[openstack_decoder]
-type = "OpenStackLogDecoder"
-tz = "UTC"
-[nova_logstreamer]
-type = "LogstreamerInput"
-log_directory = "{logs}/nova"
-file_match = '(?P<Service>.+)\\.log$'
-differentiator = ["nova", "_", "Service"]
-decoder = "openstack_decoder"
-[neutron_logstreamer]
-type = "LogstreamerInput"
-log_directory = "{logs}/neutron"
-file_match = '(?P<Service>.+)\\.log$'
-differentiator = ["neutron", "_", "Service"]
-decoder = "openstack_decoder"
-[elasticsearch_encoder]
-type = "ESJsonEncoder"
-index = "%{{Type}}-%{{%Y.%m.%d}}"
-es_index_from_timestamp = true
-type_name = ""
-id = "%{{UUID}}"
-fields = ["DynamicFields", "Hostname", "Logger", "Payload", "Pid", "Severity", "Timestamp", "Type"]
-[elasticsearch_output]
-type = "ElasticSearchOutput"
-message_matcher = "Type == 'log'"
-encoder = "elasticsearch_encoder"
-server = "{es_url}"
-flush_count = 2000
-flush_interval = 200
-max_in_flight = 4
-use_buffering = false
-"""
+LMA_ES_FIELDS = ["DynamicFields", "Hostname", "Logger", "Payload", "Pid", "Severity",
+                 "Timestamp", "Type"]
+
+
+def pipeline_config(state: Path, logs: Path, es_url: str) -> str:
+    return openstack_logs(state, logs) + es_output(
+        es_url, fields=LMA_ES_FIELDS, flush_count=2000, flush_interval=200, max_in_flight=4)
 
 
 def oslo_paths(corpus: Path) -> list[Path]:
@@ -159,14 +132,10 @@ def bench_pipeline(corpus: Path, expected: int) -> dict[str, float]:
     import psutil
     with tempfile.TemporaryDirectory(dir="/tmp") as d:
         tmp = Path(d)
-        double = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double",
-                                   "--no-sources", "--no-mappings"], stdout=subprocess.PIPE,
-                                  text=True)
+        double, url = start_process("--no-sources", "--no-mappings")
         try:
-            url = double.stdout.readline().strip()  # type: ignore[union-attr]
             conf = tmp / "hekad.toml"
-            conf.write_text(PIPELINE_CONFIG.format(state=tmp / "state", logs=corpus,
-                                                   es_url=url))
+            conf.write_text(pipeline_config(tmp / "state", corpus, url))
             proc = subprocess.Popen([sys.executable, "-m", "hekapy.collector.cli", "run",
                                      "-c", str(conf)], stderr=subprocess.DEVNULL)
             ps = psutil.Process(proc.pid)

@@ -588,6 +588,19 @@ def _json(obj: Any, status: int = 200, headers: dict | None = None) -> web.Respo
                         content_type="application/json")
 
 
+def start_process(*flags: str) -> tuple[Any, str]:
+    """The double in a process of its own (so it does not share a benchmark's core):
+    (the Popen, its URL). Benchmarks pass "--no-sources", "--no-mappings"."""
+    import subprocess
+    proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double", *flags],
+                            stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit(f"the Elasticsearch double did not start: {url!r}")
+    return proc, url
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Elasticsearch test double")
     ap.add_argument("--host", default="127.0.0.1")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
+from hekapy.benchmarks.es_double import start_process
 from hekapy.collector.config import load_config
 from hekapy.collector.demo import generate
 from hekapy.collector.message import Message, new_record_message
@@ -114,13 +114,6 @@ tz = "UTC"
 """
 
 
-def start_double() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double",
-                             "--no-sources", "--no-mappings"], stdout=subprocess.PIPE,
-                            text=True)
-    return proc, proc.stdout.readline().strip()  # type: ignore[union-attr]
-
-
 async def reset(url: str) -> None:
     async with aiohttp.ClientSession() as s, s.post(url + "/_double/reset") as r:
         await r.read()
@@ -190,7 +183,7 @@ async def through_pipeline(url: str, lines: list[tuple[str, str]], tmp: Path, fl
 async def main_async(args: argparse.Namespace) -> None:
     from hekapy.collector.gc_tuning import tune_gc
     tune_gc()  # as `hekapy run` does
-    proc, url = start_double()
+    proc, url = start_process("--no-sources", "--no-mappings")
     try:
         lines = corpus(args.docs)
         line_mib = sum(len(ln.encode()) for _, ln in lines) / (1 << 20)

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hekapy.benchmarks.es_double import start_process
+from hekapy.benchmarks.openstack_config import es_output, openstack_logs
 from hekapy.collector.demo import generate
 
 FILES = {"nova/nova-api.log.1.gz": "nova-api", "nova/nova-compute.log.1.gz": "nova-compute",
@@ -52,52 +54,9 @@ def make_archive(root: Path, mib: float, seed: int = 11) -> tuple[int, int]:
     return total_bytes, total_lines
 
 
-CONFIG = """
-[hekad]
-base_dir = "{state}"
-hostname = "ctl-1"
-[openstack_decoder]
-type = "OpenStackLogDecoder"
-tz = "UTC"
-[nova_logstreamer]
-type = "LogstreamerInput"
-log_directory = "/var/log/nova"
-file_match = '(?P<Service>.+)\\.log\\.?(?P<Seq>\\d*)$'
-differentiator = ["nova", "_", "Service"]
-decoder = "openstack_decoder"
-[neutron_logstreamer]
-type = "LogstreamerInput"
-log_directory = "/var/log/neutron"
-file_match = '(?P<Service>server|lbaas-agent)\\.log\\.?(?P<Seq>\\d*)$'
-differentiator = ["neutron", "_", "Service"]
-decoder = "openstack_decoder"
-[elasticsearch_encoder]
-type = "ESJsonEncoder"
-index = "%{{Type}}-%{{%Y.%m.%d}}"
-es_index_from_timestamp = true
-type_name = ""
-id = "%{{UUID}}"
-[elasticsearch_output]
-type = "ElasticSearchOutput"
-message_matcher = "Type == 'log'"
-encoder = "elasticsearch_encoder"
-server = "{es_url}"
-flush_count = 2000
-flush_interval = 100
-max_in_flight = 4
-use_buffering = false
-"""
-
-
-def start_double() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double",
-                             "--no-sources", "--no-mappings"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"the Elasticsearch double did not start: {url!r}")
-    return proc, url
+def replay_config(state: Path, es_url: str) -> str:
+    return openstack_logs(state, hostname="ctl-1") + es_output(
+        es_url, flush_count=2000, flush_interval=100, max_in_flight=4)
 
 
 def run_replay(conf: Path, archive: Path, workers: int) -> float:
@@ -124,11 +83,10 @@ def main() -> None:
         best: dict[int, float] = {}
         for run in range(args.runs):
             for workers in (1, 2):
-                proc, url = start_double()
+                proc, url = start_process("--no-sources", "--no-mappings")
                 try:
                     conf = tmp / f"replay-{run}-{workers}.toml"
-                    conf.write_text(CONFIG.format(state=tmp / f"state-{run}-{workers}",
-                                                  es_url=url))
+                    conf.write_text(replay_config(tmp / f"state-{run}-{workers}", url))
                     elapsed = run_replay(conf, tmp / "archive", workers)
                 finally:
                     proc.kill()

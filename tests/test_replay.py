@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from hekapy.benchmarks.es_double import EsDouble
+from hekapy.benchmarks.openstack_config import es_output, openstack_logs
 from hekapy.collector.demo import generate
 from hekapy.collector.pipeline import Pipeline
 from hekapy.collector.replay import parse_time
@@ -74,44 +75,9 @@ def expected_messages(evs: list[list[str]]) -> int:
 
 
 def config_text(es_url: str, tmp_path: Path) -> str:
-    return f"""
-        [hekad]
-        base_dir = "{tmp_path / 'state'}"
-        hostname = "ctl-1"
-        [openstack_decoder]
-        type = "OpenStackLogDecoder"
-        tz = "UTC"
-        [nova_logstreamer]
-        type = "LogstreamerInput"
-        log_directory = "/var/log/nova"
-        file_match = '(?P<Service>.+)\\.log\\.?(?P<Seq>\\d*)$'
-        differentiator = ["nova", "_", "Service"]
-        priority = ["^Seq"]
-        decoder = "openstack_decoder"
-        [neutron_logstreamer]
-        type = "LogstreamerInput"
-        log_directory = "/var/log/neutron"
-        file_match = '(?P<Service>server|lbaas-agent)\\.log\\.?(?P<Seq>\\d*)$'
-        differentiator = ["neutron", "_", "Service"]
-        priority = ["^Seq"]
-        decoder = "openstack_decoder"
-        [elasticsearch_encoder]
-        type = "ESJsonEncoder"
-        index = "%{{Type}}-%{{%Y.%m.%d}}"
-        es_index_from_timestamp = true
-        type_name = ""
-        id = "%{{UUID}}"
-        [elasticsearch_output]
-        type = "ElasticSearchOutput"
-        message_matcher = "Type == 'log'"
-        encoder = "elasticsearch_encoder"
-        server = "{es_url}"
-        flush_count = 1000
-        flush_interval = 20
-        retry_delay = "5ms"
-        retry_max_delay = "50ms"
-        use_buffering = false
-    """
+    return openstack_logs(tmp_path / "state", hostname="ctl-1") + es_output(
+        es_url, flush_count=1000, flush_interval=20, retry_delay="5ms",
+        retry_max_delay="50ms")
 
 
 async def replay(conf: Path, *args: str, es: EsDouble | None = None,
@@ -180,24 +146,8 @@ async def test_replay_resume_twice_and_uuids_like_the_daemon(tmp_path):
     live = tmp_path / "live" / "nova"
     live.mkdir(parents=True)
     (live / "nova-api.log").write_bytes((logs / "nova" / "nova-api.log").read_bytes())
-    text = f"""
-        [hekad]
-        base_dir = "{tmp_path / 'live' / 'state'}"
-        hostname = "ctl-1"
-        [openstack_decoder]
-        type = "OpenStackLogDecoder"
-        tz = "UTC"
-        [nova_logstreamer]
-        type = "LogstreamerInput"
-        log_directory = "{live}"
-        file_match = '(?P<Service>.+)\\.log\\.?(?P<Seq>\\d*)$'
-        differentiator = ["nova", "_", "Service"]
-        priority = ["^Seq"]
-        decoder = "openstack_decoder"
-        [x]
-        type = "CollectOutput"
-        message_matcher = "TRUE"
-    """
+    text = openstack_logs(tmp_path / "live" / "state", tmp_path / "live", "ctl-1") + (
+        '[x]\ntype = "CollectOutput"\nmessage_matcher = "TRUE"\n')
     (tmp_path / "live").mkdir(exist_ok=True)
     from tests.conftest import CollectOutput, until
     p = Pipeline(config_from(tmp_path / "live", text))
