@@ -275,23 +275,10 @@ async def test_v2_write_api_token_and_retry_after(tmp_path, caplog):
     MetricInput.batches = [[metric("cpu_idle", 97.5, base, hostname="n1")]]
     token = "tok-S3CRET-value"
     try:
-        p = Pipeline(config_from(tmp_path, f"""
-            [hekad]
-            base_dir = "{tmp_path / 'state'}"
-            [src]
-            type = "MetricInput"
-            [influx]
-            type = "InfluxdbOutput"
-            message_matcher = "Type =~ /metric$/"
-            url = "http://127.0.0.1:{port}"
-            org = "stacklight"
-            bucket = "lma/autogen"
-            token = "{token}"
-            flush_interval = 50
-            retry_delay = "20ms"
-            retry_max_delay = "100ms"
-            use_buffering = false
-        """))
+        p = Pipeline(config_from(tmp_path, config(
+            f"http://127.0.0.1:{port}", tmp_path,
+            f'org = "stacklight"\nbucket = "lma/autogen"\ntoken = "{token}"\n'
+            "use_buffering = false")))
         await p.start()
         await asyncio.wait_for(stored.wait(), 30)
         await until(lambda: MetricInput.last.acked[-1:] == [1], "acknowledged", 10**8)
