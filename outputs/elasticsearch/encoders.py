@@ -205,7 +205,13 @@ class Interpolation:
             return self._single_header(msg), True
         if self._per_second:
             sec = msg.timestamp // 1_000_000_000
-            key = (sec, *[h(msg) for h in self._key_headers]) if self._key_headers else sec
+            headers = self._key_headers
+            if not headers:
+                key: Any = sec
+            elif len(headers) == 1:
+                key = (sec, headers[0](msg))
+            else:
+                key = (sec, *[h(msg) for h in headers])
             if key != self._cache_key:
                 self._cache = self._render(msg, strftime_only=True)
                 self._cache_key = key
@@ -271,6 +277,7 @@ class _ESEncoder(Encoder):
         self.index = Interpolation(cfg.index, cfg.es_index_from_timestamp)
         self.type_name = Interpolation(cfg.type_name, cfg.es_index_from_timestamp)
         self.id = Interpolation(cfg.id, cfg.es_index_from_timestamp) if cfg.id else None
+        self._id_is_uuid = cfg.id == "%{UUID}"
         self.fields = _field_list(cfg.fields)
         self.render_time = compile_strftime(cfg.timestamp)
         self.dynamic = set(cfg.dynamic_fields)
@@ -295,6 +302,8 @@ class _ESEncoder(Encoder):
                 head += ',"_type":' + name_string(type_name)
             self._action_key, self._action_head = key, head
         out = self._action_head
+        if self._id_is_uuid:  # hex and dashes: nothing to escape
+            return out + ',"_id":"' + msg.uuid_text + '"}}'
         if self.id is not None:
             doc_id, ok = self.id.render(msg)
             if ok:
@@ -396,18 +405,19 @@ class ESJsonEncoder(_ESEncoder):
         for item, key in self.header_keys:
             k = repr(key)
             if item == "DynamicFields":
+                # Only the steps this configuration needs (no dynamic_fields list, no
+                # dots to replace, no raw fields: the usual case) are generated.
+                lines += ["    for f in msg.fields:", "        name = f.name"]
+                if self.dynamic:
+                    lines += ["        if name not in only:", "            continue"]
+                if self.dots != ".":
+                    lines += ["        name = name.replace('.', dots)"]
                 lines += [
-                    "    for f in msg.fields:",
-                    "        name = f.name",
-                    "        if only and name not in only:",
-                    "            continue",
-                    "        if dots != '.':",
-                    "            name = name.replace('.', dots)",
                     "        if name in doc:",
                     "            return None",
                     "        values = f.values",
                     "        if f.value_type == 0 and len(values) == 1 and "
-                    "type(values[0]) is str and f.name not in raw:",
+                    "type(values[0]) is str" + (" and f.name not in raw:" if self.raw else ":"),
                     "            doc[name] = values[0]",
                     "            continue",
                     "        value = fast_value(f, f.name in raw)",
