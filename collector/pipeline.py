@@ -28,6 +28,7 @@ from .buffering import OutputBuffer
 from .config import Config
 from .matcher import compile_matcher
 from .message import BOOL, DOUBLE, INTEGER, STRING, Field, Message, new_record_message
+from .message_clock import TickSchedule
 from .plugin import (
     DecodeError,
     Decoder,
@@ -63,6 +64,8 @@ class PluginContext:
         self.log = logging.getLogger(f"hekapy.{spec.name}")
         self.limited_log = RateLimitedLog(self.log)
         self.stopping = pipeline.stopping
+        # Replay: time-driven filters tick on message time (collector/message_clock.py).
+        self.message_time: bool = pipeline.message_time
 
 
 class FilterContext(PluginContext):
@@ -72,6 +75,8 @@ class FilterContext(PluginContext):
         super().__init__(pipeline, spec)
         self._predicate = predicate
         self._injected: list[Message] = []
+        # Message time (replay): the filter's ticks follow Timestamps; its `late` count.
+        self.schedule: TickSchedule | None = None
         # LMA added its deployment tags to the metrics its filters made, too.
         self._tags = deployment_tag_fields(pipeline.hekad.deployment_tags)
         self._tag_names = frozenset(f.name for f in self._tags)
@@ -233,13 +238,15 @@ class InputContext(PluginContext):
             await self._route(self.decode(messages), position, nbytes)
 
     async def deliver_decoded(self, decoded: list[Message], position: Any = None,
-                              nbytes: int = 0) -> None:
+                              nbytes: int = 0, watermark: int | None = None) -> None:
         """Route messages the input already ran through `decode` (an input that must
-        know which of its records failed, to settle them with their source)."""
+        know which of its records failed, to settle them with their source). Replay
+        passes the message-time `watermark` (collector/message_clock.py)."""
         async with self._deliver_lock:
-            await self._route(decoded, position, nbytes)
+            await self._route(decoded, position, nbytes, watermark)
 
-    async def _route(self, decoded: list[Message], position: Any, nbytes: int) -> None:
+    async def _route(self, decoded: list[Message], position: Any, nbytes: int,
+                     watermark: int | None = None) -> None:
         dec = self.decoder
         if dec is not None and dec.holding and self._held and self.tracker.full:
             # The window is full and the decoder holds part of it back: waiting for room
@@ -258,7 +265,7 @@ class InputContext(PluginContext):
             decoded.extend(flushed)
         self._hold_or_release(ticket)
         self.stats.messages_out += len(decoded)
-        await self.pipeline.router.route(Batch(decoded, ticket, nbytes))
+        await self.pipeline.router.route(Batch(decoded, ticket, nbytes, 0, watermark))
 
     def _hold_or_release(self, ticket: Ticket) -> None:
         """While the decoder holds records back, the batches they came in stay open; the
@@ -446,10 +453,13 @@ class OutputContext(PluginContext):
 class Pipeline:
     """All runners of one configuration."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, message_time: bool = False) -> None:
+        """`message_time`: time-driven filters tick on the messages' Timestamps, driven
+        by the batches' watermarks (replay), not on the wall clock."""
         if config.errors:
             raise ValueError("config has errors; call load_config(strict=True) first")
         self.config = config
+        self.message_time = message_time
         self.hekad = config.hekad
         self.router = Router()
         self.stopping = asyncio.Event()
@@ -512,7 +522,7 @@ class Pipeline:
                     self._tasks["Buffer"].append(task)
         for plugin, ctx, q in self.filters:
             self._spawn(ctx, self._run_filter(plugin, ctx, q))
-            if plugin.cfg.ticker_interval > 0:
+            if plugin.cfg.ticker_interval > 0 and not self.message_time:
                 self._spawn(ctx, self._run_ticker(plugin, ctx), suffix=".ticker")
         for plugin, ctx in self.inputs:
             self._spawn(ctx, self._run_input(plugin, ctx))
@@ -555,16 +565,22 @@ class Pipeline:
 
     async def _run_filter(self, plugin: Filter, ctx: FilterContext, q: BatchQueue) -> None:
         max_loops = self.hekad.max_message_loops
+        # In message time, the filter's ticks come from the batches (replay).
+        schedule = TickSchedule(plugin.cfg.ticker_interval) if (
+            self.message_time and plugin.cfg.ticker_interval > 0) else None
+        ctx.schedule = schedule
         plugin.init(ctx)
         while True:
             batch = await q.get()
             if batch is None:
                 break
             try:
-                plugin.process(batch.messages, ctx)
-            except Exception as e:  # a filter bug is logged, the batch counts as consumed
-                ctx.stats.errors += 1
-                ctx.limited_log(logging.ERROR, "process failed: %s: %s", type(e).__name__, e)
+                if schedule is None:
+                    self._process(plugin, ctx, batch.messages)
+                else:
+                    for messages, tick_ns in schedule.add(batch.messages, batch.watermark):
+                        self._process(plugin, ctx, messages)
+                        self._tick(plugin, ctx, tick_ns)
             finally:
                 batch.done()
             injected = ctx.take_injected()
@@ -576,6 +592,10 @@ class Pipeline:
                                     max_loops)
                 else:
                     await self._route_injected(ctx, injected, batch.loops + 1)
+        if schedule is not None:
+            for messages, tick_ns in schedule.drain():
+                self._process(plugin, ctx, messages)
+                self._tick(plugin, ctx, tick_ns)
         try:
             plugin.shutdown(ctx)
         except Exception as e:
@@ -583,6 +603,25 @@ class Pipeline:
         injected = ctx.take_injected()
         if injected:
             await self._route_injected(ctx, injected, 1)
+
+    @staticmethod
+    def _process(plugin: Filter, ctx: FilterContext, messages: list[Message]) -> None:
+        if not messages:
+            return
+        try:
+            plugin.process(messages, ctx)
+        except Exception as e:  # a filter bug is logged, the batch counts as consumed
+            ctx.stats.errors += 1
+            ctx.limited_log(logging.ERROR, "process failed: %s: %s", type(e).__name__, e)
+
+    @staticmethod
+    def _tick(plugin: Filter, ctx: FilterContext, now_ns: int) -> None:
+        try:
+            plugin.timer_event(now_ns, ctx)
+        except Exception as e:
+            ctx.stats.errors += 1
+            ctx.limited_log(logging.ERROR, "timer_event failed: %s: %s",
+                            type(e).__name__, e)
 
     async def _route_injected(self, ctx: FilterContext, msgs: list[Message], loops: int
                               ) -> None:
@@ -597,12 +636,7 @@ class Pipeline:
                 await asyncio.wait_for(self.stopping.wait(), interval)
             if self.stopping.is_set():
                 break
-            try:
-                plugin.timer_event(time.time_ns(), ctx)
-            except Exception as e:
-                ctx.stats.errors += 1
-                ctx.limited_log(logging.ERROR, "timer_event failed: %s: %s",
-                                type(e).__name__, e)
+            self._tick(plugin, ctx, time.time_ns())
             injected = ctx.take_injected()
             if injected:
                 await self._route_injected(ctx, injected, 1)

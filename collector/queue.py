@@ -22,16 +22,19 @@ class Batch:
 
     `nbytes` approximates the memory the batch pins (the raw record bytes it came from).
     `loops` counts filter re-injections (Heka's `max_message_loops`).
+    `watermark`: in message time (replay), a Timestamp every later message of the
+    sources still being read is at least as new as (collector/message_clock.py).
     """
 
-    __slots__ = ("loops", "messages", "nbytes", "ticket")
+    __slots__ = ("loops", "messages", "nbytes", "ticket", "watermark")
 
     def __init__(self, messages: list[Message], ticket: Ticket | None = None,
-                 nbytes: int = 0, loops: int = 0) -> None:
+                 nbytes: int = 0, loops: int = 0, watermark: int | None = None) -> None:
         self.messages = messages
         self.ticket = ticket
         self.nbytes = nbytes
         self.loops = loops
+        self.watermark = watermark
 
     def done(self) -> None:
         """The consumer has durably handled this batch."""

@@ -20,6 +20,10 @@ and ships bytes, so decoding and encoding scale with the workers. Backpressure: 
 output stops the router, the queue fills, the workers wait; memory stays bounded
 whatever the archive size.
 
+Metric filters (ticker_interval) tick on the lines' Timestamps, not on the clock
+(collector/message_clock.py): files start in the order of their first lines' Timestamps
+and each interval's metrics carry that interval's time.
+
 Timestamps come from the lines; `--since`/`--until` (ISO 8601 dates or times, UTC
 unless an offset is given) keep messages with since ≤ Timestamp < until. The state
 file (`<base_dir>/replay/state.json` unless `--state`) records, per file, the offset
@@ -52,7 +56,9 @@ from hekapy.collector.config import Config, ConfigError
 from hekapy.collector.config import _build_spec as build_spec
 from hekapy.collector.gc_tuning import tune_gc
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
-from hekapy.collector.pipeline import InputContext, Pipeline
+from hekapy.collector.message import Message
+from hekapy.collector.message_clock import MessageClock
+from hekapy.collector.pipeline import InputContext, Pipeline, build_plugin
 from hekapy.collector.plugin import REGISTRY, Input, register
 from hekapy.collector.replay_worker import (
     FileTask,
@@ -243,6 +249,8 @@ class Replay:
         self.stop_requested = asyncio.Event()
         self.saved_at = time.monotonic()
         self.interrupted = False
+        self.clock = MessageClock()
+        self._pipeline: Pipeline | None = None
 
     def pipeline(self) -> Pipeline:
         cfg = self.config
@@ -253,7 +261,9 @@ class Replay:
         plugins["replay"] = spec
         replay_config = Config(files=cfg.files, hekad=cfg.hekad, plugins=plugins,
                                defaults=cfg.defaults)
-        return Pipeline(replay_config)
+        # Metric filters tick on the lines' Timestamps (collector/message_clock.py).
+        self._pipeline = Pipeline(replay_config, message_time=True)
+        return self._pipeline
 
     # --- acknowledgements ----------------------------------------------------------------
     def acknowledged(self, seq: Any) -> None:
@@ -290,6 +300,15 @@ class Replay:
                 continue
             t.start = entry["offset"] if entry else 0
             todo.append(t)
+        if self._time_driven:
+            # Metric filters tick on message time: files start in the order of their
+            # first lines' Timestamps, which bound the watermark until they start
+            # (collector/message_clock.py); a file whose first line says nothing
+            # starts first.
+            firsts = {t.index: first_timestamp(self.config, t) for t in todo}
+            todo.sort(key=lambda t: (firsts[t.index] is not None, firsts[t.index] or 0,
+                                     t.index))
+            self.clock = MessageClock((t.index, firsts[t.index]) for t in todo)
         for t in todo:
             tasks.put(t)
         procs = [mp.Process(target=worker_main, args=(
@@ -324,7 +343,9 @@ class Replay:
                         break
                     continue
                 kind, payload = item
-                if kind == "exit":
+                if kind == "start":
+                    self.clock.start(payload)
+                elif kind == "exit":
                     alive -= 1
                 elif kind == "error":
                     self.progress.errors.append(payload[1])
@@ -347,6 +368,7 @@ class Replay:
                               flush=True)
                     self.progress.files_done += 1
                     await self.route(ctx, index, offset, 0, packed, pre)
+                    self.clock.finish(index)
                     if not error:
                         self.finished_files[index] = self.seq
         finally:
@@ -372,7 +394,18 @@ class Replay:
         self.seq += 1
         self.pending.append((self.seq, index, offset, len(messages)))
         ctx.stats.messages_in += len(messages)
-        await ctx.deliver_decoded(messages, self.seq, nbytes)
+        watermark = None
+        if self._time_driven and messages:
+            self.clock.observe(index, max(m.timestamp for m in messages))
+            watermark = self.clock.watermark
+        await ctx.deliver_decoded(messages, self.seq, nbytes, watermark)
+
+    @property
+    def _time_driven(self) -> bool:
+        """Whether some filter ticks (then batches carry the message-time watermark)."""
+        p = self._pipeline
+        return p is not None and any(plugin.cfg.ticker_interval > 0
+                                     for plugin, _, _ in p.filters)
 
     async def run(self) -> int:
         ReplayInput.job = self
@@ -425,6 +458,11 @@ class Replay:
             print(f"  {name}: {n:,} documents", file=self.out)
         print(f"  skipped by the time window: {pr.skipped_time:,}; undecodable: "
               f"{pr.decode_failures:,}; files with errors: {len(pr.errors)}", file=self.out)
+        for _, fctx, _ in self._pipeline.filters if self._pipeline else ():
+            if fctx.schedule is not None and fctx.schedule.late:
+                print(f"  {fctx.name}: {fctx.schedule.late:,} messages came after their "
+                      "interval had ticked (a file older than the others): counted in "
+                      "a later interval", file=self.out)
         for path in self.plan.unmatched:
             print(f"  not replayed (no LogstreamerInput file_match): {path}", file=self.out)
         dead = [spec.cfg.dead_letter_file for spec in self.config.by_category("Output")
@@ -436,6 +474,24 @@ class Replay:
                 print(f"  dead-lettered: {n:,} in {path}", file=self.out)
         if self.interrupted:
             print(f"  state saved in {self.state.path}; --resume continues", file=self.out)
+
+
+def first_timestamp(config: Config, task: FileTask) -> int | None:
+    """The Timestamp of a file's first line, by its decoder; None when it has none."""
+    if not task.decoder or not task.fingerprint or is_heka_stream(task.fingerprint):
+        return None
+    try:
+        decoder = build_plugin(config, task.decoder, "Decoder")
+        record = Message(payload=task.fingerprint.decode("utf-8", "replace"),
+                         logger=task.stream, timestamp=0)
+        got = decoder.decode(record)
+        if got is None:  # held back for continuation lines
+            got = decoder.flush()
+    except Exception:  # an undecodable first line: the file just starts early
+        return None
+    messages = [got] if isinstance(got, Message) else got or []
+    stamps = [m.timestamp for m in messages if m.timestamp]
+    return min(stamps) if stamps else None
 
 
 def describe_plan(p: Plan, out: Any) -> None:

@@ -352,6 +352,7 @@ def worker_main(config_path: str, hostname: str, since: int | None, until: int |
         if task is None:
             results.put(("exit", os.getpid()))
             return
+        send("start", task.index)  # before any batch of it: it holds the watermark
         try:
             replay_file(config, task, hostname, since, until, send)
         except Exception as e:  # reported with the file's name; the other files go on

@@ -67,7 +67,8 @@ class Router:
                 if ticket is not None:
                     ticket.retain()
                 try:
-                    await r.queue.put(Batch(matched, ticket, nbytes, batch.loops))
+                    await r.queue.put(Batch(matched, ticket, nbytes, batch.loops,
+                                           batch.watermark))
                 except QueueClosed:
                     # The consumer has stopped; it will never acknowledge this.
                     r.stats.dropped += k

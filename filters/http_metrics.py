@@ -8,7 +8,8 @@ status class): `<first two Logger tokens>_http_response_times`
 rate (count / interval), tags hostname, http_method (GET POST OPTIONS DELETE PUT HEAD
 TRACE CONNECT PATCH only) and http_status (1xx … 5xx). Lines older than the previous
 tick minus `grace_time` are ignored (a backlog replayed after an outage would otherwise
-land in the current bucket).
+land in the current bucket). Under `hekapy replay` the ticks follow the lines' own
+Timestamps (collector/message_clock.py), so a backfill gets its metrics at their time.
 
 Keys: ticker_interval (10), percentile (90), grace_time (5 s).
 
@@ -60,6 +61,10 @@ class HttpMetricsFilter(Filter):
         self.buckets: dict[tuple[str, str, str], list[float]] = {}
         self.last_tick = time.time_ns()
         self.ignored = 0
+
+    def init(self, ctx: FilterContext) -> None:
+        if ctx.message_time:  # replay: the first tick is the first interval's end
+            self.last_tick = 0
 
     def process(self, messages: list[Message], ctx: FilterContext) -> None:
         oldest = self.last_tick - int(self.cfg.grace_time * 1e9)

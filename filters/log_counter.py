@@ -2,7 +2,8 @@
 logs_counter.lua (spec/lma.md §5.1): every `ticker_interval` seconds (60) one
 `log_messages` metric per service (second Logger token: openstack.nova → nova) and
 level (the 8 syslog levels, lower case), zeros included for every service seen so far,
-tags hostname, service, level.
+tags hostname, service, level. Under `hekapy replay` the ticks follow the lines' own
+Timestamps (collector/message_clock.py), so a backfill counts each minute's lines.
 
 Keys: ticker_interval (60).
 

@@ -217,3 +217,66 @@ async def test_heka_stream_files_keep_their_uuids(tmp_path):
     first = docs[msgs[0].uuid_text]
     assert (first["Payload"], first["Hostname"], first["programname"]) == (
         "line 0", "cmp-1", "nova-api")
+
+
+async def test_metrics_follow_message_time_into_influxdb(tmp_path):
+    """LMA's metric filters under replay tick on the lines' Timestamps: every line is
+    counted once in the minute it was written, the points carry those minutes, and the
+    documents land in Elasticsearch as usual, with two workers."""
+    import os
+
+    from tests.services import influxdb
+    logs = tmp_path / "archive"
+    counts = archive(logs)
+    # A rotated file was last written when its last line was: mtime = its end.
+    ends = {"nova-api.log.2.gz": DAY + 400, "nova-api.log.1": DAY + 800,
+            "nova-api.log": DAY + 1200, "nova-compute.log.1.gz": DAY + 500,
+            "server.log.1.gz": DAY + 86400 + 8000}
+    for path in counts:
+        end = ends[Path(path).name]
+        os.utime(path, (end, end))
+    async with EsDouble() as es, influxdb(tmp_path / "influx") as db:
+        await db.query("CREATE DATABASE lma")
+        text = config_text(es.url, tmp_path) + f"""
+[logs_counter]
+type = "LogCounterFilter"
+[http_metrics]
+type = "HttpMetricsFilter"
+[influxdb_output]
+type = "InfluxdbOutput"
+message_matcher = "Type =~ /metric$/"
+url = "{db.url}"
+database = "lma"
+flush_interval = 50
+use_buffering = false
+"""
+        conf = write_config(tmp_path, text)
+        rc, out = await replay(conf, "--workers", "2", str(logs))
+        assert rc == 0, out
+        assert "came after their interval" not in out, out  # no line out of its time
+        docs = [d["_source"] for d in es.docs()]
+        per_minute = await db.query("SELECT value FROM log_messages WHERE value > 0 "
+                                    "GROUP BY *",
+                                    db="lma")
+        http = await db.query('SELECT "count", "max" FROM '
+                              "openstack_nova_http_response_times", db="lma")
+    assert len(docs) == sum(counts.values())
+    minute = 60_000
+    # Every line once, in its own minute: rate × 60 summed per (service, level, minute)
+    # equals the documents of that service, level and minute.
+    from datetime import datetime
+    expected: dict[tuple, int] = {}
+    for d in docs:
+        ms = int(datetime.fromisoformat(d["Timestamp"] + "+00:00").timestamp() * 1000)
+        key = (d["Logger"].split(".")[1], d["severity_label"].lower(),
+               (ms // minute + 1) * minute)
+        expected[key] = expected.get(key, 0) + 1
+    got = {(r["service"], r["level"], r["time"]): round(r["value"] * 60)
+           for r in per_minute}
+    assert got == expected
+    # HTTP response times: every access line once, at its 10 s tick.
+    access = [d for d in docs if d.get("http_response_time") is not None
+              and d["Logger"] == "openstack.nova"]
+    assert access and sum(r["count"] for r in http) == len(access)
+    assert all(r["time"] % 10_000 == 0 for r in http)
+    assert max(r["max"] for r in http) == max(d["http_response_time"] for d in access)
