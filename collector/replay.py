@@ -67,7 +67,7 @@ from hekapy.collector.replay_worker import (
     strip_compression,
     worker_main,
 )
-from hekapy.collector.serialize import unpack_message
+from hekapy.collector.serialize import unpack_batch
 
 
 class ReplayError(Exception):
@@ -351,13 +351,13 @@ class Replay:
                     self.progress.errors.append(payload[1])
                     print(f"hekapy replay: {payload[1]}", file=self.out, flush=True)
                 elif kind == "batch":
-                    index, offset, nrec, nbytes, raw, packed, per_index, pre = payload
+                    index, offset, nrec, nbytes, raw, packed, per_index = payload
                     self.progress.lines += nrec
                     self.progress.bytes += nbytes
                     self.read_raw(index, raw, per_index)
-                    await self.route(ctx, index, offset, nbytes, packed, pre)
+                    await self.route(ctx, index, offset, nbytes, packed)
                 elif kind == "done":
-                    (index, offset, nrec, raw, packed, pre, per_index, skipped,
+                    (index, offset, nrec, raw, packed, per_index, skipped,
                      failures, first, error) = payload
                     self.read_raw(index, raw, per_index)
                     self.progress.skipped_time += skipped
@@ -367,7 +367,7 @@ class Replay:
                               f"undecodable records, first: {first}", file=self.out,
                               flush=True)
                     self.progress.files_done += 1
-                    await self.route(ctx, index, offset, 0, packed, pre)
+                    await self.route(ctx, index, offset, 0, packed)
                     self.clock.finish(index)
                     if not error:
                         self.finished_files[index] = self.seq
@@ -387,10 +387,8 @@ class Replay:
         self.progress.per_index.update(per_index)
 
     async def route(self, ctx: InputContext, index: int, offset: int, nbytes: int,
-                    packed: list[bytes], pre: list[dict[str, bytes] | None]) -> None:
-        messages = [unpack_message(r) for r in packed]
-        for m, encoded in zip(messages, pre, strict=True):
-            m.pre_encoded = encoded
+                    packed: bytes) -> None:
+        messages = unpack_batch(packed)
         self.seq += 1
         self.pending.append((self.seq, index, offset, len(messages)))
         ctx.stats.messages_in += len(messages)

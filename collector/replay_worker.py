@@ -34,7 +34,7 @@ from hekapy.collector.pipeline import (
     max_record_size,
 )
 from hekapy.collector.plugin import DecodeError, Decoder, Splitter
-from hekapy.collector.serialize import pack_messages
+from hekapy.collector.serialize import pack_batch
 
 READ_SIZE = 1 << 20
 BATCH_RECORDS = 2000
@@ -323,15 +323,15 @@ def replay_file(config: Config, task: FileTask, hostname: str, since: int | None
                     msgs = fd.keep(msgs)
                     pre, per_index = pre_encode(encoders, msgs)
                     send("batch", (task.index, max(end, resume_at), len(recs),
-                                   sum(map(len, recs)), raw.count, pack_messages(msgs),
-                                   per_index, pre))
+                                   sum(map(len, recs)), raw.count, pack_batch(msgs, pre),
+                                   per_index))
             hist = (hist + data)[-(1 << 20):] if data else hist
             if not data:
                 break
         tail = fd.keep(fd.decoder.flush() if fd.decoder is not None else [])
         pre, per_index = pre_encode(encoders, tail)
-        send("done", (task.index, offset, fd.records, raw.count, pack_messages(tail),
-                      pre, per_index, fd.skipped_time, fd.decode_failures,
+        send("done", (task.index, offset, fd.records, raw.count, pack_batch(tail, pre),
+                      per_index, fd.skipped_time, fd.decode_failures,
                       fd.first_failure, error))
     finally:
         raw.close()
@@ -357,4 +357,4 @@ def worker_main(config_path: str, hostname: str, since: int | None, until: int |
             replay_file(config, task, hostname, since, until, send)
         except Exception as e:  # reported with the file's name; the other files go on
             send("error", (task.index, f"{task.path}: {type(e).__name__}: {e}"))
-            send("done", (task.index, 0, 0, 0, [], [], {}, 0, 0, "", True))
+            send("done", (task.index, 0, 0, 0, pack_batch([], []), {}, 0, 0, "", True))

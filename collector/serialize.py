@@ -62,3 +62,69 @@ def _from_list(r: list[Any]) -> Message:
 def unpack_message(data: bytes) -> Message:
     """ValueError (or msgpack's own errors) for a record that is not a message."""
     return _from_list(msgpack.unpackb(data, raw=False, strict_map_key=False))
+
+
+_FIELDS = Message.__dict__["fields"]  # the slot itself
+
+
+class PackedFieldsMessage(Message):
+    """A message whose fields stay as their msgpack lists until something reads them.
+    Replay's writer only matches and ships most messages, by headers and pre-encoded
+    bytes: building eight Field objects per message was most of its work."""
+
+    __slots__ = ("_packed",)
+
+    @property  # type: ignore[override]
+    def fields(self) -> list[Field]:
+        packed = self._packed
+        if packed is not None:
+            self._packed = None
+            _FIELDS.__set__(self, [Field(name, values, vt, rep) for name, vt, rep, values
+                                   in msgpack.unpackb(packed, raw=False)])
+        return _FIELDS.__get__(self)
+
+    @fields.setter
+    def fields(self, value: list[Field]) -> None:
+        self._packed = None
+        _FIELDS.__set__(self, value)
+
+
+def pack_batch(messages: list[Message], encoded: list[dict[str, bytes] | None]) -> bytes:
+    """Messages and what the outputs' encoders made of each, as one msgpack blob (one
+    object for a process pipe to carry, one C call to read back). Each message's fields
+    are a msgpack blob of their own inside it, read only if something asks for them."""
+    packer = msgpack.Packer(use_bin_type=True)
+    records = []
+    for m in messages:
+        r = _as_list(m)
+        r[10] = packer.pack(r[10])
+        records.append(r)
+    return packer.pack([records, encoded])
+
+
+def unpack_batch(data: bytes) -> list[Message]:
+    """pack_batch's messages, `pre_encoded` set, their fields unpacked on first use."""
+    records, encoded = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    out = []
+    append = out.append
+    new = _new
+    cls = PackedFieldsMessage
+    for r, enc in zip(records, encoded, strict=True):
+        if r[0] != _VERSION:
+            raise ValueError(f"unknown record version {r[:1]!r}")
+        (_v, uuid, ts, type_, logger, severity, payload, env, pid, host, fields, raw) = r
+        m = new(cls)
+        m._uuid = uuid
+        m.timestamp = ts
+        m.type = type_
+        m.logger = logger
+        m.severity = severity
+        m.payload = payload
+        m.env_version = env
+        m.pid = pid
+        m.hostname = host
+        m._packed = fields
+        m.raw = raw
+        m.pre_encoded = enc
+        append(m)
+    return out

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from hekapy.collector.buffer import HEADER_SIZE, BufferFull, DiskBuffer
 from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.serialize import pack_message, pack_messages, unpack_message
+from hekapy.collector.serialize import (
+    pack_batch,
+    pack_message,
+    pack_messages,
+    unpack_batch,
+    unpack_message,
+)
 
 
 def recs(n: int, start: int = 0, size: int = 0) -> list[bytes]:
@@ -172,3 +178,20 @@ _field = st.builds(
 def test_round_trip_fuzz(m):
     back = unpack_message(pack_message(m))
     assert back.as_dict() == m.as_dict() and back.raw == m.raw
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.builds(Message, type=st.text(max_size=10), payload=st.text(max_size=50),
+                          pid=st.none() | st.integers(0, 2**31),
+                          fields=st.lists(_field, max_size=4)), max_size=5))
+def test_batch_round_trip_with_fields_unpacked_on_first_use(messages):
+    """Replay's worker → writer blob: the same messages, their encoder bytes attached,
+    fields read on first use; setting fields before reading them replaces them."""
+    encoded = [{"enc": b"doc %d" % i} if i % 2 else None for i in range(len(messages))]
+    back = unpack_batch(pack_batch(messages, encoded))
+    assert [m.pre_encoded for m in back] == encoded
+    assert [m.as_dict() for m in back] == [m.as_dict() for m in messages]
+    assert [m.uuid for m in back] == [m.uuid for m in messages]
+    if back:
+        back[0].fields = [Field("new", ["v"])]
+        assert back[0].get_field("new") == "v" and len(back[0].fields) == 1
