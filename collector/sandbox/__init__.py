@@ -1,0 +1,15 @@
+"""Heka's Lua sandbox (spec/heka.md §7): lupa's Lua 5.1 with the system's lpeg and
+cjson, the Heka-Go API, limits and preserved data.
+
+- host.py: the restricted Lua state, module loading, limits, termination;
+- api.py: read_message, inject_message and the other functions scripts call;
+- preserve.py: `preserve_data` files in lua_sandbox's format;
+- runner.py: the common plugin keys and the entry-point calls the plugins use
+  (decoders/sandbox.py, filters/sandbox.py, outputs/sandbox_encoder.py).
+"""
+
+from .host import ApiError, SandboxError, SandboxTerminated
+from .runner import SANDBOX_OPTIONS, TERMINATED_TYPE, Sandbox, terminated_message
+
+__all__ = ["SANDBOX_OPTIONS", "TERMINATED_TYPE", "ApiError", "Sandbox", "SandboxError",
+           "SandboxTerminated", "terminated_message"]

@@ -1,0 +1,128 @@
+"""What SandboxDecoder, SandboxFilter and SandboxEncoder share: the common keys of
+spec/heka.md §7.6, building a sandbox from them, the entry-point calls with Heka's
+return conventions (§7.1) and the `heka.sandbox-terminated` message.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any
+
+from ..message import STRING, Field, Message
+from ..plugin import Option, OptionError
+from . import preserve
+from .api import SandboxApi
+from .host import LuaSandbox, SandboxError
+
+# Heka's default share_dir: plugins are built without the [hekad] section, so relative
+# `filename` and `module_directory` values are read under it.
+DEFAULT_SHARE_DIR = "/usr/share/heka"
+DEFAULT_BASE_DIR = "/var/cache/hekad"
+
+SANDBOX_OPTIONS: dict[str, Option] = {
+    "filename": Option("str", None, required=True,
+                       doc="the Lua script (relative: under /usr/share/heka)"),
+    "script_type": Option("str", "lua", choices=("lua",)),
+    "preserve_data": Option("bool", False, doc="save the globals on stop, restore on start"),
+    "memory_limit": Option("int", 8 << 20, doc="bytes of Lua memory; 0 = none"),
+    "instruction_limit": Option("int", 1_000_000, doc="per call; 0 = none"),
+    "output_limit": Option("int", 63 << 10, doc="bytes of payload or injected message"),
+    "module_directory": Option("str", "", doc="';'-separated; default "
+                               "/usr/share/heka/lua_modules"),
+    "config": Option("table", {}, doc="[X.config]: what the script reads with read_config"),
+}
+
+TERMINATED_TYPE = "heka.sandbox-terminated"
+
+
+def script_path(filename: str, share_dir: str = DEFAULT_SHARE_DIR) -> str:
+    return filename if os.path.isabs(filename) else os.path.join(share_dir, filename)
+
+
+def module_dirs(module_directory: str, share_dir: str = DEFAULT_SHARE_DIR) -> list[str]:
+    dirs = [d.strip() for d in module_directory.split(";") if d.strip()]
+    if not dirs:
+        dirs = ["lua_modules"]
+    return [d if os.path.isabs(d) else os.path.join(share_dir, d) for d in dirs]
+
+
+def terminated_message(plugin: str, reason: str, hostname: str = "") -> Message:
+    """What Heka injects when a sandbox dies: Logger hekad, the reason as Payload."""
+    return Message(type=TERMINATED_TYPE, logger="hekad", hostname=hostname, payload=reason,
+                   fields=[Field("plugin", [plugin], STRING)])
+
+
+class Sandbox:
+    """A loaded script and its API: `process_message` and `timer_event` with Heka's
+    conventions. Construction loads the script (SandboxError on any problem)."""
+
+    def __init__(self, type_name: str, name: str, cfg: SimpleNamespace, kind: str,
+                 hostname: str = "") -> None:
+        self.path = script_path(cfg.filename)
+        self.box = LuaSandbox(type_name, name, self.path, memory_limit=cfg.memory_limit,
+                              instruction_limit=cfg.instruction_limit,
+                              module_dirs=module_dirs(cfg.module_directory))
+        self.api = SandboxApi(self.box, kind, name, cfg.config, cfg.output_limit, hostname)
+        # Made before the script runs, so the script cannot tamper with it.
+        self._render = preserve.serializer(self.box) if cfg.preserve_data else None
+        self.box.load()
+        self._process = self.box.function("process_message")
+        if self._process is None:
+            raise SandboxError(f"{self.box.describe}: the script defines no "
+                               "process_message()")
+        self._timer = self.box.function("timer_event")
+
+    @classmethod
+    def for_plugin(cls, plugin: Any, kind: str) -> Sandbox:
+        """Build for a plugin's constructor: problems become an OptionError on
+        `filename` (so `hekapy check` reports them)."""
+        try:
+            return cls(plugin.type_name, plugin.name, plugin.cfg, kind)
+        except SandboxError as e:
+            raise OptionError(str(e), key="filename") from None
+
+    @property
+    def terminated(self) -> str | None:
+        return self.box.terminated
+
+    @property
+    def describe(self) -> str:
+        return self.box.describe
+
+    @property
+    def has_timer_event(self) -> bool:
+        return self._timer is not None
+
+    def process_message(self, msg: Message) -> tuple[int, str | None]:
+        """(status, error text). Raises SandboxTerminated on a fatal error, a limit, a
+        missing status, or a status above 0."""
+        self.api.begin(msg)
+        r = self.box.call(self._process, "process_message")
+        if type(r) is tuple:
+            status, err = r[0], r[1] if len(r) > 1 else None
+        else:
+            status, err = r, None
+        if isinstance(status, bool) or not isinstance(status, (int, float)):
+            raise self.box.terminate("process_message() must return a numeric status code")
+        text = None if err is None else (err.decode("utf-8", "replace")
+                                          if isinstance(err, bytes) else str(err))
+        if status > 0:
+            raise self.box.terminate(f"process_message() returned {status:g}"
+                                     + (f": {text}" if text else ""))
+        return int(status), text
+
+    def timer_event(self, now_ns: int) -> None:
+        if self._timer is None:
+            return
+        self.api.begin(None)
+        self.box.call(self._timer, "timer_event", now_ns)
+
+    def save(self, path: str) -> int:
+        """preserve_data: write the globals (not after a termination, as Heka)."""
+        if self._render is None or self.terminated is not None:
+            return 0
+        return preserve.save(self.box, self._render, path)
+
+    def restore(self, path: str) -> bool:
+        return preserve.restore(self.box, path)
