@@ -22,11 +22,20 @@ and a new segment starts when the next frame would pass `max_file_size`.
   next magic whose frame checks out, counts what it skipped and logs it. A torn frame
   at the end of the newest segment (a crash during a write) is cut off at open.
 - Memory stays bounded: frames are read in chunks, never a whole segment.
+- A write that fails (no space left on the device, an I/O error) leaves nothing behind:
+  what it wrote is cut off again, so the reader never meets a torn frame, and the caller
+  is told nothing was stored. `block` then waits for the output to drain the buffer and
+  starts a new segment (so the drained one can be deleted and its space reused) before
+  trying again; `drop` refuses the records; `shutdown` raises BufferFull. A checkpoint
+  that cannot be written is logged and tried again at the next acknowledgement (fully
+  acknowledged segments are deleted first, which frees room for it; crash-safe, as the
+  next open starts at the oldest segment left).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -34,7 +43,13 @@ import struct
 import zlib
 from pathlib import Path
 
+from .stats import RateLimitedLog
+
 log = logging.getLogger(__name__)
+limited_log = RateLimitedLog(log)
+# While the buffer cannot be written, a new attempt at least this often (space may be
+# freed by someone else) even if the output did not drain it meanwhile.
+RETRY_WRITE_AFTER = 1.0
 
 MAGIC = b"HK"
 _HEADER = struct.Struct(">2sII")
@@ -71,7 +86,9 @@ class DiskBuffer:
         self._closed = False
         self._data = asyncio.Event()
         self._space = asyncio.Event()
+        self._drained = asyncio.Event()  # everything written is acknowledged
         self._write_lock = asyncio.Lock()
+        self.write_failures = 0
         self.path.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -103,7 +120,8 @@ class DiskBuffer:
         if segs:
             self._truncate_torn_tail(segs[-1])
         self.write_seg = segs[-1] if segs else seg
-        self._writer = open(self._seg_path(self.write_seg), "ab")
+        # Unbuffered: a failed write must leave no bytes behind in a Python buffer.
+        self._writer = open(self._seg_path(self.write_seg), "ab", buffering=0)
         self.write_offset = self._writer.tell()
         self.read_seg, self.read_offset = seg, off
         self.acked = (seg, off)
@@ -163,29 +181,89 @@ class DiskBuffer:
                                      f"({self.size_bytes} of {self.max_buffer_size} bytes)")
                 self._space.clear()
                 await self._space.wait()
-            await asyncio.to_thread(self._write, frames)
+            while True:
+                try:
+                    await asyncio.to_thread(self._write, frames)
+                    break
+                except OSError as e:
+                    self.write_failures += 1
+                    if self.full_action == "drop":
+                        self.dropped += len(records)
+                        limited_log(logging.ERROR, "%s: cannot write the disk buffer (%s): "
+                                    "%d records dropped (full_action = drop)", self.path,
+                                    e, len(records))
+                        return False
+                    if self.full_action == "shutdown":
+                        raise BufferFull(f"{self.path}: cannot write the disk buffer: "
+                                         f"{e}") from None
+                    limited_log(logging.ERROR, "%s: cannot write the disk buffer (%s); "
+                                "waiting for the output to drain it (full_action = block)",
+                                self.path, e)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._drained.wait(), RETRY_WRITE_AFTER)
+                    self._drained.clear()  # (set again by the next acknowledgement)
+                    self._roll_if_drained()
             self.size_bytes += nbytes
+            self._drained.clear()
             self._update_space()
             self._data.set()
         return True
 
     def _write(self, frames: list[bytes]) -> None:
-        # The reader trusts write_seg/write_offset: they move only once the bytes are
-        # flushed to the file.
-        seg, offset = self.write_seg, self.write_offset
-        for fr in frames:
-            if offset and offset + len(fr) > self.max_file_size:
-                self._writer.flush()
-                os.fsync(self._writer.fileno())
-                self._writer.close()
-                self.write_seg, self.write_offset = seg, offset
-                seg, offset = seg + 1, 0
-                self._writer = open(self._seg_path(seg), "ab")
-            self._writer.write(fr)
-            offset += len(fr)
-        self._writer.flush()
-        os.fsync(self._writer.fileno())
+        """All of `frames` or nothing. The reader trusts write_seg/write_offset: they
+        move only once the bytes are fsynced."""
+        start_seg, start_offset = self.write_seg, self.write_offset
+        seg, offset = start_seg, start_offset
+        chunk: list[bytes] = []
+        try:
+            for fr in frames:
+                if offset and offset + len(fr) > self.max_file_size:
+                    _write_all(self._writer, b"".join(chunk))
+                    chunk = []
+                    os.fsync(self._writer.fileno())
+                    self._writer.close()
+                    seg, offset = seg + 1, 0
+                    self._writer = open(self._seg_path(seg), "ab", buffering=0)
+                chunk.append(fr)
+                offset += len(fr)
+            _write_all(self._writer, b"".join(chunk))
+            os.fsync(self._writer.fileno())
+        except OSError:
+            self._undo_write(start_seg, start_offset, seg)
+            raise
         self.write_seg, self.write_offset = seg, offset
+
+    def _undo_write(self, start_seg: int, start_offset: int, seg: int) -> None:
+        """Back to where a failed write started: later segments it began are removed,
+        the first one is cut at its old end (truncating needs no free space)."""
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        for n in range(start_seg + 1, seg + 1):
+            with contextlib.suppress(OSError):
+                self._seg_path(n).unlink()
+        with contextlib.suppress(OSError):
+            os.truncate(self._seg_path(start_seg), start_offset)
+        self._writer = open(self._seg_path(start_seg), "ab", buffering=0)
+
+    def _roll_if_drained(self) -> None:
+        """After a failed write: when everything written is acknowledged, continue in a
+        new segment so that the drained one is deleted and its space freed (a single
+        segment is never deleted while it is being written)."""
+        end = (self.write_seg, self.write_offset)
+        if self.acked != end or self.write_offset == 0:
+            return
+        new = self.write_seg + 1
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        if self._reader is not None:  # an open file keeps its space after the unlink
+            self._reader[1].close()  # type: ignore[attr-defined]
+            self._reader = None
+        self._writer = open(self._seg_path(new), "ab", buffering=0)
+        if (self.read_seg, self.read_offset) == end:
+            self.read_seg, self.read_offset = new, 0
+        self.write_seg, self.write_offset = new, 0
+        self.acked = (new, 0)
+        self._write_checkpoint()
 
     # --- reading ----------------------------------------------------------------------
     def _has_data(self) -> bool:
@@ -271,7 +349,8 @@ class DiskBuffer:
 
     # --- acknowledging ------------------------------------------------------------------
     def ack(self, cursor: tuple[int, int]) -> None:
-        """Every record up to `cursor` is handled (calls come in order)."""
+        """Every record up to `cursor` is handled (calls come in order). Never raises:
+        it runs inside the output's acknowledgements."""
         old_seg, old_off = self.acked
         seg, off = cursor
         if (seg, off) <= self.acked:
@@ -279,14 +358,13 @@ class DiskBuffer:
         if seg == old_seg:
             freed = off - old_off
         else:
-            freed = self._seg_path(old_seg).stat().st_size - old_off + off
-            for n in range(old_seg + 1, seg):
-                p = self._seg_path(n)
-                if p.exists():
-                    freed += p.stat().st_size
+            freed = off + sum(max(0, _size(self._seg_path(n))) for n in range(old_seg, seg)) \
+                - old_off
         self.acked = (seg, off)
         self.size_bytes -= freed
         self._update_space()
+        if self.acked == (self.write_seg, self.write_offset):
+            self._drained.set()
         self._acks_since_checkpoint += 1
         if self._acks_since_checkpoint >= self.cursor_update_count:
             self._write_checkpoint()
@@ -296,23 +374,29 @@ class DiskBuffer:
         if self.acked == self._checkpointed:
             return
         seg, off = self.acked
+        # Segments wholly acknowledged go first: their space makes room for the new
+        # checkpoint on a full disk, and a crash in between is safe (a checkpoint naming
+        # a deleted segment starts at the oldest one left, which is where `acked` is).
+        for n in range(self._checkpointed[0], seg):
+            if n != self.write_seg:
+                with contextlib.suppress(FileNotFoundError):
+                    self._seg_path(n).unlink()
         tmp = self.path / "checkpoint.txt.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{seg} {off}")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path / "checkpoint.txt")
-        dfd = os.open(self.path, os.O_RDONLY)
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        old = self._checkpointed[0]
+            with open(tmp, "w") as f:
+                f.write(f"{seg} {off}")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / "checkpoint.txt")
+            dfd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:  # tried again at the next acknowledgement or at close
+            limited_log(logging.ERROR, "%s: cannot write the checkpoint: %s", self.path, e)
+            return
         self._checkpointed = (seg, off)
-        for n in range(old, seg):
-            p = self._seg_path(n)
-            if n != self.write_seg and p.exists():
-                p.unlink()
 
     def stop_reading(self) -> None:
         """Readers get [] from now on (stopping); appends and acks still work."""
@@ -327,6 +411,21 @@ class DiskBuffer:
         if self._reader is not None:
             self._reader[1].close()  # type: ignore[attr-defined]
             self._reader = None
+
+
+def _write_all(f: object, data: bytes) -> None:
+    """An unbuffered file's write() may write less than asked."""
+    view = memoryview(data)
+    while view:
+        n = f.write(view)  # type: ignore[attr-defined]
+        view = view[n:]
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
 
 
 def _find_frame(data: bytes, start: int) -> int | None:

@@ -142,3 +142,11 @@ class RelayFilter(Filter):
 def _reset_instances():
     CollectOutput.instances.clear()
     yield
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The fault-injection suite's accounting table (README: "Fault injection")."""
+    from tests.fault_harness import ROWS, summary_table
+    if ROWS:
+        terminalreporter.write_sep("-", "fault injection: exact accounting")
+        terminalreporter.write_line(summary_table(ROWS))

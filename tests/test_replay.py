@@ -262,7 +262,7 @@ use_buffering = false
                               "openstack_nova_http_response_times", db="lma")
     assert len(docs) == sum(counts.values())
     minute = 60_000
-    # Every line once, in its own minute: rate × 60 summed per (service, level, minute)
+    # Every line once, in its own minute: rate x 60 summed per (service, level, minute)
     # equals the documents of that service, level and minute.
     from datetime import datetime
     expected: dict[tuple, int] = {}

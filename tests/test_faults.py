@@ -1,0 +1,183 @@
+"""The fault-injection suite (marker `faults`, run by CI): the real daemon (`hekapy run`)
+tails a log written at full speed into the Elasticsearch double while something breaks:
+rotation storms, kill -9 loops, Elasticsearch outages and 429 storms with per-item
+failures and mapping conflicts, a full disk under the output buffer, a read-only
+journal directory. Each test ends with the exact accounting of tests/fault_harness.py:
+lines written = documents stored + dead-lettered + counted drops, no duplicates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hekapy.benchmarks.es_double import EsDouble
+from tests.conftest import write_config
+from tests.fault_harness import (
+    Daemon,
+    account,
+    config,
+    finish_writer,
+    mount_tmpfs,
+    on_disk_size,
+    remount,
+    settle_to,
+    umount,
+    write_lines,
+)
+
+pytestmark = pytest.mark.faults
+
+
+async def start(tmp_path, es: EsDouble, **keys) -> Daemon:
+    conf = write_config(tmp_path, config(tmp_path / "state", tmp_path / "logs", es.url,
+                                         **keys))
+    daemon = Daemon(conf, tmp_path / "hekapy.log")
+    await daemon.start()
+    return daemon
+
+
+async def test_rotation_storm_at_full_speed(tmp_path):
+    total = 40_000
+    async with EsDouble() as es:
+        (tmp_path / "logs").mkdir()
+        daemon = await start(tmp_path, es)
+        writer = await write_lines(tmp_path / "logs", total, rotate_every=1000)
+        await finish_writer(writer)
+        await settle_to(es, total, daemon)
+        assert await daemon.stop() == 0, daemon.output()[-3000:]
+        account("rotation storm (40 renames during 40k lines at full speed)", total, es,
+                tmp_path / "state")
+
+
+async def test_kill9_loop(tmp_path):
+    total = 40_000
+    async with EsDouble() as es:
+        (tmp_path / "logs").mkdir()
+        daemon = await start(tmp_path, es)
+        writer = await write_lines(tmp_path / "logs", total, rotate_every=8000, pause=0.01)
+        for _ in range(4):
+            await settle_to(es, es.count() + 3000, daemon)
+            await daemon.kill9()
+            await daemon.start()
+        await finish_writer(writer)
+        await settle_to(es, total, daemon)
+        assert await daemon.stop() == 0
+        writes = sum(es.write_counts.values())
+        account(f"kill -9, {daemon.kills} times mid-stream, rotations", total, es,
+                tmp_path / "state", note=f"{writes - total:,} documents written again "
+                "(same _id: at least once)")
+
+
+async def test_elasticsearch_outage_fills_the_disk_buffer_then_recovers(tmp_path):
+    total = 30_000
+    async with EsDouble() as es:
+        (tmp_path / "logs").mkdir()
+        daemon = await start(tmp_path, es)
+        writer = await write_lines(tmp_path / "logs", total, pause=0.01)
+        await settle_to(es, 3000, daemon)
+        await es.go_down()
+        await finish_writer(writer)
+        buffer = tmp_path / "state" / "output_queue" / "elasticsearch_output"
+        # Everything read lands in the disk buffer while the server is away.
+        deadline = time.monotonic() + 60
+        while on_disk_size(buffer) < 1 << 20 and time.monotonic() < deadline:
+            await daemon_alive_tick(daemon)
+        peak = on_disk_size(buffer)
+        back = time.monotonic()
+        await es.come_back()
+        await settle_to(es, total, daemon)
+        recovery = time.monotonic() - back
+        assert await daemon.stop() == 0
+        account("Elasticsearch down mid-stream, back later", total, es, tmp_path / "state",
+                note=f"disk buffer peak {peak / 2**20:.1f} MiB, recovered in "
+                f"{recovery:.1f} s")
+
+
+async def test_429_storm_item_failures_and_mapping_conflicts(tmp_path):
+    total = 20_000
+    async with EsDouble() as es:
+        es.faults.reject_429 = 40
+        es.faults.item_failure_rate = 0.2
+        es.faults.item_failure_status = 429
+        es.faults.mapping_conflicts = 25
+        (tmp_path / "logs").mkdir()
+        daemon = await start(tmp_path, es)
+        writer = await write_lines(tmp_path / "logs", total, pause=0.005)
+        await finish_writer(writer)
+        await settle_to(es, total - 25, daemon)
+        assert await daemon.stop() == 0
+        row = account("40 bulk 429s, 20 % of items 429, 25 mapping conflicts", total, es,
+                      tmp_path / "state")
+    assert row["dead-lettered"] == 25
+
+
+async def test_disk_full_under_the_output_buffer(tmp_path):
+    """The buffer directory is a 2 MiB tmpfs and Elasticsearch is down: the buffer hits
+    ENOSPC. Reading waits (full_action = block) rather than losing lines; when the
+    server returns everything is delivered."""
+    total = 30_000
+    buffer = tmp_path / "state" / "output_queue" / "elasticsearch_output"
+    mount_tmpfs(buffer, "2m")
+    try:
+        async with EsDouble() as es:
+            await es.go_down()
+            (tmp_path / "logs").mkdir()
+            daemon = await start(tmp_path, es, output_keys="[elasticsearch_output.buffering]"
+                                 "\nmax_buffer_size = 0\nfull_action = \"block\"")
+            writer = await write_lines(tmp_path / "logs", total)
+            await finish_writer(writer)
+            deadline = time.monotonic() + 60
+            while on_disk_size(buffer) < (2 << 20) - (256 << 10) \
+                    and time.monotonic() < deadline:
+                await daemon_alive_tick(daemon)
+            assert daemon.alive(), daemon.output()[-3000:]
+            await es.come_back()
+            await settle_to(es, total, daemon)
+            assert await daemon.stop() == 0, daemon.output()[-3000:]
+            account("disk full under the output buffer (2 MiB tmpfs), server down", total,
+                    es, tmp_path / "state")
+    finally:
+        umount(buffer)
+
+
+async def test_read_only_journal_directory(tmp_path):
+    """The journal directory turns read-only mid-stream: delivery goes on (journal
+    writes fail and are logged), and once writable again the journal catches up: after
+    a clean stop it points at the end of the log."""
+    import json
+    total = 30_000
+    journals = tmp_path / "state" / "logstreamer"
+    mount_tmpfs(journals, "4m")
+    try:
+        async with EsDouble() as es:
+            (tmp_path / "logs").mkdir()
+            daemon = await start(tmp_path, es)
+            writer = await write_lines(tmp_path / "logs", total, pause=0.01)
+            await settle_to(es, 5000, daemon)
+            remount(journals, "ro")
+            await finish_writer(writer)
+            await settle_to(es, total, daemon)
+            deadline = time.monotonic() + 30  # a journal write comes within a second
+            while "cannot write journal" not in daemon.output() \
+                    and time.monotonic() < deadline:
+                await daemon_alive_tick(daemon)
+            remount(journals, "rw")
+            assert await daemon.stop() == 0, daemon.output()[-3000:]
+            log = daemon.output()
+            account("journal directory read-only mid-stream", total, es,
+                    tmp_path / "state")
+            [journal] = journals.iterdir()
+            position = json.loads(journal.read_text())
+    finally:
+        umount(journals)
+    assert "cannot write journal" in log and "Read-only file system" in log
+    assert position["seek"] == (tmp_path / "logs" / "nova-api.log").stat().st_size
+
+
+async def daemon_alive_tick(daemon: Daemon) -> None:
+    """A short pause for conditions only the file system shows (buffer size); the
+    daemon dying meanwhile is a failure."""
+    import asyncio
+    assert daemon.alive(), daemon.output()[-3000:]
+    await asyncio.sleep(0.05)
