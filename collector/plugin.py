@@ -33,6 +33,8 @@ BUILTIN_MODULES = (
     "hekapy.collector.inputs.haproxy_stats",
     "hekapy.collector.inputs.http_listen",
     "hekapy.collector.inputs.amqp",
+    "hekapy.collector.inputs.tcp",
+    "hekapy.collector.inputs.udp",
     "hekapy.decoders.payload_regex",
     "hekapy.decoders.openstack_log",
     "hekapy.decoders.keystone_wsgi",
@@ -60,6 +62,9 @@ BUILTIN_MODULES = (
     "hekapy.outputs.amqp",
     "hekapy.outputs.file",
     "hekapy.outputs.log",
+    "hekapy.outputs.tcp",
+    "hekapy.outputs.udp",
+    "hekapy.outputs.http",
 )
 
 # Heka's always-available plugins, usable by name without a section of their own.
