@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -113,12 +114,14 @@ class Daemon:
     log: Path
     proc: asyncio.subprocess.Process | None = None
     kills: int = 0
+    env: dict[str, str] | None = None  # added to the environment (LD_PRELOAD, ...)
 
     async def start(self) -> None:
         out = open(self.log, "ab")  # the child keeps its own descriptor
+        env = {**os.environ, **self.env} if self.env else None
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *HEKAPY, "run", "-c", str(self.conf), stdout=out, stderr=out)
+                *HEKAPY, "run", "-c", str(self.conf), stdout=out, stderr=out, env=env)
         finally:
             out.close()
 
@@ -209,10 +212,16 @@ class _Popenish:
 
 def account(fault: str, written: int, es: EsDouble, state: Path, dropped: int = 0,
             note: str = "") -> dict[str, object]:
-    """The exact accounting: every line written is stored once, dead-lettered, or a
-    counted drop; nothing twice. Adds the row to ROWS and returns it."""
-    stored = stored_seqs(es)
-    dead = dead_lettered_seqs(state)
+    """The exact accounting of the Elasticsearch path (documents in the double, the
+    output's dead-letter file)."""
+    return account_seqs(fault, written, stored_seqs(es), dead_lettered_seqs(state),
+                        dropped, note)
+
+
+def account_seqs(fault: str, written: int, stored: list[int], dead: list[int],
+                 dropped: int = 0, note: str = "") -> dict[str, object]:
+    """Every line written is stored once, dead-lettered, or a counted drop; nothing
+    twice. Adds the row to ROWS and returns it."""
     duplicates = len(stored) - len(set(stored))
     row = {"fault": fault, "written": written, "stored": len(set(stored)),
            "dead-lettered": len(dead), "dropped": dropped, "duplicates": duplicates,

@@ -182,11 +182,43 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 
 class InfluxDB:
-    """A running influxd: `url`, and `query(q)` for InfluxQL (results as dicts)."""
+    """A running influxd: `url`, `query(q)` for InfluxQL (results as dicts), and
+    `restart()` (same ports, same data)."""
 
-    def __init__(self, url: str, proc: subprocess.Popen) -> None:
+    def __init__(self, binary: str, conf: Path, log: Path, url: str) -> None:
+        self.binary = binary
+        self.conf = conf
+        self.log = log
         self.url = url
-        self.proc = proc
+        self.proc: subprocess.Popen | None = None
+
+    async def start(self) -> None:
+        import aiohttp
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([self.binary, "-config", str(self.conf)],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as s:
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"influxd exited: {_output(self.log)}")
+                try:
+                    async with s.get(self.url + "/ping") as r:
+                        if r.status == 204:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"influxd not ready: {_output(self.log)}")
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await stop_process(self.proc)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
 
     async def query(self, q: str, db: str | None = None) -> list[dict]:
         import aiohttp
@@ -211,7 +243,6 @@ class InfluxDB:
 @contextlib.asynccontextmanager
 async def influxdb(directory: Path) -> AsyncIterator[InfluxDB]:
     """influxd with its data under `directory`, on free loopback ports."""
-    import aiohttp
     binary = shutil.which("influxd") or "/usr/bin/influxd"
     if not os.path.exists(binary):
         raise AssertionError("influxd is not installed: apt-get install influxdb "
@@ -221,29 +252,12 @@ async def influxdb(directory: Path) -> AsyncIterator[InfluxDB]:
     conf = directory / "influxdb.conf"
     conf.write_text(INFLUXDB_CONFIG.format(dir=directory, http_port=http_port,
                                            rpc_port=rpc_port))
-    log = directory / "influxd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
+    db = InfluxDB(binary, conf, directory / "influxd.log", f"http://127.0.0.1:{http_port}")
     try:
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as s:
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"influxd exited: {_output(log)}")
-                try:
-                    async with s.get(url + "/ping") as r:
-                        if r.status == 204:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"influxd not ready: {_output(log)}")
-                await asyncio.sleep(0.02)
-        yield InfluxDB(url, proc)
+        await db.start()
+        yield db
     finally:
-        await stop_process(proc)
+        await db.stop()
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:

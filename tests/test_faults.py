@@ -181,3 +181,107 @@ async def daemon_alive_tick(daemon: Daemon) -> None:
     import asyncio
     assert daemon.alive(), daemon.output()[-3000:]
     await asyncio.sleep(0.05)
+
+
+async def test_influxdb_restarts_mid_stream(tmp_path):
+    """Each line becomes a metric point (PayloadRegexDecoder, its own timestamp) sent by
+    InfluxdbOutput with a disk buffer; InfluxDB is restarted twice while they flow."""
+    from tests.fault_harness import account_seqs
+    from tests.services import influxdb
+    total = 20_000
+    async with EsDouble() as es, influxdb(tmp_path / "influx") as db:
+        await db.query("CREATE DATABASE lma")
+        (tmp_path / "logs").mkdir()
+        extra = f"""
+[metric_decoder]
+type = "PayloadRegexDecoder"
+match_regex = '^(?P<Timestamp>\\S+ \\S+) \\d+ INFO \\S+ \\[-\\] fault seq=(?P<seq>\\d+) '
+timestamp_layout = "2006-01-02 15:04:05.000"
+[metric_decoder.message_fields]
+Type = "metric"
+name = "fault_seq"
+value = "%seq%"
+
+[influxdb_output]
+type = "InfluxdbOutput"
+message_matcher = "Type == 'metric'"
+url = "{db.url}"
+database = "lma"
+flush_interval = 50
+flush_count = 1000
+retry_delay = "20ms"
+retry_max_delay = "500ms"
+[influxdb_output.buffering]
+full_action = "block"
+max_buffer_size = 0
+"""
+        conf_text = config(tmp_path / "state", tmp_path / "logs", es.url, extra=extra)
+        conf_text = conf_text.replace('decoder = "openstack_decoder"',
+                                      'decoder = "metric_decoder"')
+        daemon = Daemon(write_config(tmp_path, conf_text), tmp_path / "hekapy.log")
+        await daemon.start()
+        writer = await write_lines(tmp_path / "logs", total, pause=0.02)
+
+        async def points() -> list[int]:
+            try:
+                rows = await db.query("SELECT value FROM fault_seq", db="lma")
+            except Exception:  # restarting
+                return []
+            return [int(r["value"]) for r in rows]
+
+        for at in (3000, 9000):
+            while len(await points()) < at:
+                await daemon_alive_tick(daemon)
+            await db.restart()
+        await finish_writer(writer)
+        deadline = time.monotonic() + 90
+        while len(got := await points()) < total and time.monotonic() < deadline:
+            await daemon_alive_tick(daemon)
+        assert await daemon.stop() == 0, daemon.output()[-3000:]
+    account_seqs("InfluxDB restarted twice mid-stream (metric per line)", total, got, [])
+
+
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+async def test_wall_clock_jumps(tmp_path):
+    """The wall clock steps an hour forward, then a day back, mid-stream (libfaketime,
+    re-read every second; the monotonic clock runs on, as with an NTP step): timers,
+    retries and journals do not care, every line is stored once. Index names follow the
+    daemon's wall clock here (es_index_from_timestamp = false), which is how the test
+    sees that each jump has happened."""
+    import os
+    from datetime import UTC, datetime, timedelta
+    assert os.path.exists(LIBFAKETIME), "libfaketime missing: apt-get install faketime " \
+        "(scripts/install-system-deps installs it)"
+    total = 30_000
+    clock = tmp_path / "faketime"
+    clock.write_text("+0\n")
+    async with EsDouble() as es:
+        (tmp_path / "logs").mkdir()
+        text = config(tmp_path / "state", tmp_path / "logs", es.url).replace(
+            'index = "%{Type}-%{%Y.%m.%d}"\nes_index_from_timestamp = true',
+            'index = "%{Type}-%{%Y.%m.%d.%H}"\nes_index_from_timestamp = false')
+        daemon = Daemon(write_config(tmp_path, text), tmp_path / "hekapy.log", env={
+            "LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
+            "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+        await daemon.start()
+        writer = await write_lines(tmp_path / "logs", total, rotate_every=10_000,
+                                   pause=0.1)
+        await settle_to(es, 3000, daemon)
+        clock.write_text("+3600\n")
+        ahead = datetime.now(UTC) + timedelta(hours=1)
+        await es.wait_count(1, f"log-{ahead:%Y.%m.%d.%H},log-"
+                            f"{ahead + timedelta(hours=1):%Y.%m.%d.%H}", timeout=60)
+        clock.write_text("-86400\n")
+        await es.wait_count(1, f"log-{datetime.now(UTC) - timedelta(days=1):%Y.%m.%d}.*",
+                            timeout=60)
+        await finish_writer(writer)
+        await settle_to(es, total, daemon)
+        assert await daemon.stop() == 0, daemon.output()[-3000:]
+        indices = sorted(es.indices)
+        account("wall clock +1 h, then -1 day, mid-stream", total, es, tmp_path / "state",
+                note=f"documents in {len(indices)} hourly indices")
+    # The daemon's own log stamps its clean stop a day back.
+    [stopped] = [ln for ln in daemon.output().splitlines() if "stopped cleanly" in ln]
+    assert stopped.startswith(f"{datetime.now() - timedelta(days=1):%Y-%m-%d}"), stopped
