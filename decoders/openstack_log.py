@@ -226,10 +226,12 @@ class OpenStackLogDecoder(LogDecoder):
 
     def _finish(self, stream: str) -> Message:
         msg = self._held.pop(stream)
-        self._tb_key.pop(stream, None)
-        parts = self._parts.pop(stream, None)
-        if parts is not None:
-            msg.payload = "".join(parts)
+        if self._tb_key:
+            self._tb_key.pop(stream, None)
+        if self._parts:
+            parts = self._parts.pop(stream, None)
+            if parts is not None:
+                msg.payload = "".join(parts)
         return msg
 
     def _append(self, stream: str, text: str) -> None:
@@ -311,13 +313,20 @@ class OpenStackLogDecoder(LogDecoder):
                     and len(tb_key) == m.end(_G_KEY_END):
                 self._append(stream, text)
                 return None
-        ts = self._timestamp(stamp, frac, off)
+        # The per-line lookups inlined for their common case (a hit): this runs for
+        # every line, and a method call costs as much as the lookup.
+        if off is None and stamp == self._sec_key:
+            ts = self._sec_ns + int(frac[:9].ljust(9, "0")) if frac else self._sec_ns
+        else:
+            ts = self._timestamp(stamp, frac, off)
         if held is not None:
             held = self._finish(stream)
 
-        logger, program = self._stream(stream)
+        r = self._streams.get(stream)
+        logger, program = r if r is not None else self._stream(stream)
         severity, label = _LEVELS[level]
-        module_field, lbaas = self._module(module)
+        r = self._modules.get(module)
+        module_field, lbaas = r if r is not None else self._module(module)
         msg.type = "log"
         msg.logger = logger
         msg.timestamp = ts
