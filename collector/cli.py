@@ -1,4 +1,5 @@
-"""The `hekapy` command: run, check, replay, cat, quickstart, demo, es-setup."""
+"""The `hekapy` command: run, check, replay, cat, quickstart, demo, es-setup, and the
+operator's views of a running collector, tap and top (collector/tap.py)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,11 @@ async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    status = None
+    if config.hekad.status_address:
+        from .status import StatusServer
+        status = StatusServer(pipeline, config)
+        await status.start()
     await pipeline.start()
     helpers = [asyncio.create_task(c) for c in extra_tasks]
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait())]
@@ -81,6 +87,8 @@ async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
     for w in (*waiters, *helpers):
         w.cancel()
     await pipeline.stop()
+    if status is not None:
+        await status.stop()
     if pipeline.failed:
         log.error("stopped: %s", pipeline.failed)
         return EXIT_FAILED
@@ -314,6 +322,55 @@ def cat(fmt: str, match: str, head: int, path: str) -> None:
         click.echo(f"{bad} undecodable message(s), {skipped} byte(s) of garbage skipped",
                    err=True)
     click.echo(f"{shown} message(s) shown", err=True)
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(),
+              help="the running collector's config (its [hekad] status_* keys)")
+@click.option("--match", "match", default="TRUE", show_default=True,
+              help="message matcher (Heka syntax)")
+@click.option("--plugin", default="", help="only what the router hands this filter or "
+              "output (its message_matcher, and --match)")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: one line per message; json: Heka's JSON")
+@click.option("--head", type=int, default=0, help="stop after this many messages")
+@click.option("--buffer", type=int, default=1000, show_default=True,
+              help="messages the collector queues for this viewer before dropping")
+def tap(path: str, match: str, plugin: str, fmt: str, head: int, buffer: int) -> None:
+    """Watch the messages flowing through a running collector. The collector drops
+    (and reports) what this viewer cannot keep up with: it never waits for it."""
+    from .matcher import MatcherSyntaxError, compile_matcher
+    from .tap import StatusClientError, run_client, run_tap
+
+    try:
+        compile_matcher(match)
+    except MatcherSyntaxError as e:
+        raise click.UsageError(f"--match: {e}") from None
+    config = _load_or_exit(path)
+    try:
+        sys.exit(run_client(run_tap(config, match, plugin, fmt, head, buffer)))
+    except StatusClientError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(),
+              help="the running collector's config (its [hekad] status_* keys)")
+@click.option("--once", is_flag=True, help="print one snapshot (rates over one interval)")
+@click.option("--interval", type=float, default=2.0, show_default=True,
+              help="seconds between refreshes")
+def top(path: str, once: bool, interval: float) -> None:
+    """Per-plugin message rates, queue depths, buffers and errors of a running
+    collector, refreshed in the terminal."""
+    from .tap import StatusClientError, run_client, run_top
+
+    config = _load_or_exit(path)
+    try:
+        sys.exit(run_client(run_top(config, once, max(0.05, interval))))
+    except StatusClientError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @main.command("es-setup")

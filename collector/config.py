@@ -87,6 +87,15 @@ HEKAD_OPTIONS: dict[str, Option] = {
                               "produces, unless present (LMA's extra_fields: deployment_id, "
                               "environment_label, openstack_region, openstack_release, "
                               "openstack_roles)"),
+    # the status server (collector/status.py): /metrics, /health, /heka.all-report, tap
+    "status_address": Option("str", "127.0.0.1:4352",
+                             doc="host:port of the status server; \"\" turns it off"),
+    "status_username": Option("str", "", doc="basic auth for the status server"),
+    "status_password": Option("str", "", doc="basic auth for the status server"),
+    "status_allow_remote": Option("bool", False,
+                                  doc="allow status_address on a non-loopback interface"),
+    "status_degraded_after": Option("duration", "30s",
+                                    doc="/health: an output retrying this long is degraded"),
 }
 
 BUFFERING_OPTIONS: dict[str, Option] = {
@@ -97,6 +106,51 @@ BUFFERING_OPTIONS: dict[str, Option] = {
 }
 
 _ENV_RE = re.compile(r"%ENV\[([^\]]*)\]")
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """"host:port", "[::1]:port" or ":port" (all interfaces, as Go reads it)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {address!r}")
+    host = host.strip("[]")
+    return host or "0.0.0.0", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    import ipaddress
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+
+
+def _check_status_keys(hekad: SimpleNamespace, file: str, errors: list[ConfigError],
+                       warnings: list[str]) -> None:
+    if not hekad.status_address:
+        return
+    try:
+        host, _ = split_host_port(hekad.status_address)
+    except ValueError as e:
+        errors.append(ConfigError(file, "hekad", "status_address", str(e)))
+        return
+    remote = not is_loopback(host)
+    if remote and not hekad.status_allow_remote:
+        errors.append(ConfigError(
+            file, "hekad", "status_address",
+            f"{hekad.status_address!r} is not a loopback address: the status server "
+            "would be reachable from the network; set status_allow_remote = true "
+            "(with status_username and status_password) to allow it"))
+    if bool(hekad.status_username) != bool(hekad.status_password):
+        key = "status_password" if hekad.status_username else "status_username"
+        errors.append(ConfigError(file, "hekad", key, "status_username and "
+                                  "status_password go together (basic auth)"))
+    elif remote and hekad.status_allow_remote and not hekad.status_password:
+        warnings.append(f"{file}: [hekad] status_address: reachable from the network "
+                        "without authentication (set status_username/status_password)")
 
 
 def normalize_key(key: str) -> str:
@@ -285,6 +339,7 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
             errors.append(ConfigError(hekad_file, "hekad", key, "must be at least 1"))
 
     config = Config(files=files, hekad=hekad, errors=errors)
+    _check_status_keys(hekad, hekad_file, errors, config.warnings)
     for name, body in sections.items():
         file = origin[name]
         if not isinstance(body, dict):

@@ -265,6 +265,7 @@ class InputContext(PluginContext):
             decoded.extend(flushed)
         self._hold_or_release(ticket)
         self.stats.messages_out += len(decoded)
+        self.stats.bytes_out += nbytes
         await self.pipeline.router.route(Batch(decoded, ticket, nbytes, 0, watermark))
 
     def _hold_or_release(self, ticket: Ticket) -> None:
@@ -555,6 +556,7 @@ class Pipeline:
                 await asyncio.sleep(delay)
 
     def _plugin_gave_up(self, ctx: PluginContext) -> None:
+        ctx.stats.gave_up = True  # /health: failing
         if not ctx.spec.cfg.can_exit:
             self.failed = f"plugin {ctx.name!r} failed and may not exit (can_exit = false)"
             self.stopping.set()
@@ -712,6 +714,18 @@ class Pipeline:
             if not t.cancelled() and t.exception() is not None:
                 exc = t.exception()
                 log.error("%s ended with %s: %s", t.get_name(), type(exc).__name__, exc)
+
+    def queues(self) -> list[tuple[str, str, BatchQueue]]:
+        """(plugin name, role, queue) of every filter and output queue, for the status
+        server: role "input" is the queue the plugin reads; a buffered output also has
+        "buffer-in", the router's queue in front of its disk buffer."""
+        out = [(c.name, "input", q) for _, c, q in self.filters]
+        for _, c in self.outputs:
+            buf = self.buffers.get(c.name)
+            if buf is not None:
+                out.append((c.name, "buffer-in", buf.route_queue))
+            out.append((c.name, "input", c.queue))
+        return out
 
     def stats(self) -> dict[str, dict[str, int]]:
         out = {}

@@ -3,10 +3,15 @@
 There is no router task. Whoever produced a batch (an input, or a filter injecting)
 awaits `route()`, so a full consumer queue blocks the producer directly: that is the
 backpressure path from a slow output back to the file being read.
+
+`tap` is None unless a `hekapy tap` viewer is attached (collector/tap.py): then every
+batch is offered to it first, which never waits. Without a viewer the cost is that one
+attribute check per batch.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +20,7 @@ from .queue import Batch, BatchQueue, QueueClosed
 if TYPE_CHECKING:
     from .message import Message
     from .stats import PluginStats
+    from .tap import TapRegistry
 
 
 class Route:
@@ -37,6 +43,7 @@ class Router:
         self.routes: list[Route] = []
         self.messages_routed = 0
         self.messages_unmatched = 0
+        self.tap: TapRegistry | None = None  # set only while a tap viewer is attached
 
     def add(self, route: Route) -> None:
         self.routes.append(route)
@@ -52,6 +59,9 @@ class Router:
         ticket = batch.ticket
         delivered = False
         try:
+            tap = self.tap
+            if tap is not None:
+                tap.offer(msgs, skip)
             for r in self.routes:
                 if r.always is False or r.name == skip:
                     continue
@@ -59,7 +69,9 @@ class Router:
                     matched = msgs
                 else:
                     pred = r.predicate
+                    t0 = time.perf_counter()
                     matched = [m for m in msgs if pred(m)]
+                    r.stats.matcher_seconds += time.perf_counter() - t0
                     if not matched:
                         continue
                 k = len(matched)
@@ -76,6 +88,7 @@ class Router:
                         ticket.release()
                     continue
                 r.stats.messages_in += k
+                r.stats.bytes_in += nbytes
                 delivered = True
         finally:
             self.messages_routed += n
