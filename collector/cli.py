@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,10 +24,52 @@ EXIT_FAILED = 1
 log = logging.getLogger("hekapy")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+def _setup_logging(level: str, log_file: str = "") -> None:
+    """stderr (the journal, under systemd), or `log_file` through a WatchedFileHandler:
+    when logrotate renames the file, the next record goes to a new one (no copytruncate,
+    no signal needed)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if log_file:
+        from logging.handlers import WatchedFileHandler
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handler: logging.Handler = WatchedFileHandler(log_file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+def _reloaded(path: str, running: Config) -> Config | None:
+    """The configuration at `path` when it is valid and differs from the running one;
+    None otherwise, with the reason logged (errors name file, section and key)."""
+    try:
+        new = load_config(path)
+    except Exception as e:  # unreadable files, TOML syntax: the loader's own message
+        log.error("reload refused, still running the previous configuration: %s", e)
+        return None
+    for w in new.warnings:
+        log.warning("reload: %s", w)
+    if new.errors:
+        for e in new.errors:
+            log.error("reload refused: %s", e)
+        log.error("reload refused: %d error(s) in %s; still running the previous "
+                  "configuration", len(new.errors), path)
+        return None
+    if _settings(new) == _settings(running):
+        log.info("reload: %s has not changed; nothing to do", path)
+        return None
+    return new
+
+
+def _settings(config: Config) -> tuple:
+    """What a configuration asks for, comparable: [hekad] and every section's type and
+    values (the files' layout and comments do not count)."""
+    return (vars(config.hekad),
+            {name: (spec.type_name, vars(spec.cfg)) for name, spec in config.plugins.items()})
 
 
 def _load_or_exit(path: str) -> Config:
@@ -50,8 +93,15 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
-    """Run the pipeline until SIGTERM/SIGINT; a second signal stops without draining."""
+async def _serve(config: Config, extra_tasks: tuple = (), path: str | None = None) -> int:
+    """Run the pipeline until SIGTERM/SIGINT; a second signal stops without draining.
+
+    SIGHUP (with `path`): the configuration is read again. Invalid, it is refused and
+    the running one goes on; unchanged, nothing happens; changed, the running pipeline
+    drains as for a stop (inputs checkpoint their positions, outputs deliver or keep
+    what they hold in their disk buffers) and the new one starts from those positions
+    and buffers: nothing is lost or read twice, at the cost of a pause of the drain's
+    length. (Heka could not reload at all.)"""
     from .gc_tuning import tune_gc
     from .pipeline import Pipeline
 
@@ -75,16 +125,45 @@ async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    status = None
-    if config.hekad.status_address:
+    reload = asyncio.Event()
+    if path is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+
+    async def start_status(config: Config, pipeline: Pipeline) -> Any:
+        if not config.hekad.status_address:
+            return None
         from .status import StatusServer
-        status = StatusServer(pipeline, config)
-        await status.start()
+        server = StatusServer(pipeline, config)
+        await server.start()
+        return server
+
+    status = await start_status(config, pipeline)
     await pipeline.start()
     helpers = [asyncio.create_task(c) for c in extra_tasks]
-    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait())]
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for w in (*waiters, *helpers):
+    while True:
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait()),
+                   asyncio.create_task(reload.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        if not reload.is_set() or stop.is_set() or pipeline.stopping.is_set():
+            break
+        reload.clear()
+        log.info("SIGHUP received: reading %s again", path)
+        assert path is not None
+        new = _reloaded(path, config)
+        if new is None:
+            continue
+        log.info("reload: the configuration changed; draining the running pipeline")
+        await pipeline.stop()
+        if status is not None:
+            await status.stop()
+        config, pipeline = new, Pipeline(new)
+        _setup_logging(config.hekad.log_level, config.hekad.log_file)
+        status = await start_status(config, pipeline)
+        await pipeline.start()
+        log.info("reload: the new configuration is running")
+    for w in helpers:
         w.cancel()
     await pipeline.stop()
     if status is not None:
@@ -96,11 +175,11 @@ async def _serve(config: Config, extra_tasks: tuple = ()) -> int:
     return 0
 
 
-def run_config(config: Config, extra_tasks: tuple = ()) -> int:
-    _setup_logging(config.hekad.log_level)
+def run_config(config: Config, extra_tasks: tuple = (), path: str | None = None) -> int:
+    _setup_logging(config.hekad.log_level, config.hekad.log_file)
     loop = _new_loop()
     try:
-        return loop.run_until_complete(_serve(config, extra_tasks))
+        return loop.run_until_complete(_serve(config, extra_tasks, path))
     finally:
         loop.close()
 
@@ -115,9 +194,10 @@ def main() -> None:
 @click.option("-c", "--config", "path", required=True, type=click.Path(),
               help="TOML file or directory of *.toml files")
 def run(path: str) -> None:
-    """Run the collector until SIGTERM or SIGINT (drains, checkpoints, exits 0)."""
+    """Run the collector until SIGTERM or SIGINT (drains, checkpoints, exits 0); SIGHUP
+    reads the configuration again and applies it (an invalid one is refused)."""
     config = _load_or_exit(path)
-    sys.exit(run_config(config))
+    sys.exit(run_config(config, path=path))
 
 
 def describe_graph(config: Config) -> list[str]:

@@ -83,6 +83,8 @@ HEKAD_OPTIONS: dict[str, Option] = {
     "shutdown_timeout": Option("duration", "30s",
                                doc="how long a stop waits for outputs to drain"),
     "log_level": Option("str", "info", choices=("debug", "info", "warning", "error")),
+    "log_file": Option("str", "", doc="hekapy's own log ('' = stderr); reopened when "
+                       "logrotate moves it away"),
     "deployment_tags": Option("table", {}, doc="fields added to every message an input "
                               "produces, unless present (LMA's extra_fields: deployment_id, "
                               "environment_label, openstack_region, openstack_release, "

@@ -34,7 +34,7 @@ ROWS: list[dict[str, object]] = []
 WRITER = r"""
 import os, sys, time
 logdir, total, rotate_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-pause = float(sys.argv[4])
+pause, first = float(sys.argv[4]), int(sys.argv[5])
 path = os.path.join(logdir, "nova-api.log")
 def line(i):
     s = i // 10
@@ -44,7 +44,7 @@ def line(i):
 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 rotations = 0
 for start in range(0, total, 500):
-    os.write(fd, b"".join(line(i) for i in range(start, min(start + 500, total))))
+    os.write(fd, b"".join(line(first + i) for i in range(start, min(start + 500, total))))
     if pause:
         time.sleep(pause)  # a steady rate, so there is a stream to break into
     if rotate_every and (start + 500) % rotate_every == 0 and start + 500 < total:
@@ -151,12 +151,13 @@ class Daemon:
 
 
 async def write_lines(logs: Path, total: int, rotate_every: int = 0,
-                      pause: float = 0.0) -> asyncio.subprocess.Process:
-    """Start the writer (a process of its own, so it writes at full speed)."""
+                      pause: float = 0.0, first: int = 0) -> asyncio.subprocess.Process:
+    """Start the writer (a process of its own, so it writes at full speed): lines
+    numbered first, first + 1, ... (appended to what is there)."""
     logs.mkdir(parents=True, exist_ok=True)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-c", WRITER, str(logs), str(total), str(rotate_every), str(pause),
-        stdout=asyncio.subprocess.PIPE)
+        str(first), stdout=asyncio.subprocess.PIPE)
 
 
 async def finish_writer(writer: asyncio.subprocess.Process) -> None:
