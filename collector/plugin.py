@@ -47,6 +47,8 @@ BUILTIN_MODULES = (
     "hekapy.decoders.notification",
     "hekapy.decoders.haproxy_log",
     "hekapy.decoders.collectd",
+    "hekapy.decoders.metric",
+    "hekapy.decoders.scribble",
     "hekapy.decoders.multi",
     "hekapy.decoders.sandbox",
     "hekapy.filters.counter",

@@ -80,6 +80,8 @@ NATIVE_DECODERS: dict[str, str] = {
     "ovs_log.lua": "OvsLogDecoder",
     "collectd.lua": "CollectdDecoder",
     "notification.lua": "NotificationDecoder",
+    "metric.lua": "MetricDecoder",
+    "noop.lua": "NoopDecoder",
 }
 
 _RSYSLOG = "%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%\\n"

@@ -1,0 +1,104 @@
+"""Decoders that write constant values: Heka's ScribbleDecoder, and LMA's noop.lua (the
+aggregator's health-check decoder, spec/lma.md §1.2, §2.12).
+
+ScribbleDecoder sets what its `[X.message_fields]` table lists on every message, as
+Heka's did: Type, Logger, Payload, Hostname, Pid, Severity and Uuid set those headers;
+any other key adds a STRING field ("Name|repr" adds representation "repr"). The values
+are taken as written (no %Name% interpolation, there is nothing to interpolate from).
+A Pid, Severity or Uuid that does not parse is a config error here (Heka failed every
+message instead). LMA's aggregator put one after ProtobufDecoder in a MultiDecoder to
+flag what other nodes sent:
+
+    [aggregator_flag_decoder]
+    type = "ScribbleDecoder"
+      [aggregator_flag_decoder.message_fields]
+      aggregator = "present"
+
+    [aggregator_decoder]
+    type = "MultiDecoder"
+    subs = ["ProtobufDecoder", "aggregator_flag_decoder"]
+    cascade_strategy = "all"
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from hekapy.collector.message import STRING, Field, Message
+from hekapy.collector.plugin import DecodeError, Decoder, Option, OptionError, register
+from hekapy.decoders.payload_regex import _check_message_fields, _parse_int32, _parse_uuid
+
+_HEADERS = ("Type", "Logger", "Payload", "Hostname", "Pid", "Severity", "Uuid")
+
+
+@register
+class ScribbleDecoder(Decoder):
+    __doc__ = __doc__
+
+    options: ClassVar[dict[str, Option]] = {
+        "message_fields": Option("table", {}, check=_check_message_fields,
+                                 doc="[X.message_fields] header or field → value"),
+    }
+
+    def __init__(self, name: str, cfg: SimpleNamespace) -> None:
+        super().__init__(name, cfg)
+        self.headers: dict[str, Any] = {}
+        self.fields: list[Field] = []
+        for key, value in (cfg.message_fields or {}).items():
+            if key not in _HEADERS:
+                fname, _, rep = key.partition("|")
+                self.fields.append(Field(fname, [value], STRING, rep))
+            elif key in ("Pid", "Severity"):
+                number = _parse_int32(value.split(".", 1)[0] if key == "Pid" else value)
+                if number is None:
+                    raise OptionError(f"message_fields.{key}: {value!r} is not an integer",
+                                      key="message_fields")
+                self.headers[key.lower()] = number
+            elif key == "Uuid":
+                try:
+                    self.headers["uuid"] = _parse_uuid(value)
+                except DecodeError as e:
+                    raise OptionError(f"message_fields.Uuid: {e}",
+                                      key="message_fields") from None
+            else:
+                self.headers[key.lower()] = value
+
+    def decode(self, msg: Message) -> Message:
+        for attr, value in self.headers.items():
+            setattr(msg, attr, value)
+        # The Field objects are shared by every message: fields are never changed in
+        # place (Message.set_field replaces them).
+        msg.fields.extend(self.fields)
+        msg.raw = None  # the message no longer is the record's bytes
+        return msg
+
+
+@register
+class NoopDecoder(Decoder):
+    """LMA's noop.lua (the aggregator's HTTP health check on port 5566): every record
+    becomes an empty message of Type `msg_type` ("lma.http-check") and Severity 7
+    (debug), with the record's Timestamp and Hostname; nothing else is kept. A
+    SandboxDecoder section naming noop.lua runs this decoder.
+
+    Keys: msg_type ("lma.http-check").
+
+        [http-check_decoder]
+        type = "SandboxDecoder"
+        filename = "/usr/share/lma_collector/decoders/noop.lua"
+          [http-check_decoder.config]
+          msg_type = "lma.http-check"
+
+        [http-check_httplisten]
+        type = "HttpListenInput"
+        address = "192.168.0.2:5566"
+        decoder = "http-check_decoder"
+    """
+
+    options: ClassVar[dict[str, Option]] = {
+        "msg_type": Option("str", "lma.http-check", doc="Type of the messages"),
+    }
+
+    def decode(self, msg: Message) -> Message:
+        return Message(timestamp=msg.timestamp, type=self.cfg.msg_type, severity=7,
+                       hostname=msg.hostname)
