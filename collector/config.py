@@ -265,8 +265,22 @@ def convert_options(options: dict[str, Option], values: dict[str, Any], file: st
     return SimpleNamespace(**out)
 
 
+def plugin_globals(cls: type, cfg: SimpleNamespace, hekad: SimpleNamespace | None) -> None:
+    """Give a plugin the [hekad] settings it reads when it is built.
+
+    A plugin class names them in `hekad_settings` (the sandbox plugins: share_dir, for
+    a relative `filename` or `module_directory`) and finds them as `cfg.hekad`. They
+    travel with the section's values, so every build of the plugin (`hekapy check`,
+    the pipeline, each input's own decoder) sees the same [hekad], and a reload that
+    changes them rebuilds the plugin."""
+    wanted = getattr(cls, "hekad_settings", ())
+    if wanted and hekad is not None:
+        cfg.hekad = SimpleNamespace(**{k: getattr(hekad, k) for k in wanted})
+
+
 def _build_spec(name: str, body: dict, file: str, registry: dict,
-                errors: list[ConfigError]) -> PluginSpec | None:
+                errors: list[ConfigError], hekad: SimpleNamespace | None = None
+                ) -> PluginSpec | None:
     type_key = next((k for k in body if normalize_key(k) == "type"), None)
     type_name = body[type_key] if type_key else name
     if not isinstance(type_name, str):
@@ -302,6 +316,7 @@ def _build_spec(name: str, body: dict, file: str, registry: dict,
             cfg, lambda key, msg: errors.append(ConfigError(file, name, key, msg)))
         if special is not None:
             cls, cfg = special
+    plugin_globals(cls, cfg, hekad)
     # A section with bad values is still cross-checked (matcher, references) so that one
     # run reports everything, but it is never built.
     return PluginSpec(name=name, type_name=type_name, cls=cls, cfg=cfg, file=file,
@@ -349,7 +364,7 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
                                       "top-level key outside a section; every plugin is a "
                                       "[table]"))
             continue
-        spec = _build_spec(name, body, file, registry, errors)
+        spec = _build_spec(name, body, file, registry, errors, hekad)
         if spec is not None:
             config.plugins[name] = spec
 
@@ -363,6 +378,7 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
                                   cls.defaults)
             if not default_errors:
                 cfg.type = dname
+                plugin_globals(cls, cfg, hekad)
                 config.defaults[dname] = PluginSpec(dname, dname, cls, cfg)
 
     _check_plugins(config)

@@ -12,7 +12,16 @@ from types import SimpleNamespace
 from typing import Any
 
 from .message import Message
-from .plugin import DecodeError, Decoder, Encoder, Option, OptionError, Splitter, register
+from .plugin import (
+    DecodeError,
+    Decoder,
+    Encoder,
+    Option,
+    OptionError,
+    PluginSpec,
+    Splitter,
+    register,
+)
 from .protobuf import (
     MAX_HEADER_SIZE,
     MAX_MESSAGE_SIZE,
@@ -34,6 +43,16 @@ def frame_record(record: bytes, max_message_size: int = MAX_MESSAGE_SIZE) -> byt
 def default_use_framing(encoder: Any) -> bool:
     """Heka's automatic `use_framing` for TcpOutput and FileOutput."""
     return isinstance(encoder, ProtobufEncoder)
+
+
+class SignedRecord(bytes):
+    """A record from a frame whose HMAC the splitter verified: the body's bytes, and
+    the name of the signer (the header's hmac_signer) as `signer`. The input context
+    puts that name on the record's message (InputContext.records_to_messages); routes
+    with `message_signer` select on it. A subclass of bytes, so every splitter consumer
+    (inputs joining lists of records, decoders reading `raw`) takes it unchanged."""
+
+    signer: str = ""
 
 
 def _check_signers(value: dict) -> dict[str, str]:
@@ -64,6 +83,11 @@ class HekaFramingSplitter(Splitter):
     header or over max_message_size are skipped, signed frames whose HMAC does not check
     out are dropped (counted in `dropped`). Records go to the decoder as message bytes
     (`use_message_bytes` defaults to true), for ProtobufDecoder.
+
+    A frame whose HMAC checked out is a `SignedRecord`: its message is tagged with the
+    signer's name, for filters and outputs with `message_signer`. Only a verified hmac
+    tags: unlike Heka, a header naming a signer without an hmac is an unsigned frame,
+    and with skip_authentication nothing is verified, so nothing is tagged.
 
     Keys: signer ([X.signer.<name>_<version>] tables with hmac_key), skip_authentication
     (false), use_message_bytes (true).
@@ -115,7 +139,11 @@ class HekaFramingSplitter(Splitter):
                                         stats=st)
         self.dropped += st.bad_hmac + st.oversize - before
         self._buf = buf[consumed:]
-        return [body for _header, body in frames]
+        if not self.signers or self.cfg.skip_authentication:
+            # No key, no verified frame: a frame with an hmac failed and was dropped.
+            return [body for _header, body in frames]
+        return [_signed(body, header.hmac_signer) if header.HasField("hmac") else body
+                for header, body in frames]
 
     def flush(self) -> list[bytes]:
         # An incomplete frame at the end of the stream is not a record.
@@ -126,11 +154,31 @@ class HekaFramingSplitter(Splitter):
         self._buf = b""
 
 
+def _signed(body: bytes, signer: str) -> SignedRecord:
+    r = SignedRecord(body)
+    r.signer = signer
+    return r
+
+
+def may_tag_signers(splitter: PluginSpec | None, input_cfg: SimpleNamespace) -> bool:
+    """Whether an input's records can carry verified signers (SignedRecord): its
+    splitter is a HekaFramingSplitter that authenticates and has keys (its own, or the
+    input's legacy `[X.signer]` tables). Inputs for which this is false skip the
+    per-record signer check entirely."""
+    if splitter is None or not issubclass(splitter.cls, HekaFramingSplitter):
+        return False
+    cfg = splitter.cfg
+    if cfg.skip_authentication:
+        return False
+    return bool(cfg.signer or getattr(input_cfg, "signer", None))
+
+
 @register
 class ProtobufDecoder(Decoder):
     """Parses the record bytes (`raw`, set by a splitter with use_message_bytes, like
     HekaFramingSplitter) as a Heka protobuf message, which replaces the input's message.
-    The wire bytes stay in `raw`, so a ProtobufEncoder writes them again unchanged.
+    The wire bytes stay in `raw`, so a ProtobufEncoder writes them again unchanged. A
+    verified signer stays with the message (the input's decode step carries it over).
 
         [tcp_in]
         type = "TcpInput"

@@ -107,16 +107,20 @@ def uuid_text(raw: bytes) -> str:
 
 class Message:
     """A Heka message. Unset string headers are "", Severity defaults to 7, Pid to None
-    (rendered as 0 where Heka renders it)."""
+    (rendered as 0 where Heka renders it).
+
+    `signer` is not a header: it is the name of the HMAC signer whose signature the input
+    verified on the frame the message came in (spec/heka.md §2.4), "" for everything
+    else. Routes with `message_signer` take only messages with exactly that signer."""
 
     __slots__ = ("_uuid", "env_version", "fields", "hostname", "logger", "payload", "pid",
-                 "pre_encoded", "raw", "severity", "timestamp", "type")
+                 "pre_encoded", "raw", "severity", "signer", "timestamp", "type")
 
     def __init__(self, *, uuid: bytes | None = None, timestamp: int | None = None,
                  type: str = "", logger: str = "", severity: int = DEFAULT_SEVERITY,
                  payload: str = "", env_version: str = "", pid: int | None = None,
                  hostname: str = "", fields: list[Field] | None = None,
-                 raw: bytes | None = None) -> None:
+                 raw: bytes | None = None, signer: str = "") -> None:
         self._uuid = uuid
         self.timestamp = time.time_ns() if timestamp is None else timestamp
         self.type = type
@@ -133,6 +137,7 @@ class Message:
         # Encoder section name → the bytes that encoder makes of this message, when a
         # replay worker encoded it already (OutputContext.encode_messages uses them).
         self.pre_encoded: dict[str, bytes] | None = None
+        self.signer = signer
 
     # Uuid: generated lazily, then stable.
     @property
@@ -197,7 +202,9 @@ class Message:
         return (f.name for f in self.fields)
 
     def copy(self) -> Message:
-        """A deep enough copy: fields and their value lists are new objects."""
+        """A deep enough copy: fields and their value lists are new objects. The copy is
+        unsigned: a new message (a filter's injection) never inherits the verified
+        signer of the one it was made from (Heka's injected packs carry none)."""
         return Message(uuid=self.uuid, timestamp=self.timestamp, type=self.type,
                        logger=self.logger, severity=self.severity, payload=self.payload,
                        env_version=self.env_version, pid=self.pid, hostname=self.hostname,
@@ -260,4 +267,5 @@ def new_record_message(timestamp: int, type: str, logger: str, hostname: str, pa
     m.fields = []
     m.raw = raw
     m.pre_encoded = None
+    m.signer = ""
     return m

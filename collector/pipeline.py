@@ -11,6 +11,15 @@ themselves. Filters and outputs read their own bounded queue.
 Stopping (SIGTERM/SIGINT): inputs stop reading; filter queues close and drain; then
 output queues close and drain; outputs flush and acknowledge; inputs write their final
 checkpoint. What was not acknowledged within `shutdown_timeout` is re-read next start.
+Decoders and encoders that define `init(ctx)` / `shutdown(ctx)` (the sandbox ones, for
+preserve_data) get them with their input's or output's context: `init` once the
+pipeline is built, `shutdown` once their input drained (decoders) or their output
+finished (encoders).
+
+Signed messages (spec/heka.md §2.4): a HekaFramingSplitter returns a verified frame as
+a `SignedRecord`; `records_to_messages` and `decode` put its signer on the messages,
+and routes with `message_signer` take only that signer's (collector/router.py). Inputs
+whose splitter cannot verify anything skip all of it.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Any
 from .acks import AckTracker, Ticket
 from .buffering import OutputBuffer
 from .config import Config
+from .heka_protobuf import SignedRecord, may_tag_signers
 from .matcher import compile_matcher
 from .message import BOOL, DOUBLE, INTEGER, STRING, Field, Message, new_record_message
 from .message_clock import TickSchedule
@@ -89,6 +99,11 @@ class FilterContext(PluginContext):
             self.limited_log(logging.ERROR, "refused an injected message that matches this "
                              "filter's own message_matcher (Type %r)", msg.type)
             return False
+        if msg.signer:
+            # A filter's message is its own, never the signer's: re-injecting a signed
+            # message must not reach routes with message_signer as if it were signed.
+            # A copy, since other consumers still hold the original.
+            msg = msg.copy()
         if self._tags:
             add_tags([msg], self._tags, self._tag_names)
         self._injected.append(msg)
@@ -109,17 +124,56 @@ def deployment_tag_fields(tags: dict[str, Any]) -> list[Field]:
     return out
 
 
-def build_plugin(config: Config, name: str, category: str, _depth: int = 0) -> Any:
+def build_plugin(config: Config, name: str, category: str, _depth: int = 0,
+                 built: list[Any] | None = None) -> Any:
     """A new instance of the plugin named `name` in `config`, linked to the plugins it
-    refers to."""
+    refers to. `built` collects every instance made (the plugin and those it refers to,
+    a MultiDecoder's sub-decoders), so that each gets its start and stop calls."""
     if _depth > 8:
         raise ValueError(f"plugin references nest too deep at {name!r} (a cycle?)")
     spec = config.resolve(name, category)
     if spec is None:
         raise ValueError(f"no {category.lower()} named {name!r}")
     plugin = spec.build()
-    plugin.link(lambda n, c: build_plugin(config, n, c, _depth + 1))
+    plugin.link(lambda n, c: build_plugin(config, n, c, _depth + 1, built))
+    if built is not None:
+        built.append(plugin)
     return plugin
+
+
+def start_stage(plugin: Any, ctx: PluginContext) -> None:
+    """A decoder's or encoder's start call: `init(ctx)` if it has one, with the context
+    of the input or output it serves (a SandboxDecoder restores its preserved data).
+    Called once the pipeline is built, before anything runs."""
+    init = getattr(plugin, "init", None)
+    if init is not None:
+        init(ctx)
+
+
+def stop_stage(plugin: Any, ctx: PluginContext) -> None:
+    """A decoder's or encoder's stop call: `shutdown(ctx)` if it has one (a
+    SandboxDecoder/SandboxEncoder saves its preserved data). A failure is logged: one
+    plugin's stop must not keep the others from theirs."""
+    shutdown = getattr(plugin, "shutdown", None)
+    if shutdown is None:
+        return
+    try:
+        shutdown(ctx)
+    except Exception as e:
+        ctx.log.error("%s: shutdown failed: %s: %s", getattr(plugin, "name", "?"),
+                      type(e).__name__, e)
+
+
+def _has_stages(plugin: Any) -> bool:
+    """Whether a decoder or encoder wants start/stop calls (most have neither)."""
+    return hasattr(plugin, "init") or hasattr(plugin, "shutdown")
+
+
+def tag_signers(messages: list[Message], records: list[bytes]) -> None:
+    """Each message gets the verified signer of the record it was made of."""
+    for m, r in zip(messages, records, strict=True):
+        if type(r) is SignedRecord:
+            m.signer = r.signer
 
 
 def max_record_size(hekad: Any) -> int:
@@ -151,6 +205,9 @@ class InputContext(PluginContext):
         self.send_decode_failures: bool = cfg.send_decode_failures
         self.log_decode_failures: bool = cfg.log_decode_failures
         self.use_message_bytes = bool(splitter_spec and splitter_spec.cfg.use_message_bytes)
+        # Records may come from HMAC-verified frames: messages get their signer. False
+        # for every other input, which then never looks at a record for it.
+        self.tags_signers = may_tag_signers(splitter_spec, cfg)
         self.tracker = AckTracker(None, pipeline.hekad.poolsize,
                                   pipeline.hekad.max_inflight_bytes)
         self.tags = deployment_tag_fields(pipeline.hekad.deployment_tags)
@@ -181,9 +238,13 @@ class InputContext(PluginContext):
         host = self.hostname if hostname is None else hostname
         now = time.time_ns()
         if self.use_message_bytes:
-            return [new_record_message(now, type, logger, host, "", r) for r in records]
-        return [new_record_message(now, type, logger, host, r.decode("utf-8", "replace"))
-                for r in records]
+            msgs = [new_record_message(now, type, logger, host, "", r) for r in records]
+        else:
+            msgs = [new_record_message(now, type, logger, host,
+                                       r.decode("utf-8", "replace")) for r in records]
+        if self.tags_signers:
+            tag_signers(msgs, records)
+        return msgs
 
     def decode(self, messages: list[Message]) -> list[Message]:
         """Run the input's decoder over `messages`; failures are counted, logged (rate
@@ -191,11 +252,13 @@ class InputContext(PluginContext):
         dec = self.decoder
         if dec is None:
             return messages
+        # A decoder makes new messages: with signed records, they keep the signer.
+        decode_one = self._decode_keeping_signer if self.tags_signers else dec.decode
         out: list[Message] = []
         append = out.append
         for m in messages:
             try:
-                r = dec.decode(m)
+                r = decode_one(m)
             except DecodeError as e:
                 if self._decode_failed(m, str(e)):
                     append(m)
@@ -213,6 +276,17 @@ class InputContext(PluginContext):
         if self.tags:
             self.add_tags(out)
         return out
+
+    def _decode_keeping_signer(self, msg: Message) -> Message | list[Message] | None:
+        r = self.decoder.decode(msg)  # type: ignore[union-attr]
+        signer = msg.signer
+        if signer and r is not None:
+            if isinstance(r, Message):
+                r.signer = signer
+            else:
+                for x in r:
+                    x.signer = signer
+        return r
 
     def add_tags(self, messages: list[Message]) -> None:
         add_tags(messages, self.tags, self._tag_names)
@@ -470,6 +544,10 @@ class Pipeline:
         self.inputs: list[tuple[Input, InputContext]] = []
         self.filters: list[tuple[Filter, FilterContext, BatchQueue]] = []
         self.outputs: list[tuple[Output, OutputContext]] = []
+        # Decoders (with their sub-decoders) and encoders that have a start or a stop
+        # call, with the context of the input or output they serve.
+        self.decoders: list[tuple[Decoder, InputContext]] = []
+        self.encoders: list[tuple[Encoder, OutputContext]] = []
         self._tasks: dict[str, list[asyncio.Task]] = {"Input": [], "Filter": [], "Output": [],
                                                       "Buffer": []}
         self.buffers: dict[str, OutputBuffer] = {}
@@ -484,7 +562,7 @@ class Pipeline:
             plugin = spec.build()
             ctx = FilterContext(self, spec, pred)
             q = BatchQueue(h.plugin_chansize, h.max_queue_bytes)
-            self.router.add(Route(spec.name, pred, q, ctx.stats))
+            self.router.add(Route(spec.name, pred, q, ctx.stats, spec.cfg.message_signer))
             self.filters.append((plugin, ctx, q))
         for spec in cfg.by_category("Output"):
             pred = compile_matcher(spec.cfg.message_matcher)
@@ -498,19 +576,30 @@ class Pipeline:
                 route_q = BatchQueue(h.plugin_chansize, h.max_queue_bytes)
                 self.buffers[spec.name] = OutputBuffer(self, ctx, route_q)
                 q = route_q
-            self.router.add(Route(spec.name, pred, q, ctx.stats))
+            self.router.add(Route(spec.name, pred, q, ctx.stats, spec.cfg.message_signer))
             self.outputs.append((plugin, ctx))
+            if encoder is not None and _has_stages(encoder):
+                self.encoders.append((encoder, ctx))
         for spec in cfg.by_category("Input"):
             splitter = cfg.resolve(spec.cfg.splitter, "Splitter") if spec.cfg.splitter else None
             decoder = None
+            built: list[Any] = []
             if spec.cfg.decoder:
-                decoder = self.build_plugin(spec.cfg.decoder, "Decoder")
+                decoder = self.build_plugin(spec.cfg.decoder, "Decoder", built)
             plugin = spec.build()
-            self.inputs.append((plugin, InputContext(self, spec, splitter, decoder)))
+            ctx = InputContext(self, spec, splitter, decoder)
+            self.inputs.append((plugin, ctx))
+            self.decoders.extend((d, ctx) for d in built if _has_stages(d))
+        # Start calls once every plugin is built (a build error raises before any
+        # plugin restored anything), before anything runs.
+        for stage, sctx in [*self.decoders, *self.encoders]:
+            start_stage(stage, sctx)
 
-    def build_plugin(self, name: str, category: str) -> Any:
-        """A new instance of the plugin named `name`, linked to the plugins it refers to."""
-        return build_plugin(self.config, name, category)
+    def build_plugin(self, name: str, category: str, built: list[Any] | None = None
+                     ) -> Any:
+        """A new instance of the plugin named `name`, linked to the plugins it refers to
+        (`built` collects them all, see the module-level build_plugin)."""
+        return build_plugin(self.config, name, category, built=built)
 
     # running ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -678,6 +767,9 @@ class Pipeline:
         timeout = self.hekad.shutdown_timeout
         deadline = time.monotonic() + timeout
         await self._wait_tasks(self._tasks["Input"], deadline)
+        # The inputs are drained (their decoders flushed): decoders stop now.
+        for dec, dctx in self.decoders:
+            stop_stage(dec, dctx)
         for _, _, q in self.filters:
             q.close()
         await self._wait_tasks(self._tasks["Filter"], deadline)
@@ -695,6 +787,9 @@ class Pipeline:
         await self._wait_tasks(self._tasks["Buffer"], deadline)
         for buf in self.buffers.values():
             buf.close()
+        # The outputs are done encoding: encoders stop now.
+        for enc, ectx in self.encoders:
+            stop_stage(enc, ectx)
         for plugin, ctx in self.inputs:
             try:
                 await plugin.close(ctx)

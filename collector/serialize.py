@@ -2,10 +2,14 @@
 pickle: fast, safe to read back, language-neutral).
 
 A record is one msgpack array:
-    [uuid (bin or nil), timestamp, type, logger, severity, payload, env_version,
-     pid (int or nil), hostname, fields, raw (bin or nil)]
+    [version, uuid (bin or nil), timestamp, type, logger, severity, payload, env_version,
+     pid (int or nil), hostname, fields, raw (bin or nil), signer (optional)]
 with fields as [[name, value_type, representation, [values…]], …]. BYTES values are
 bin, everything else native msgpack types. Round-trips exactly.
+
+`signer` (the verified HMAC signer, Message.signer) is written only when set: a
+buffered output with `message_signer` gets it back after a restart, unsigned records
+keep their old shape, and records written before it existed read as unsigned.
 """
 
 from __future__ import annotations
@@ -17,14 +21,19 @@ import msgpack
 from .message import Field, Message
 
 _VERSION = 1
+# A record with a signer has one element more (see the module docstring).
+_SIGNED_LEN = 13
 
 
 def _as_list(m: Message) -> list[Any]:
     # m.uuid, not m._uuid: a lazy Uuid is fixed now, so a record read twice (after a
     # restart) keeps its Elasticsearch _id.
-    return [_VERSION, m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload,
-            m.env_version, m.pid, m.hostname,
-            [[f.name, f.value_type, f.representation, f.values] for f in m.fields], m.raw]
+    r = [_VERSION, m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload,
+         m.env_version, m.pid, m.hostname,
+         [[f.name, f.value_type, f.representation, f.values] for f in m.fields], m.raw]
+    if m.signer:
+        r.append(m.signer)
+    return r
 
 
 def pack_message(m: Message) -> bytes:
@@ -42,6 +51,7 @@ _new = object.__new__
 def _from_list(r: list[Any]) -> Message:
     if not r or r[0] != _VERSION:
         raise ValueError(f"unknown record version {r[:1]!r}")
+    signer = r.pop() if len(r) == _SIGNED_LEN else ""
     (_v, uuid, ts, type_, logger, severity, payload, env, pid, host, fields, raw) = r
     m = _new(Message)
     m._uuid = uuid
@@ -56,6 +66,7 @@ def _from_list(r: list[Any]) -> Message:
     m.fields = [Field(name, values, vt, rep) for name, vt, rep, values in fields]
     m.raw = raw
     m.pre_encoded = None
+    m.signer = signer
     return m
 
 
@@ -112,6 +123,7 @@ def unpack_batch(data: bytes) -> list[Message]:
     for r, enc in zip(records, encoded, strict=True):
         if r[0] != _VERSION:
             raise ValueError(f"unknown record version {r[:1]!r}")
+        signer = r.pop() if len(r) == _SIGNED_LEN else ""
         (_v, uuid, ts, type_, logger, severity, payload, env, pid, host, fields, raw) = r
         m = new(cls)
         m._uuid = uuid
@@ -126,5 +138,6 @@ def unpack_batch(data: bytes) -> list[Message]:
         m._packed = fields
         m.raw = raw
         m.pre_encoded = enc
+        m.signer = signer
         append(m)
     return out

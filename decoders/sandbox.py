@@ -18,9 +18,9 @@ which is several times faster. `native = false` runs such a script in Lua all th
       [my_decoder.config]
       tz = "UTC"
 
-Keys: filename (required; relative ⇒ under /usr/share/heka), script_type ("lua"),
+Keys: filename (required; relative ⇒ under [hekad] share_dir), script_type ("lua"),
 preserve_data (false), memory_limit (8 MiB), instruction_limit (1000000),
-output_limit (64512), module_directory (/usr/share/heka/lua_modules), config
+output_limit (64512), module_directory (<share_dir>/lua_modules), config
 ([X.config], read with read_config; `tz` reinterprets the timestamps the script sets as
 wall-clock time in that zone, as Heka did), native (true: a known LMA script runs the
 native decoder; hekapy's own key).
@@ -35,8 +35,10 @@ by write_message) unless the script injected messages, which then replace it; a
 negative status is a decode failure (the optional second value is the reason). A Lua
 error, a limit, or a status above 0 terminates the sandbox: the record that did it
 becomes a `heka.sandbox-terminated` message, every later record a decode failure, and
-the pipeline goes on (Heka stopped hekad instead). `preserve_data` is accepted but not
-honoured for decoders: the pipeline gives decoders no stop hook to save at.
+the pipeline goes on (Heka stopped hekad instead). With `preserve_data`, the globals
+are saved when the pipeline stops (after the input drained) and restored on start, as
+in Heka per decoder instance: each input has its own, saved in
+<base_dir>/sandbox_preservation/<input>-<decoder>.data.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import os
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from hekapy.collector.message import Message
 from hekapy.collector.plugin import (
@@ -59,14 +61,19 @@ from hekapy.collector.plugin import (
     register,
 )
 from hekapy.collector.sandbox import (
+    HEKAD_SETTINGS,
     SANDBOX_OPTIONS,
     Sandbox,
     SandboxTerminated,
+    runner_name,
     terminated_message,
 )
 from hekapy.collector.sandbox.api import DECODER
-from hekapy.collector.sandbox.runner import script_path
+from hekapy.collector.sandbox.runner import script_path, share_dir
 from hekapy.decoders.base import WallClock, load_location
+
+if TYPE_CHECKING:
+    from hekapy.collector.pipeline import InputContext
 
 # LMA's decoder scripts → native decoder types.
 NATIVE_DECODERS: dict[str, str] = {
@@ -79,8 +86,8 @@ NATIVE_DECODERS: dict[str, str] = {
     "libvirt_log.lua": "LibvirtLogDecoder",
     "ovs_log.lua": "OvsLogDecoder",
     "collectd.lua": "CollectdDecoder",
-    "notification.lua": "NotificationDecoder",
     "metric.lua": "MetricDecoder",
+    "notification.lua": "NotificationDecoder",
     "noop.lua": "NoopDecoder",
 }
 
@@ -101,11 +108,12 @@ class SandboxDecoder(Decoder):
         "native": Option("bool", True, doc="run hekapy's native decoder for a known LMA "
                          "script; false runs the Lua"),
     }
+    hekad_settings: ClassVar[tuple[str, ...]] = HEKAD_SETTINGS
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
         self.log = logging.getLogger(f"hekapy.{name}")
-        path = script_path(cfg.filename)
+        path = script_path(cfg.filename, share_dir(cfg))
         if not os.path.isfile(path):
             raise OptionError(_missing(cfg.filename, path), key="filename")
         self.sandbox = Sandbox.for_plugin(self, DECODER)
@@ -116,9 +124,16 @@ class SandboxDecoder(Decoder):
             except ValueError as e:
                 raise OptionError(str(e), key="config.tz") from None
             self.sandbox.api.retime = lambda ns: _in_zone(clock, ns)
-        if cfg.preserve_data:
-            self.log.warning("preserve_data is not supported for decoders; %s keeps no "
-                             "state across restarts", name)
+
+    # The pipeline's start and stop calls (collector/pipeline.py start_stage/stop_stage),
+    # with the context of the input this instance decodes for.
+    def init(self, ctx: InputContext) -> None:
+        self.sandbox.restore_preserved(ctx.hekad.base_dir, runner_name(ctx.name, self.name),
+                                       self.log)
+
+    def shutdown(self, ctx: InputContext) -> None:
+        self.sandbox.save_preserved(ctx.hekad.base_dir, runner_name(ctx.name, self.name),
+                                    self.log)
 
     def decode(self, msg: Message) -> Message | list[Message] | None:
         sb = self.sandbox

@@ -12,10 +12,10 @@ error, a limit, a status above 0 or a refused injection terminates the filter: i
 leaves the router, a `heka.sandbox-terminated` message (Logger hekad, field `plugin`,
 the reason as Payload) is injected and the pipeline goes on (can_exit defaults to true).
 
-Keys: filename (required; relative ⇒ under /usr/share/heka), script_type ("lua"),
+Keys: filename (required; relative ⇒ under [hekad] share_dir), script_type ("lua"),
 preserve_data (false: globals saved to <base_dir>/sandbox_preservation/<name>.data on
 stop and restored on start), memory_limit (8 MiB), instruction_limit (1000000),
-output_limit (64512), module_directory (/usr/share/heka/lua_modules), config,
+output_limit (64512), module_directory (<share_dir>/lua_modules), config,
 timer_event_on_shutdown (false), profile (accepted, ignored), and the filter keys
 message_matcher, ticker_interval, can_exit (true).
 
@@ -40,15 +40,14 @@ from hekapy.collector.message import Message
 from hekapy.collector.pipeline import FilterContext
 from hekapy.collector.plugin import Filter, Option, register
 from hekapy.collector.sandbox import (
+    HEKAD_SETTINGS,
     SANDBOX_OPTIONS,
     ApiError,
     Sandbox,
-    SandboxError,
     SandboxTerminated,
     terminated_message,
 )
 from hekapy.collector.sandbox.api import FILTER
-from hekapy.collector.sandbox.preserve import preservation_path
 
 
 @register
@@ -61,6 +60,7 @@ class SandboxFilter(Filter):
         "profile": Option("bool", False, doc="accepted for Heka configs; no effect"),
     }
     defaults = {"can_exit": True}
+    hekad_settings: ClassVar[tuple[str, ...]] = HEKAD_SETTINGS
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
@@ -75,15 +75,7 @@ class SandboxFilter(Filter):
     def init(self, ctx: FilterContext) -> None:
         self._ctx = ctx
         self.sandbox.api.hostname = ctx.hostname
-        if self.cfg.preserve_data:
-            path = preservation_path(ctx.hekad.base_dir, self.name)
-            try:
-                if self.sandbox.restore(path):
-                    ctx.log.info("restored preserved data from %s", path)
-            except SandboxError as e:
-                # A broken data file must not keep the filter from starting (Heka
-                # terminated the sandbox); the script starts from its initial state.
-                ctx.log.error("%s", e)
+        self.sandbox.restore_preserved(ctx.hekad.base_dir, self.name, ctx.log)
 
     def process(self, messages: list[Message], ctx: FilterContext) -> None:
         sb = self.sandbox
@@ -115,13 +107,7 @@ class SandboxFilter(Filter):
     def shutdown(self, ctx: FilterContext) -> None:
         if self.cfg.timer_event_on_shutdown:
             self.timer_event(time.time_ns(), ctx)
-        if self.cfg.preserve_data and self.sandbox.terminated is None:
-            path = preservation_path(ctx.hekad.base_dir, self.name)
-            try:
-                n = self.sandbox.save(path)
-                ctx.log.info("preserved %d bytes of data in %s", n, path)
-            except (SandboxError, OSError) as e:
-                ctx.log.error("preserve_data failed: %s", e)
+        self.sandbox.save_preserved(ctx.hekad.base_dir, self.name, ctx.log)
 
     # injection ------------------------------------------------------------------------
     def _begin(self, limit: int, name: str) -> None:

@@ -10,10 +10,12 @@ changed: the encoder works on its own copy, the outputs share the original). -2 
 skips the message). A Lua error, a limit or a status above 0 terminates the sandbox:
 every later message is an encode error, logged with the reason.
 
-Keys: filename (required; relative ⇒ under /usr/share/heka), script_type ("lua"),
-preserve_data (accepted, not honoured: encoders get no stop hook), memory_limit
-(8 MiB), instruction_limit (1000000), output_limit (64512), module_directory
-(/usr/share/heka/lua_modules), config.
+Keys: filename (required; relative ⇒ under [hekad] share_dir), script_type ("lua"),
+preserve_data (false: globals saved when the pipeline stops, after the output
+finished, to <base_dir>/sandbox_preservation/<output>-<encoder>.data, and restored on
+start; each output has an encoder instance of its own), memory_limit (8 MiB),
+instruction_limit (1000000), output_limit (64512), module_directory
+(<share_dir>/lua_modules), config.
 
     [line_encoder]
     type = "SandboxEncoder"
@@ -35,9 +37,16 @@ from types import SimpleNamespace
 from typing import ClassVar
 
 from hekapy.collector.message import Message
+from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Encoder, Option, register
 from hekapy.collector.protobuf import encode_message
-from hekapy.collector.sandbox import SANDBOX_OPTIONS, Sandbox, SandboxTerminated
+from hekapy.collector.sandbox import (
+    HEKAD_SETTINGS,
+    SANDBOX_OPTIONS,
+    Sandbox,
+    SandboxTerminated,
+    runner_name,
+)
 from hekapy.collector.sandbox.api import ENCODER
 
 
@@ -50,14 +59,22 @@ class SandboxEncoder(Encoder):
     __doc__ = __doc__
 
     options: ClassVar[dict[str, Option]] = dict(SANDBOX_OPTIONS)
+    hekad_settings: ClassVar[tuple[str, ...]] = HEKAD_SETTINGS
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
         self.log = logging.getLogger(f"hekapy.{name}")
         self.sandbox = Sandbox.for_plugin(self, ENCODER)
-        if cfg.preserve_data:
-            self.log.warning("preserve_data is not supported for encoders; %s keeps no "
-                             "state across restarts", name)
+
+    # The pipeline's start and stop calls (collector/pipeline.py start_stage/stop_stage),
+    # with the context of the output this instance encodes for.
+    def init(self, ctx: OutputContext) -> None:
+        self.sandbox.restore_preserved(ctx.hekad.base_dir, runner_name(ctx.name, self.name),
+                                       self.log)
+
+    def shutdown(self, ctx: OutputContext) -> None:
+        self.sandbox.save_preserved(ctx.hekad.base_dir, runner_name(ctx.name, self.name),
+                                    self.log)
 
     def encode(self, msg: Message) -> bytes | None:
         sb = self.sandbox

@@ -9,7 +9,14 @@ cjson, the Heka-Go API, limits and preserved data.
 """
 
 from .host import ApiError, SandboxError, SandboxTerminated
-from .runner import SANDBOX_OPTIONS, TERMINATED_TYPE, Sandbox, terminated_message
+from .runner import (
+    HEKAD_SETTINGS,
+    SANDBOX_OPTIONS,
+    TERMINATED_TYPE,
+    Sandbox,
+    runner_name,
+    terminated_message,
+)
 
-__all__ = ["SANDBOX_OPTIONS", "TERMINATED_TYPE", "ApiError", "Sandbox", "SandboxError",
-           "SandboxTerminated", "terminated_message"]
+__all__ = ["HEKAD_SETTINGS", "SANDBOX_OPTIONS", "TERMINATED_TYPE", "ApiError", "Sandbox",
+           "SandboxError", "SandboxTerminated", "runner_name", "terminated_message"]

@@ -5,6 +5,7 @@ return conventions (§7.1) and the `heka.sandbox-terminated` message.
 
 from __future__ import annotations
 
+import logging
 import os
 from types import SimpleNamespace
 from typing import Any
@@ -15,25 +16,42 @@ from . import preserve
 from .api import SandboxApi
 from .host import LuaSandbox, SandboxError
 
-# Heka's default share_dir: plugins are built without the [hekad] section, so relative
-# `filename` and `module_directory` values are read under it.
+# Heka's defaults, for a plugin built without a config (tests, tools): the loader gives
+# sandbox plugins the [hekad] share_dir as `cfg.hekad` (config.plugin_globals).
 DEFAULT_SHARE_DIR = "/usr/share/heka"
 DEFAULT_BASE_DIR = "/var/cache/hekad"
 
+# The [hekad] settings a sandbox plugin reads when it is built (its `hekad_settings`):
+# a relative `filename` or `module_directory` is under share_dir (spec/heka.md §7.6).
+HEKAD_SETTINGS = ("share_dir",)
+
 SANDBOX_OPTIONS: dict[str, Option] = {
     "filename": Option("str", None, required=True,
-                       doc="the Lua script (relative: under /usr/share/heka)"),
+                       doc="the Lua script (relative: under [hekad] share_dir)"),
     "script_type": Option("str", "lua", choices=("lua",)),
     "preserve_data": Option("bool", False, doc="save the globals on stop, restore on start"),
     "memory_limit": Option("int", 8 << 20, doc="bytes of Lua memory; 0 = none"),
     "instruction_limit": Option("int", 1_000_000, doc="per call; 0 = none"),
     "output_limit": Option("int", 63 << 10, doc="bytes of payload or injected message"),
-    "module_directory": Option("str", "", doc="';'-separated; default "
-                               "/usr/share/heka/lua_modules"),
+    "module_directory": Option("str", "", doc="';'-separated, relative ones under "
+                               "[hekad] share_dir; default <share_dir>/lua_modules"),
     "config": Option("table", {}, doc="[X.config]: what the script reads with read_config"),
 }
 
 TERMINATED_TYPE = "heka.sandbox-terminated"
+
+
+def share_dir(cfg: SimpleNamespace) -> str:
+    """The [hekad] share_dir the plugin was built with (Heka's default without one)."""
+    hekad = getattr(cfg, "hekad", None)
+    return getattr(hekad, "share_dir", None) or DEFAULT_SHARE_DIR
+
+
+def runner_name(owner: str, name: str) -> str:
+    """Heka's name for a decoder or encoder instance: the input or output it serves,
+    then its own section name ("<input>-<decoder>"); each instance preserves its data
+    in a file of its own (`<base_dir>/sandbox_preservation/<runner name>.data`)."""
+    return f"{owner}-{name}"
 
 
 def script_path(filename: str, share_dir: str = DEFAULT_SHARE_DIR) -> str:
@@ -59,10 +77,11 @@ class Sandbox:
 
     def __init__(self, type_name: str, name: str, cfg: SimpleNamespace, kind: str,
                  hostname: str = "") -> None:
-        self.path = script_path(cfg.filename)
+        share = share_dir(cfg)
+        self.path = script_path(cfg.filename, share)
         self.box = LuaSandbox(type_name, name, self.path, memory_limit=cfg.memory_limit,
                               instruction_limit=cfg.instruction_limit,
-                              module_dirs=module_dirs(cfg.module_directory))
+                              module_dirs=module_dirs(cfg.module_directory, share))
         self.api = SandboxApi(self.box, kind, name, cfg.config, cfg.output_limit, hostname)
         # Made before the script runs, so the script cannot tamper with it.
         self._render = preserve.serializer(self.box) if cfg.preserve_data else None
@@ -126,3 +145,29 @@ class Sandbox:
 
     def restore(self, path: str) -> bool:
         return preserve.restore(self.box, path)
+
+    # preserve_data, as the three plugins use it ---------------------------------------
+    def restore_preserved(self, base_dir: str, name: str, log: logging.Logger) -> None:
+        """At start, with preserve_data: the globals saved under `name` (the filter's
+        name, or a decoder's or encoder's runner_name), if there is a file."""
+        if self._render is None:
+            return
+        path = preserve.preservation_path(base_dir, name)
+        try:
+            if self.restore(path):
+                log.info("restored preserved data from %s", path)
+        except SandboxError as e:
+            # A broken data file must not keep the plugin from starting (Heka
+            # terminated the sandbox); the script starts from its initial state.
+            log.error("%s", e)
+
+    def save_preserved(self, base_dir: str, name: str, log: logging.Logger) -> None:
+        """At stop, with preserve_data: save the globals (not after a termination)."""
+        if self._render is None or self.terminated is not None:
+            return
+        path = preserve.preservation_path(base_dir, name)
+        try:
+            n = self.save(path)
+            log.info("preserved %d bytes of data in %s", n, path)
+        except (SandboxError, OSError) as e:
+            log.error("preserve_data failed: %s", e)
