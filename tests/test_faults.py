@@ -285,3 +285,45 @@ async def test_wall_clock_jumps(tmp_path):
     # The daemon's own log stamps its clean stop a day back.
     [stopped] = [ln for ln in daemon.output().splitlines() if "stopped cleanly" in ln]
     assert stopped.startswith(f"{datetime.now() - timedelta(days=1):%Y-%m-%d}"), stopped
+
+
+async def test_full_buffer_with_the_drop_policy_counts_every_drop(tmp_path):
+    """full_action = "drop" with a 1 MiB buffer while Elasticsearch is down: what does
+    not fit is dropped, and every drop is counted (the status server's /stats): lines
+    written = stored + dropped, exactly."""
+    import aiohttp
+
+    from tests.services import free_port
+    total = 30_000
+    port = free_port()
+    async with EsDouble() as es, aiohttp.ClientSession() as http:
+        await es.go_down()
+        (tmp_path / "logs").mkdir()
+        keys = ('[elasticsearch_output.buffering]\nmax_buffer_size = 1048576\n'
+                'max_file_size = 262144\nfull_action = "drop"')
+        text = config(tmp_path / "state", tmp_path / "logs", es.url, output_keys=keys)
+        text = text.replace('hostname = "fault-1"',
+                            f'hostname = "fault-1"\nstatus_address = "127.0.0.1:{port}"')
+        daemon = Daemon(write_config(tmp_path, text), tmp_path / "hekapy.log")
+        await daemon.start()
+        await finish_writer(await write_lines(tmp_path / "logs", total))
+
+        async def output_row() -> dict:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/stats") as r:
+                    stats = await r.json()
+            except aiohttp.ClientError:
+                return {"messages_in": 0, "dropped": 0}  # not listening yet
+            [row] = [p for p in stats["plugins"] if p["name"] == "elasticsearch_output"]
+            return row
+
+        while (await output_row())["messages_in"] < total:  # everything routed to it
+            await daemon_alive_tick(daemon)
+        await es.come_back()
+        while es.count() + (row := await output_row())["dropped"] < total:
+            await daemon_alive_tick(daemon)
+        assert await daemon.stop() == 0
+        dropped = row["dropped"]
+        assert dropped > 0 and row["buffer"]["dropped"] == dropped
+        account("buffer full with full_action = drop, server down", total, es,
+                tmp_path / "state", dropped=dropped, note="drops counted in /stats")
