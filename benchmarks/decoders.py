@@ -147,6 +147,33 @@ def time_regex(pattern: re.Pattern, lines: list[tuple[str, str]]) -> float:
     return time.perf_counter() - t0
 
 
+@dataclass
+class Measurement:
+    """Best-of-`repeat` seconds for the decoder and for each bare-regex baseline."""
+
+    lines: int
+    nbytes: int
+    decoder_seconds: float
+    failures: int
+    baseline_seconds: dict[str, float]
+
+
+def measure(family: Family, lines: list[tuple[str, str]], repeat: int = 1) -> Measurement:
+    """The decoder and its baselines on the same lines, runs interleaved so all see the
+    same machine state (this script's `main` and the harness's `decoders` scenario)."""
+    patterns = {k: f() for k, f in family.baselines.items()}
+    best = dict.fromkeys(patterns, float("inf"))
+    dec_t = float("inf")
+    fails = 0
+    for _ in range(repeat):
+        for k, p in patterns.items():
+            best[k] = min(best[k], time_regex(p, lines))
+        t, fails = time_decoder(family, lines)
+        dec_t = min(dec_t, t)
+    return Measurement(len(lines), sum(len(ln.encode()) for _, ln in lines), dec_t, fails,
+                       best)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=200_000)
@@ -157,20 +184,13 @@ def main(argv: list[str] | None = None) -> int:
           "(lines/s, decoder/baseline)")
     for name in args.family or sorted(FAMILIES):
         fam = FAMILIES[name]
-        lines = corpus(fam, args.lines)
-        mib = sum(len(ln.encode()) for _, ln in lines) / (1 << 20)
-        patterns = {k: f() for k, f in fam.baselines.items()}
-        best = dict.fromkeys(patterns, float("inf"))
-        dec_t = float("inf")
-        fails = 0
-        for _ in range(args.repeat):  # interleaved, so all see the same machine state
-            for k, p in patterns.items():
-                best[k] = min(best[k], time_regex(p, lines))
-            t, fails = time_decoder(fam, lines)
-            dec_t = min(dec_t, t)
-        n = len(lines)
-        base = "  ".join(f"{k} {n / t:,.0f} ({t / dec_t:.0%})" for k, t in best.items())
-        print(f"{fam.decoder:<22} {n / dec_t:>10,.0f} {mib / dec_t:>7.1f} {fails:>8}   {base}")
+        m = measure(fam, corpus(fam, args.lines), args.repeat)
+        n, dec_t = m.lines, m.decoder_seconds
+        mib = m.nbytes / (1 << 20)
+        base = "  ".join(f"{k} {n / t:,.0f} ({t / dec_t:.0%})"
+                         for k, t in m.baseline_seconds.items())
+        print(f"{fam.decoder:<22} {n / dec_t:>10,.0f} {mib / dec_t:>7.1f} {m.failures:>8}   "
+              f"{base}")
     return 0
 
 

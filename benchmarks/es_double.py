@@ -21,15 +21,30 @@ Fault injection, from Python (`es.faults.reject_429 = 3`) or over HTTP
 (random per-item failures, seeded), `mapping_conflicts` (next N documents refused with
 400), `hang` (next N requests never answered), `reset` (next N connections closed
 without an answer), `delay` (seconds before each bulk answer), `down` (every request's
-connection closed). `GET /_double/stats`, `GET /_double/ids`, `POST /_double/reset`.
+connection closed), `reject_429_every` (every Nth bulk request answered 429, for good).
+`GET /_double/stats`, `GET /_double/count` (cheap: the number of stored documents, for
+polling), `GET /_double/ids`, `POST /_double/reset`. `GET`/`HEAD /_cat/health` answers
+as a green one-node cluster (rsyslog's omelasticsearch checks it before sending).
 
 Every stored `_id` is recorded with how many times it was written, so a test can check
 "every document exactly once".
 
+Arrival times (benchmarks: write-to-acknowledged latency, lines lost): with
+`record_seq` (a bytes regex with one group of digits, e.g. rb"hkseq=(\\d+)"), the
+double notes the first time (time.time(), so another process on the machine can compare
+its own clock) each sequence number appeared in a stored document's source, just before
+the bulk request is answered. `GET /_double/arrivals` → {"seqs": [...], "times": [...]};
+`GET /_double/count` adds how many arrived and `seq_floor`, the lowest one still missing
+(writers number their lines from 0).
+
 In process: `async with EsDouble(flavor="es8") as es: es.url`. As a process (for
 benchmarks, and kill/restart tests):
 `python -m hekapy.benchmarks.es_double --port 0 --flavor opensearch2` prints the URL
-on its first line of stdout once it listens.
+on its first line of stdout once it listens. Process flags: `--faults '{"reject_429_every":
+5}'` (faults from the start), `--record-seq 'hkseq=(\\d+)'`; SIGUSR1 puts it down
+(`go_down`, and open connections are closed on their next request), SIGUSR2 brings it
+back (`come_back`), stored documents kept: an Elasticsearch outage for a process under
+test.
 """
 
 from __future__ import annotations
@@ -41,6 +56,8 @@ import contextlib
 import fnmatch
 import gzip
 import random
+import re
+import signal
 import ssl
 import sys
 import time
@@ -72,6 +89,7 @@ class Faults:
     reset: int = 0
     delay: float = 0.0
     down: bool = False
+    reject_429_every: int = 0
 
 
 def _kind(value: Any) -> str | None:
@@ -132,7 +150,7 @@ class EsDouble:
     def __init__(self, flavor: str = "es8", *, username: str | None = None,
                  password: str | None = None, api_key: str | None = None,
                  store_sources: bool = True, check_mappings: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, record_seq: bytes | None = None) -> None:
         if flavor not in VERSIONS:
             raise ValueError(f"flavor must be one of {sorted(VERSIONS)}")
         self.flavor = flavor
@@ -145,6 +163,7 @@ class EsDouble:
         self.store_sources = store_sources
         self.check_mappings = check_mappings
         self.rng = random.Random(seed)
+        self.record_seq = re.compile(record_seq) if record_seq else None
         self.faults = Faults()
         self.reset_state()
         self.host = "127.0.0.1"
@@ -160,6 +179,8 @@ class EsDouble:
         self.legacy_templates: dict[str, dict] = {}
         self.write_counts: Counter[tuple[str, str]] = Counter()
         self.stats: Counter[str] = Counter()
+        self.arrivals: dict[int, float] = {}
+        self.seq_floor = 0  # every sequence number below it has arrived
         self._stored = asyncio.Event()  # set after each bulk request (wait_count)
 
     def ids(self, pattern: str = "*") -> set[str]:
@@ -240,6 +261,9 @@ class EsDouble:
         r.add_get("/", self._root)
         r.add_post("/_double/faults", self._set_faults)
         r.add_get("/_double/stats", self._get_stats)
+        r.add_get("/_double/count", self._get_count)
+        r.add_get("/_double/arrivals", self._get_arrivals)
+        r.add_get("/_cat/health", self._cat_health)
         r.add_get("/_double/ids", self._get_ids)
         r.add_post("/_double/reset", self._reset)
         r.add_post("/_bulk", self._bulk)
@@ -342,6 +366,21 @@ class EsDouble:
                       "ids_written_more_than_once": sum(n for c, n in counts.items() if c > 1),
                       "faults": asdict(self.faults)})
 
+    async def _get_count(self, request: web.Request) -> web.Response:
+        return _json({"documents": self.count(), "bulk_requests": self.stats["bulk_requests"],
+                      "seqs": len(self.arrivals), "seq_floor": self.seq_floor})
+
+    async def _get_arrivals(self, request: web.Request) -> web.Response:
+        return _json({"seqs": list(self.arrivals), "times": list(self.arrivals.values())})
+
+    async def _cat_health(self, request: web.Request) -> web.Response:
+        now = int(time.time())
+        if request.query.get("format") == "json":
+            return _json([{"epoch": str(now), "cluster": "hekapy-test", "status": "green",
+                           "node.total": "1", "node.data": "1", "shards": "1"}])
+        return web.Response(text=f"{now} {time.strftime('%H:%M:%S', time.gmtime(now))} "
+                                 "hekapy-test green 1 1 1 1 0 0 0 0 - 100.0%\n")
+
     async def _get_ids(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(
             {f"{i}/{d}": n for (i, d), n in self.write_counts.items()}),
@@ -441,8 +480,10 @@ class EsDouble:
         f = self.faults
         if f.delay:
             await asyncio.sleep(f.delay)
-        if f.reject_429 > 0:
-            f.reject_429 -= 1
+        every = f.reject_429_every
+        if f.reject_429 > 0 or (every > 0 and self.stats["bulk_requests"] % every == 0):
+            if f.reject_429 > 0:
+                f.reject_429 -= 1
             self.stats["rejected_429"] += 1
             return _json({"error": {"type": "es_rejected_execution_exception",
                                     "reason": "rejected execution of coordinating operation"},
@@ -456,6 +497,7 @@ class EsDouble:
         default_index = request.match_info.get("index")
         lines = body.split(b"\n")
         items = []
+        stored: list[bytes] = []  # sources stored by this request (record_seq)
         errors = False
         i = 0
         n = len(lines)
@@ -480,9 +522,22 @@ class EsDouble:
                 source = lines[i]
                 i += 1
             item = self._apply(op, meta, source, default_index)
-            errors = errors or item[op]["status"] >= 300
+            status = item[op]["status"]
+            errors = errors or status >= 300
+            if status < 300 and source is not None and self.record_seq is not None:
+                stored.append(source)
             items.append(item)
         self.stats["items"] += len(items)
+        if self.record_seq is not None:
+            now = time.time()
+            arrivals = self.arrivals
+            search = self.record_seq.search
+            for source in stored:
+                m = search(source)
+                if m is not None:
+                    arrivals.setdefault(int(m.group(1)), now)
+            while self.seq_floor in arrivals:
+                self.seq_floor += 1
         self._stored.set()
         took = int((time.perf_counter() - started) * 1000)
         return web.Response(body=orjson.dumps({"took": took, "errors": errors,
@@ -611,13 +666,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-key")
     ap.add_argument("--no-sources", action="store_true", help="keep ids only (benchmarks)")
     ap.add_argument("--no-mappings", action="store_true", help="skip mapping checks")
+    ap.add_argument("--faults", default="{}", help="faults from the start, as the JSON "
+                    "object POST /_double/faults takes, e.g. '{\"reject_429_every\": 5}'")
+    ap.add_argument("--record-seq", metavar="REGEX", help="note when each sequence number "
+                    "(the regex's one group) first appears in a stored document")
     args = ap.parse_args(argv)
+    faults = orjson.loads(args.faults)
+    unknown = set(faults) - {f.name for f in fields(Faults)}
+    if unknown:
+        ap.error(f"unknown fault(s) {', '.join(sorted(unknown))}")
 
     async def serve() -> None:
         es = EsDouble(args.flavor, username=args.username, password=args.password,
                       api_key=args.api_key, store_sources=not args.no_sources,
-                      check_mappings=not args.no_mappings)
+                      check_mappings=not args.no_mappings,
+                      record_seq=args.record_seq.encode() if args.record_seq else None)
+        for k, v in faults.items():
+            setattr(es.faults, k, v)
         await es.start(args.host, args.port)
+        loop = asyncio.get_running_loop()
+
+        tasks: set[asyncio.Task] = set()
+
+        def spawn(coro: Any) -> None:
+            task = loop.create_task(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        def down() -> None:  # an outage: refuse new connections, close open ones
+            es.faults.down = True
+            if es._site is not None:
+                spawn(es.go_down())
+
+        def back() -> None:
+            async def come_back() -> None:
+                if es._site is None:
+                    await es.come_back()
+                es.faults.down = False
+            spawn(come_back())
+        loop.add_signal_handler(signal.SIGUSR1, down)
+        loop.add_signal_handler(signal.SIGUSR2, back)
         print(es.url, flush=True)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()

@@ -34,9 +34,12 @@ decoder = "openstack_decoder\"""")
     return "\n".join(sections) + "\n"
 
 
-def es_output(es_url: str, fields: list[str] | None = None, **output: Any) -> str:
+def es_output(es_url: str, fields: list[str] | None = None, *,
+              buffering: dict[str, Any] | None = None, **output: Any) -> str:
     """LMA's ESJsonEncoder (index by message date, id = Uuid) and an
-    ElasticSearchOutput for Type 'log' with `output` keys (flush_count, …)."""
+    ElasticSearchOutput for Type 'log' with `output` keys (flush_count, …).
+    `buffering` (max_file_size, max_buffer_size, full_action, …) turns `use_buffering`
+    on with that [elasticsearch_output.buffering] table; without it, no disk buffer."""
     encoder = ['[elasticsearch_encoder]', 'type = "ESJsonEncoder"',
                'index = "%{Type}-%{%Y.%m.%d}"', "es_index_from_timestamp = true",
                'type_name = ""', 'id = "%{UUID}"']
@@ -44,6 +47,9 @@ def es_output(es_url: str, fields: list[str] | None = None, **output: Any) -> st
         encoder.append(f"fields = {_toml(fields)}")
     out = ["[elasticsearch_output]", 'type = "ElasticSearchOutput"',
            "message_matcher = \"Type == 'log'\"", 'encoder = "elasticsearch_encoder"',
-           f"server = {_toml(es_url)}", "use_buffering = false"]
+           f"server = {_toml(es_url)}", f"use_buffering = {_toml(buffering is not None)}"]
     out += [f"{key} = {_toml(value)}" for key, value in output.items()]
+    if buffering is not None:
+        out.append("[elasticsearch_output.buffering]")
+        out += [f"{key} = {_toml(value)}" for key, value in buffering.items()]
     return "\n".join(encoder + out) + "\n"

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import random
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from hekapy.benchmarks.es_double import start_process
@@ -59,6 +61,20 @@ def replay_config(state: Path, es_url: str) -> str:
         es_url, flush_count=2000, flush_interval=100, max_in_flight=4)
 
 
+def archive_from(root: Path, files: dict[str, Path]) -> tuple[int, int]:
+    """An archive of existing log files: {"nova/nova-api.log.1.gz": source path, …},
+    gzip level 1; returns (uncompressed bytes, lines). The harness archives its corpus."""
+    total_bytes = total_lines = 0
+    for rel, src in files.items():
+        data = src.read_bytes()
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(data, 1))
+        total_bytes += len(data)
+        total_lines += data.count(b"\n")
+    return total_bytes, total_lines
+
+
 def run_replay(conf: Path, archive: Path, workers: int) -> float:
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "hekapy.collector.cli", "replay", "-c",
@@ -67,6 +83,30 @@ def run_replay(conf: Path, archive: Path, workers: int) -> float:
     elapsed = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"replay failed ({r.returncode}): {r.stderr[-2000:]}")
+    return elapsed
+
+
+def replay_once(archive: Path, work: Path, workers: int, expected: int | None = None
+                ) -> float:
+    """`hekapy replay --workers N` of `archive` into a fresh double (its own process):
+    the seconds it took, start-up included. With `expected`, the double must then hold
+    exactly that many documents (SystemExit otherwise: no number from a broken run).
+    This script's `main` and the harness's replay scenarios call it."""
+    proc, url = start_process("--no-sources", "--no-mappings")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        conf = work / f"replay-{workers}.toml"
+        conf.write_text(replay_config(work / f"state-{workers}", url))
+        elapsed = run_replay(conf, archive, workers)
+        if expected is not None:
+            with urllib.request.urlopen(url + "/_double/count", timeout=30) as r:
+                stored = json.loads(r.read())["documents"]
+            if stored != expected:
+                raise SystemExit(f"replay with {workers} worker(s): the double holds "
+                                 f"{stored} documents, {expected} expected")
+    finally:
+        proc.kill()
+        proc.wait()
     return elapsed
 
 
@@ -83,14 +123,7 @@ def main() -> None:
         best: dict[int, float] = {}
         for run in range(args.runs):
             for workers in (1, 2):
-                proc, url = start_process("--no-sources", "--no-mappings")
-                try:
-                    conf = tmp / f"replay-{run}-{workers}.toml"
-                    conf.write_text(replay_config(tmp / f"state-{run}-{workers}", url))
-                    elapsed = run_replay(conf, tmp / "archive", workers)
-                finally:
-                    proc.kill()
-                    proc.wait()
+                elapsed = replay_once(tmp / "archive", tmp / f"run-{run}", workers)
                 rate = nbytes / elapsed / 2**20
                 best[workers] = max(best.get(workers, 0.0), rate)
                 print(f"run {run + 1}, {workers} worker(s): {rate:,.1f} MiB/s, "
