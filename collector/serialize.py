@@ -48,12 +48,14 @@ def pack_messages(messages: list[Message]) -> list[bytes]:
 _new = object.__new__
 
 
-def _from_list(r: list[Any]) -> Message:
+def _from_list(r: list[Any], cls: type[Message] = Message) -> Message:
+    """A record's message; its fields as Field objects, or for PackedFieldsMessage the
+    packed blob, unpacked on first use."""
     if not r or r[0] != _VERSION:
         raise ValueError(f"unknown record version {r[:1]!r}")
     signer = r.pop() if len(r) == _SIGNED_LEN else ""
     (_v, uuid, ts, type_, logger, severity, payload, env, pid, host, fields, raw) = r
-    m = _new(Message)
+    m = _new(cls)
     m._uuid = uuid
     m.timestamp = ts
     m.type = type_
@@ -63,7 +65,10 @@ def _from_list(r: list[Any]) -> Message:
     m.env_version = env
     m.pid = pid
     m.hostname = host
-    m.fields = [Field(name, values, vt, rep) for name, vt, rep, values in fields]
+    if cls is Message:
+        m.fields = [Field(name, values, vt, rep) for name, vt, rep, values in fields]
+    else:
+        m._packed = fields  # type: ignore[attr-defined]
     m.raw = raw
     m.pre_encoded = None
     m.signer = signer
@@ -117,27 +122,8 @@ def unpack_batch(data: bytes) -> list[Message]:
     """pack_batch's messages, `pre_encoded` set, their fields unpacked on first use."""
     records, encoded = msgpack.unpackb(data, raw=False, strict_map_key=False)
     out = []
-    append = out.append
-    new = _new
-    cls = PackedFieldsMessage
     for r, enc in zip(records, encoded, strict=True):
-        if r[0] != _VERSION:
-            raise ValueError(f"unknown record version {r[:1]!r}")
-        signer = r.pop() if len(r) == _SIGNED_LEN else ""
-        (_v, uuid, ts, type_, logger, severity, payload, env, pid, host, fields, raw) = r
-        m = new(cls)
-        m._uuid = uuid
-        m.timestamp = ts
-        m.type = type_
-        m.logger = logger
-        m.severity = severity
-        m.payload = payload
-        m.env_version = env
-        m.pid = pid
-        m.hostname = host
-        m._packed = fields
-        m.raw = raw
+        m = _from_list(r, PackedFieldsMessage)
         m.pre_encoded = enc
-        m.signer = signer
-        append(m)
+        out.append(m)
     return out
