@@ -31,6 +31,7 @@ from .plugin import (
     category_of,
     load_builtins,
 )
+from .redact import is_secret_key, mask_value, redact_userinfo
 
 
 @dataclass
@@ -39,6 +40,10 @@ class ConfigError:
     section: str | None
     key: str | None
     message: str
+
+    def __post_init__(self) -> None:
+        # A URL in an error ("'ftp://u:p@h' is not an http:// URL") loses its userinfo.
+        self.message = redact_userinfo(self.message)
 
     def __str__(self) -> str:
         where = self.file or "<config>"
@@ -252,7 +257,10 @@ def convert_options(options: dict[str, Option], values: dict[str, Any], file: st
         try:
             out[canon] = options[canon].convert(value)
         except OptionError as e:
-            errors.append(ConfigError(file, section, prefix + key, str(e)))
+            msg = str(e)
+            if is_secret_key(canon):  # "expected a string, got <the password>": no
+                msg = mask_value(msg, value)
+            errors.append(ConfigError(file, section, prefix + key, msg))
     for canon, opt in options.items():
         if canon in out:
             continue

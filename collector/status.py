@@ -72,7 +72,6 @@ import hmac
 import logging
 import os
 import platform
-import re
 import resource
 import socket
 import time
@@ -85,6 +84,7 @@ from aiohttp import web
 from . import __version__
 from .config import Config, split_host_port
 from .matcher import MatcherSyntaxError, compile_matcher
+from .redact import URL_USERINFO, is_secret_key, redact_userinfo
 from .stats import COUNTERS, RateLimitedLog
 from .tap import DEFAULT_BUFFER, MAX_BUFFER, TapRegistry, TapViewer
 
@@ -97,9 +97,6 @@ BUFFER_DEGRADED = 0.8
 RESTART_WINDOW = 60.0
 TAP_CHUNK = 500  # messages serialized per write
 
-_SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|api_?key|credential|"
-                         r"private_?key", re.I)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"']+@")
 
 
 class Redactor:
@@ -125,9 +122,9 @@ class Redactor:
             for v in obj:
                 self._walk(v, found, key)
         elif isinstance(obj, str):
-            if key and _SECRET_KEY.search(key) and obj:
+            if key and is_secret_key(key) and obj:
                 found.add(obj)
-            for m in _URL_USERINFO.finditer(obj):
+            for m in URL_USERINFO.finditer(obj):
                 userinfo = m.group(0)[len(m.group("scheme")):-1]
                 found.add(userinfo)
                 _, _, pw = userinfo.partition(":")
@@ -135,7 +132,7 @@ class Redactor:
                     found.add(pw)
 
     def mask(self, s: str) -> str:
-        s = _URL_USERINFO.sub(r"\g<scheme>***@", s)
+        s = redact_userinfo(s)
         for secret in self.secrets:
             if secret in s:
                 s = s.replace(secret, "***")

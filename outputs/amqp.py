@@ -49,10 +49,10 @@ from hekapy.collector.inputs.amqp import (
 )
 from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, Output, register
+from hekapy.collector.redact import redact_url
 from hekapy.collector.retry import Backoff
 from hekapy.collector.tls import tls_settings
 from hekapy.outputs.batching import Abandoned
-from hekapy.outputs.elasticsearch.client import redact_url
 
 
 @register

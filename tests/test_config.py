@@ -252,3 +252,33 @@ def test_output_without_matcher_is_warned(tmp_path):
         [PayloadEncoder]
     """), strict=True)
     assert any("receive no messages" in w for w in cfg.warnings)
+
+
+def test_config_errors_never_show_a_secret(tmp_path):
+    """A secret key's bad value and a URL's userinfo stay out of every error message."""
+    from hekapy.collector.config import load_config
+    from tests.conftest import write_config
+    path = write_config(tmp_path, """
+        [hekad]
+        base_dir = "/tmp/x"
+        [es]
+        type = "ElasticSearchOutput"
+        message_matcher = "TRUE"
+        server = "ftp://bob:S3cr3tPassword@es.example:9200/"
+        password = 12345678
+        [influx]
+        type = "InfluxdbOutput"
+        message_matcher = "TRUE"
+        url = "gopher://a:B4dPassw0rd@influx.example"
+        token = 987654321
+        [amqp]
+        type = "AMQPInput"
+        url = "http://guest:Gu3stPa55@rabbit.example"
+        exchange = "x"
+    """)
+    config = load_config(str(path))
+    text = "\n".join(map(str, config.errors))
+    assert {("es", "server"), ("es", "password"), ("influx", "url"),
+            ("influx", "token")} <= {(e.section, e.key) for e in config.errors}, text
+    for secret in ("S3cr3tPassword", "12345678", "B4dPassw0rd", "987654321", "Gu3stPa55"):
+        assert secret not in text, text

@@ -5,12 +5,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from hekapy.collector.redact import redact_url
 from hekapy.outputs.elasticsearch.bulk import (
     BulkResponseError,
     item_verdict,
     parse_bulk_response,
 )
-from hekapy.outputs.elasticsearch.client import redact_url, split_credentials
+from hekapy.outputs.elasticsearch.client import split_credentials
 from hekapy.outputs.elasticsearch.deadletter import DeadLetterFile
 
 

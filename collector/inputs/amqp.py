@@ -53,9 +53,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from hekapy.collector.message import Message
 from hekapy.collector.pipeline import InputContext
 from hekapy.collector.plugin import Input, Option, OptionError, register
+from hekapy.collector.redact import redact_url
 from hekapy.collector.retry import Backoff
 from hekapy.collector.tls import client_ssl_context, tls_settings
-from hekapy.outputs.elasticsearch.client import redact_url
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 

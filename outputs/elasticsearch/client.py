@@ -13,9 +13,11 @@ import base64
 import gzip
 import ssl
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
+
+from hekapy.collector.redact import redact_url
 
 
 class TransportError(Exception):
@@ -27,17 +29,6 @@ class BulkReply:
     status: int
     body: bytes
     server: str
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password@ (for logs and errors)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:

@@ -38,11 +38,12 @@ from typing import Any, ClassVar
 
 from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, register
+from hekapy.collector.redact import redact_url
 from hekapy.collector.retry import Backoff
 from hekapy.collector.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import BatchingOutput, describe
 from hekapy.outputs.elasticsearch.bulk import BulkResponseError, parse_bulk_response
-from hekapy.outputs.elasticsearch.client import EsClient, TransportError, redact_url
+from hekapy.outputs.elasticsearch.client import EsClient, TransportError
 from hekapy.outputs.elasticsearch.deadletter import DeadLetterFile
 
 

@@ -44,9 +44,9 @@ import aiohttp
 from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, register
 from hekapy.collector.queue import Batch
+from hekapy.collector.redact import redact_url
 from hekapy.collector.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import BatchingOutput, describe
-from hekapy.outputs.elasticsearch.client import redact_url
 from hekapy.outputs.influxdb.line_protocol import (
     DEFAULT_TAG_FIELDS,
     PRECISION_DIVISORS,
