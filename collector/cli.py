@@ -41,6 +41,10 @@ def _setup_logging(level: str, log_file: str = "") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # aio-pika/aiormq log every failed reconnection attempt (an error and an info line
+    # each time, unlimited): hekapy's AMQP plugins report those, rate-limited.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
 
 
 def _reloaded(path: str, running: Config) -> Config | None:
