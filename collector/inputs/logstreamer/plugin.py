@@ -34,8 +34,11 @@ from .watcher import Watcher
 PUMP_BYTES = 8 * READ_SIZE
 # Records per delivered batch (a 1 MiB chunk of short lines is cut in several batches).
 MAX_BATCH_RECORDS = 4096
-# Acknowledged positions are journaled at most this often per stream (and at stop).
+# Acknowledged positions are journaled once a second (and at stop), or as soon as this
+# many bytes were acknowledged since the last write: after a crash, at most about that
+# much is read (and sent) again, whatever the rate.
 JOURNAL_INTERVAL = 1.0
+JOURNAL_BYTES = 4 << 20
 # With inotify, the safety poll (files renamed out of sight, missed events) runs at most
 # this often; without it, every `check_data_interval`.
 INOTIFY_POLL_INTERVAL = 1.0
@@ -234,6 +237,8 @@ class LogstreamerInput(Input):
         # Acknowledged positions outlive a restart of run() (and are journaled by close).
         self._acked: dict[str, tuple] = {}
         self._dirty: set[str] = set()
+        self._unjournaled = 0  # bytes acknowledged since the last journal write
+        self._journal_now = asyncio.Event()
         self._journal: Journal | None = None
         self._writing: asyncio.Future | None = None
         self._streams: dict[str, _Stream] = {}
@@ -336,8 +341,14 @@ class LogstreamerInput(Input):
 
     # --- acknowledgements and the journal ------------------------------------------------
     def _on_ack(self, position: tuple) -> None:
-        self._acked[position[0]] = position
-        self._dirty.add(position[0])
+        name, f, seek, _h = position
+        before = self._acked.get(name)
+        self._unjournaled += seek - before[2] if before is not None and before[1] is f \
+            else seek
+        self._acked[name] = position
+        self._dirty.add(name)
+        if self._unjournaled >= JOURNAL_BYTES:
+            self._journal_now.set()
 
     def _take_dirty(self) -> list[tuple[str, Position]]:
         items = []
@@ -366,7 +377,10 @@ class LogstreamerInput(Input):
 
     async def _journal_loop(self) -> None:
         while True:
-            await asyncio.sleep(JOURNAL_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._journal_now.wait(), JOURNAL_INTERVAL)
+            self._journal_now.clear()
+            self._unjournaled = 0
             items = self._take_dirty()
             if items:
                 # Shielded: when run() ends mid-write, close() waits for this write.
