@@ -154,12 +154,12 @@ class WireBytes(bytes):
     stamp: tuple = ()
 
 
-def _stamp(m: Message) -> tuple:
+def stamp(m: Message) -> tuple:
     return (m._uuid, m.timestamp, m.type, m.logger, m.severity, m.payload, m.env_version,
             m.pid, m.hostname, tuple(m.fields))
 
 
-def _unchanged(m: Message, raw: WireBytes) -> bool:
+def unchanged(m: Message, raw: WireBytes) -> bool:
     """True while `m` still has the headers and fields `raw` decoded to (a copy made with
     Message.copy() counts as unchanged until it is changed)."""
     s = raw.stamp
@@ -256,7 +256,7 @@ def encode_message(msg: Message) -> bytes:
     if raw is not None:
         # Only bytes this module decoded are Heka protobuf: an input's record bytes
         # (use_message_bytes with another decoder) are re-encoded, never passed on.
-        if isinstance(raw, WireBytes) and _unchanged(msg, raw):
+        if isinstance(raw, WireBytes) and unchanged(msg, raw):
             return bytes(raw)
     try:
         return to_protobuf(msg).SerializeToString()
@@ -301,7 +301,7 @@ def decode_message(data: bytes) -> Message:
         raise WireError(f"not a Heka protobuf message: {e}") from None
     raw = WireBytes(data)
     msg = from_protobuf(pb, raw)
-    raw.stamp = _stamp(msg)
+    raw.stamp = stamp(msg)
     return msg
 
 

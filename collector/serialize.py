@@ -7,6 +7,10 @@ A record is one msgpack array:
 with fields as [[name, value_type, representation, [values…]], …]. BYTES values are
 bin, everything else native msgpack types. Round-trips exactly.
 
+`raw` is `[bin]` instead of bin when those bytes are the Heka protobuf wire form of
+the message as stored (it came from ProtobufDecoder unmodified): read back, the message
+is still passed through byte for byte by ProtobufEncoder (TcpOutput's disk buffer).
+
 `signer` (the verified HMAC signer, Message.signer) is written only when set: a
 buffered output with `message_signer` gets it back after a restart, unsigned records
 keep their old shape, and records written before it existed read as unsigned.
@@ -19,6 +23,7 @@ from typing import Any
 import msgpack
 
 from .message import Field, Message
+from .protobuf import WireBytes, stamp, unchanged
 
 _VERSION = 1
 # A record with a signer has one element more (see the module docstring).
@@ -28,9 +33,12 @@ _SIGNED_LEN = 13
 def _as_list(m: Message) -> list[Any]:
     # m.uuid, not m._uuid: a lazy Uuid is fixed now, so a record read twice (after a
     # restart) keeps its Elasticsearch _id.
+    raw = m.raw
+    if isinstance(raw, WireBytes) and unchanged(m, raw):
+        raw = [bytes(raw)]  # still the message's Heka wire form: passed through later
     r = [_VERSION, m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload,
          m.env_version, m.pid, m.hostname,
-         [[f.name, f.value_type, f.representation, f.values] for f in m.fields], m.raw]
+         [[f.name, f.value_type, f.representation, f.values] for f in m.fields], raw]
     if m.signer:
         r.append(m.signer)
     return r
@@ -69,6 +77,12 @@ def _from_list(r: list[Any], cls: type[Message] = Message) -> Message:
         m.fields = [Field(name, values, vt, rep) for name, vt, rep, values in fields]
     else:
         m._packed = fields  # type: ignore[attr-defined]
+    if type(raw) is list:  # the wire form of this very message (ProtobufEncoder's bytes)
+        if cls is Message:
+            raw = WireBytes(raw[0])
+            raw.stamp = stamp(m)
+        else:  # fields still packed: no stamp to compare against, so no pass-through
+            raw = raw[0]
     m.raw = raw
     m.pre_encoded = None
     m.signer = signer

@@ -195,3 +195,20 @@ def test_batch_round_trip_with_fields_unpacked_on_first_use(messages):
     if back:
         back[0].fields = [Field("new", ["v"])]
         assert back[0].get_field("new") == "v" and len(back[0].fields) == 1
+
+
+def test_wire_bytes_pass_through_survives_the_disk_buffer():
+    """A message ProtobufDecoder made, unmodified, is still passed through byte for byte
+    after the disk buffer (TcpOutput's default); one changed before buffering, or after
+    reading back, is encoded afresh."""
+    from hekapy.collector.protobuf import WireBytes, decode_message, encode_message
+    original = Message(type="log", payload="x", fields=[Field("a", ["b"])])
+    # Bytes whose re-marshal would differ: an unknown field (number 99) at the end.
+    wire = encode_message(original) + b"\xfa\x06\x01z"
+    back = unpack_message(pack_message(decode_message(wire)))
+    assert isinstance(back.raw, WireBytes) and encode_message(back) == wire
+    back.payload = "changed"
+    assert encode_message(back) != wire
+    changed = decode_message(wire)
+    changed.severity = 1
+    assert encode_message(unpack_message(pack_message(changed))) != wire
