@@ -144,6 +144,9 @@ async def _serve(config: Config, extra_tasks: tuple = (), path: str | None = Non
     status = await start_status(config, pipeline)
     await pipeline.start()
     helpers = [asyncio.create_task(c) for c in extra_tasks]
+    from .gc_tuning import release_memory_periodically
+    helpers.append(asyncio.create_task(release_memory_periodically(
+        lambda: pipeline.router.messages_routed)))  # the current pipeline, after reloads
     while True:
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait()),
                    asyncio.create_task(reload.wait())]
