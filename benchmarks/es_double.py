@@ -21,7 +21,9 @@ Fault injection, from Python (`es.faults.reject_429 = 3`) or over HTTP
 (random per-item failures, seeded), `mapping_conflicts` (next N documents refused with
 400), `hang` (next N requests never answered), `reset` (next N connections closed
 without an answer), `delay` (seconds before each bulk answer), `down` (every request's
-connection closed), `reject_429_every` (every Nth bulk request answered 429, for good).
+connection closed), `reject_429_every` (every Nth bulk request answered 429, for good),
+`down_after` (once that many documents are stored, `down` turns on by itself: an outage
+at an exact point, whatever the client's speed).
 `GET /_double/stats`, `GET /_double/count` (cheap: the number of stored documents, for
 polling), `GET /_double/ids`, `POST /_double/reset`. `GET`/`HEAD /_cat/health` answers
 as a green one-node cluster (rsyslog's omelasticsearch checks it before sending).
@@ -90,6 +92,7 @@ class Faults:
     delay: float = 0.0
     down: bool = False
     reject_429_every: int = 0
+    down_after: int = 0
 
 
 def _kind(value: Any) -> str | None:
@@ -538,6 +541,9 @@ class EsDouble:
                     arrivals.setdefault(int(m.group(1)), now)
             while self.seq_floor in arrivals:
                 self.seq_floor += 1
+        if f.down_after and self.count() >= f.down_after:
+            f.down_after = 0
+            f.down = True  # this answer still goes out; the next request finds it down
         self._stored.set()
         took = int((time.perf_counter() - started) * 1000)
         return web.Response(body=orjson.dumps({"took": took, "errors": errors,

@@ -73,10 +73,10 @@ async def test_elasticsearch_outage_fills_the_disk_buffer_then_recovers(tmp_path
     total = 30_000
     async with EsDouble() as es:
         (tmp_path / "logs").mkdir()
+        es.faults.down_after = 3000  # down at that point, however fast hekapy is
         daemon = await start(tmp_path, es)
         writer = await write_lines(tmp_path / "logs", total, pause=0.01)
         await settle_to(es, 3000, daemon)
-        await es.go_down()
         await finish_writer(writer)
         buffer = tmp_path / "state" / "output_queue" / "elasticsearch_output"
         # Everything read lands in the disk buffer while the server is away.
@@ -85,7 +85,7 @@ async def test_elasticsearch_outage_fills_the_disk_buffer_then_recovers(tmp_path
             await daemon_alive_tick(daemon)
         peak = on_disk_size(buffer)
         back = time.monotonic()
-        await es.come_back()
+        es.faults.down = False
         await settle_to(es, total, daemon)
         recovery = time.monotonic() - back
         assert await daemon.stop() == 0

@@ -82,20 +82,21 @@ def config_text(es_url: str, tmp_path: Path) -> str:
 
 async def replay(conf: Path, *args: str, es: EsDouble | None = None,
                  interrupt_at: int = 0) -> tuple[int, str]:
+    if interrupt_at:
+        # Elasticsearch goes away by itself once it holds `interrupt_at` documents, so
+        # the replay cannot finish before the signal arrives, whatever the speed.
+        assert es is not None
+        es.faults.down_after = interrupt_at
     proc = await asyncio.create_subprocess_exec(
         *HEKAPY, "replay", "-c", str(conf), *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     if interrupt_at:
-        assert es is not None
         try:
             await es.wait_count(interrupt_at, timeout=120)
         except AssertionError:
             proc.kill()
             out, err = await proc.communicate()
             raise AssertionError((out + err).decode()[-3000:]) from None
-        # Elasticsearch goes away first, so the replay cannot finish before the signal
-        # arrives: the interruption is certain, whatever the machine's speed.
-        await es.go_down()
         proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     return proc.returncode, (out + err).decode()
@@ -123,7 +124,7 @@ async def test_replay_resume_twice_and_uuids_like_the_daemon(tmp_path):
         assert "--resume continues" in out
         got_first = es.count()
         assert got_first < total
-        await es.come_back()
+        es.faults.down = False
         rc, out = await replay(conf, "--workers", "2", "--resume", str(logs))
         assert rc == 0, out
         assert es.count() == total
