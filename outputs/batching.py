@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -19,6 +20,10 @@ from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, Output
 from hekapy.collector.queue import Batch
 from hekapy.collector.retry import Backoff
+
+# While backing off from a server that did not answer, how often to ask whether it is
+# back (BatchingOutput.retry_later's `probe`).
+PROBE_INTERVAL = 1.0
 
 
 class Abandoned(Exception):
@@ -109,9 +114,16 @@ class BatchingOutput(Output):
             slots.release()
 
     async def retry_later(self, ctx: OutputContext, backoff: Backoff, count: int, why: str,
-                          level: int = logging.WARNING, delay: float | None = None) -> None:
+                          level: int = logging.WARNING, delay: float | None = None,
+                          probe: Callable[[], Awaitable[bool]] | None = None) -> None:
         """Wait before sending `count` items again (`delay`: the server's Retry-After);
-        Abandoned when stopping."""
+        Abandoned when stopping.
+
+        `probe` (for a server that did not answer at all): while a long backoff runs,
+        ask every PROBE_INTERVAL whether the server answers again, and retry as soon as
+        it does. After an outage the backlog then starts draining within about a second
+        of the server's return, not up to `retry_max_delay` later. A server that answers
+        but refuses (429, 5xx) is left alone for its whole backoff."""
         if ctx.stopping.is_set():
             raise Abandoned(why)
         wait = backoff.next_delay()
@@ -120,7 +132,16 @@ class BatchingOutput(Output):
         ctx.stats.retried += count
         ctx.limited_log(level, "%d %s not stored (%s); retrying in %.2f s", count, self.what,
                         why, wait)
-        await asyncio.sleep(wait)
+        if probe is None or wait <= PROBE_INTERVAL:
+            await asyncio.sleep(wait)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while (left := end - loop.time()) > 0:
+            await asyncio.sleep(min(PROBE_INTERVAL, left))
+            if end - loop.time() > 0 and await probe():
+                ctx.log.info("%s answers again: retrying now", self.name)
+                return
 
 
 def describe(body: bytes, limit: int = 300) -> Any:

@@ -115,6 +115,27 @@ async def test_server_down_then_back_nothing_acknowledged_meanwhile(tmp_path):
         assert es.count() == n and set(es.write_counts.values()) == {1}
 
 
+async def test_a_server_back_from_an_outage_is_noticed_before_the_backoff_ends(tmp_path):
+    """While backing off from a server that did not answer, the output asks every
+    second whether it is back: with a one-minute backoff, the documents still arrive
+    within seconds of the server's return (the test's 20 s limit is the proof)."""
+    n = 3000
+    async with EsDouble("es8") as es:
+        await es.go_down()
+        text = es_config(es.url, tmp_path, n).replace('retry_delay = "5ms"',
+                                                      'retry_delay = "60s"')
+        text = text.replace('retry_max_delay = "50ms"', 'retry_max_delay = "120s"')
+        p = Pipeline(config_from(tmp_path, text))
+        await p.start()
+        out_ctx = p.outputs[0][1]
+        await until(lambda: out_ctx.stats.retried > 0, "a first failed attempt",
+                    max_spins=50_000_000)
+        await es.come_back()
+        await es.wait_count(n, timeout=20)
+        await p.stop()
+    assert es.count() == n
+
+
 async def test_failover_to_the_next_server(tmp_path):
     from tests.services import free_port
     dead = f"http://127.0.0.1:{free_port()}"

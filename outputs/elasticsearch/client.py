@@ -19,6 +19,8 @@ import aiohttp
 
 from hekapy.collector.redact import redact_url
 
+PROBE_TIMEOUT = 2.0  # seconds for reachable()
+
 
 class TransportError(Exception):
     """No HTTP answer: connection refused or reset, timeout, TLS failure."""
@@ -109,6 +111,17 @@ class EsClient:
                 return resp.status, await resp.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise TransportError(f"{server}: {type(e).__name__}: {e}") from None
+
+    async def reachable(self) -> bool:
+        """Whether the current server answers at all (any status below 500 to `GET /`,
+        within PROBE_TIMEOUT): used to end a backoff early once it is back."""
+        try:
+            async with self._session_now().get(
+                    self.server + "/", timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+                    ) as resp:
+                return resp.status < 500
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
 
     async def close(self) -> None:
         if self._session is not None:

@@ -118,8 +118,9 @@ class ElasticSearchOutput(BatchingOutput):
             part = work.pop()
             try:
                 reply = await client.bulk(b"".join(part))
-            except TransportError as e:
-                await self._retry_later(ctx, backoff, part, work, str(e))
+            except TransportError as e:  # no answer: probe for its return while waiting
+                await self._retry_later(ctx, backoff, part, work, str(e),
+                                        probe=client.reachable)
                 continue
             status = reply.status
             if status == 200:
@@ -153,8 +154,8 @@ class ElasticSearchOutput(BatchingOutput):
 
     async def _retry_later(self, ctx: OutputContext, backoff: Backoff, part: list[bytes],
                            work: list[list[bytes]], why: str,
-                           level: int = logging.WARNING) -> None:
-        await self.retry_later(ctx, backoff, len(part), why, level)
+                           level: int = logging.WARNING, probe: Any = None) -> None:
+        await self.retry_later(ctx, backoff, len(part), why, level, probe=probe)
         self.client.fail_over()
         work.append(part)
 

@@ -143,6 +143,15 @@ class InfluxdbOutput(BatchingOutput):
                 items += [(ln + "\n").encode() for ln in lines]
         return items
 
+    async def reachable(self) -> bool:
+        """Whether InfluxDB answers `/ping` again (1.x and 2.x both serve it)."""
+        try:
+            async with self.session.get(f"{self.cfg.url}/ping",
+                                        timeout=aiohttp.ClientTimeout(total=2.0)) as resp:
+                return resp.status < 500
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+
     async def send(self, ctx: OutputContext, items: list[bytes]) -> None:
         backoff = self.backoff()
         work = [items]
@@ -155,9 +164,10 @@ class InfluxdbOutput(BatchingOutput):
                 async with self.session.post(self.write_url, data=body) as resp:
                     status, reply = resp.status, await resp.read()
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
-            except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            except (aiohttp.ClientError, TimeoutError, OSError) as e:  # no answer
                 await self.retry_later(ctx, backoff, len(part),
-                                       f"{redact_url(self.cfg.url)}: {type(e).__name__}: {e}")
+                                       f"{redact_url(self.cfg.url)}: {type(e).__name__}: {e}",
+                                       probe=self.reachable)
                 work.append(part)
                 continue
             if status in (200, 204):
