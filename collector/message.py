@@ -52,7 +52,9 @@ class Field:
     # `encoded`: an encoder's rendering of this field, kept as (encoder, text). Fields are
     # never changed in place (set_field replaces them) and decoders share one Field
     # object among many messages for repeating values, so it is rendered once.
-    __slots__ = ("encoded", "name", "representation", "value_type", "values")
+    # `doc_value`: the value ESJsonEncoder's fast path puts in a document (or its "slow
+    # path" marker), computed on first use, for the same reason.
+    __slots__ = ("doc_value", "encoded", "name", "representation", "value_type", "values")
 
     def __init__(self, name: str, values: list, value_type: int = STRING,
                  representation: str = "") -> None:
@@ -61,6 +63,7 @@ class Field:
         self.value_type = value_type
         self.representation = representation
         self.encoded: tuple[object, str] | None = None
+        self.doc_value: object = None
 
     @classmethod
     def of(cls, name: str, value: Any, representation: str = "",

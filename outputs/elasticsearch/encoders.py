@@ -407,6 +407,29 @@ class ESJsonEncoder(_ESEncoder):
             if item == "DynamicFields":
                 # Only the steps this configuration needs (no dynamic_fields list, no
                 # dots to replace, no raw fields: the usual case) are generated.
+                if not (self.dynamic or self.raw or self.dots != "."):
+                    # The usual configuration: a field's document value does not depend
+                    # on the encoder, so it is kept on the Field (decoders share Field
+                    # objects for repeating values: computed once for all messages).
+                    lines += [
+                        "    for f in msg.fields:",
+                        "        value = f.doc_value",
+                        "        if value is None:",
+                        "            values = f.values",
+                        "            if f.value_type == 0 and len(values) == 1 and "
+                        "type(values[0]) is str:",
+                        "                value = values[0]",
+                        "            else:",
+                        "                value = fast_value(f, False)",
+                        "            f.doc_value = value",
+                        "        if value is SLOW:",
+                        "            return None",
+                        "        name = f.name",
+                        "        if name in doc:",
+                        "            return None",
+                        "        doc[name] = value",
+                    ]
+                    continue
                 lines += ["    for f in msg.fields:", "        name = f.name"]
                 if self.dynamic:
                     lines += ["        if name not in only:", "            continue"]
