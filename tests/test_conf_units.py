@@ -41,21 +41,27 @@ def test_unit_is_hardened_and_restartable(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_unit_runs_the_shipped_config_in_its_state_directory(kind, monkeypatch):
+def test_unit_runs_the_shipped_config_in_its_state_directory(kind, monkeypatch, tmp_path):
     # What /etc/default/hekapy provides (EnvironmentFile).
     for name, value in {"ES_URL": "https://es.example:9200", "HOSTNAME": "node-1",
                         "INFLUXDB_URL": "http://influx.example:8086",
-                        "INFLUXDB_PASSWORD": "x", "HEKAPY_DEPLOYMENT_ID": "1"}.items():
+                        "INFLUXDB_PASSWORD": "x", "HEKAPY_DEPLOYMENT_ID": "1",
+                        "MANAGEMENT_ADDRESS": "192.0.2.10"}.items():
         monkeypatch.setenv(name, value)
     s = unit(kind)["Service"]
-    m = re.fullmatch(r"/usr/bin/hekapy run -c /etc/hekapy/(\w+)\.toml", s["ExecStart"])
+    m = re.fullmatch(r"/usr/bin/hekapy run -c /etc/hekapy/(\w+)/", s["ExecStart"])
     assert m and m.group(1) == f"{kind}_collector"
+    assert s["ExecStartPre"] == s["ExecStart"].replace(" run ", " check ")
     shipped = CONF / f"lma_{kind}_collector.toml"
-    text = shipped.read_text()
-    base_dir = re.search(r'^base_dir = "([^"]+)"', text, re.M).group(1)
+    base_dir = re.search(r'^base_dir = "([^"]+)"', shipped.read_text(), re.M).group(1)
     # The only writable place under ProtectSystem=strict is the CacheDirectory.
     assert base_dir == f"/var/cache/{s['CacheDirectory']}"
-    config = load_config(str(shipped))
+    # The directory the unit reads, as the install comment fills it (on controllers the
+    # metric_collector's also holds the aggregator role).
+    extra = ["lma_aggregator.toml"] if kind == "metric" else []
+    for name in [shipped.name, *extra]:
+        (tmp_path / name).write_text((CONF / name).read_text())
+    config = load_config(str(tmp_path))
     assert not config.errors, config.errors
 
 
