@@ -152,6 +152,22 @@ class Redactor:
 
 # --- what the pipeline looks like now ---------------------------------------------------
 
+def process_start_time() -> float:
+    """When this process started (epoch seconds): Linux's /proc, else this module's
+    import. The status server's own start is later, and a reload starts it again."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
+
+
 def process_info(started: float) -> dict[str, Any]:
     """RSS, CPU seconds, open descriptors of this process (Linux /proc, else rusage)."""
     rss = 0
@@ -183,8 +199,10 @@ class Snapshot:
     def __init__(self, pipeline: Pipeline, tap: TapRegistry | None = None) -> None:
         self.pipeline = pipeline
         self.tap = tap
-        self.started = time.time()
-        self.started_mono = time.monotonic()
+        self.started = process_start_time()
+        # Uptime on the monotonic clock, from the process's start (a wall-clock jump
+        # must not make it jump).
+        self.started_mono = time.monotonic() - max(0.0, time.time() - self.started)
         h = pipeline.hekad
         self.degraded_after = float(getattr(h, "status_degraded_after", 30.0))
         # Journaled positions of LogstreamerInput streams with no acknowledgement yet

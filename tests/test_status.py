@@ -598,3 +598,12 @@ def test_remote_bind_refused_without_the_flag(tmp_path):
     assert r.returncode == 2
     assert f"error: {conf}: [hekad] status_password: status_username and " \
            "status_password go together" in r.stderr
+
+
+def test_process_start_time_is_the_process_start_not_the_servers():
+    import os
+
+    import psutil
+
+    from hekapy.collector.status import process_start_time
+    assert abs(process_start_time() - psutil.Process(os.getpid()).create_time()) < 0.1
