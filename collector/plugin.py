@@ -55,6 +55,7 @@ BUILTIN_MODULES = (
     "hekapy.filters.sandbox",
     "hekapy.filters.http_metrics",
     "hekapy.filters.log_counter",
+    "hekapy.filters.hdd_errors",
     "hekapy.filters.resource_creation_time",
     "hekapy.outputs.encoders",
     "hekapy.outputs.sandbox_encoder",

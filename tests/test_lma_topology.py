@@ -75,6 +75,7 @@ def test_shipped_pair_is_wired_as_lma(monkeypatch):
     filters = {n: s.type_name for n, s in log.plugins.items() if s.category == "Filter"}
     assert filters == {"aggregated_http_metrics_filter": "HttpMetricsFilter",
                        "logs_counter_filter": "LogCounterFilter",
+                       "hdd_errors_counter_filter": "HddErrorsCounterFilter",
                        "resource_creation_time_filter": "ResourceCreationTimeFilter"}
     # The TcpOutput takes what those filters emit, and LMA's own types; the InfluxDB
     # output takes what the metric decoder makes of them.
@@ -223,7 +224,7 @@ async def test_two_processes_log_metrics_reach_influxdb_across_a_restart(tmp_pat
     text = text.replace('"/var/log', f'"{logs}')
     text = replace(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
     text = replace(text, "[hekad]\n", f'[hekad]\nstatus_address = "127.0.0.1:{status_log}"\n')
-    text = replace(text, "ticker_interval = 10\n", "ticker_interval = 1\n")
+    text = replace(text, "ticker_interval = 10\npercentile", "ticker_interval = 1\npercentile")
     text = replace(text, "ticker_interval = 60\n", "ticker_interval = 1\n")
     log_conf = tmp_path / "log_collector.toml"
     log_conf.write_text(text)
