@@ -327,3 +327,38 @@ async def test_full_buffer_with_the_drop_policy_counts_every_drop(tmp_path):
         assert dropped > 0 and row["buffer"]["dropped"] == dropped
         account("buffer full with full_action = drop, server down", total, es,
                 tmp_path / "state", dropped=dropped, note="drops counted in /stats")
+
+
+async def test_read_only_dead_letter_directory(tmp_path):
+    """Mapping conflicts while the dead-letter directory is read-only: the rejected
+    documents wait (they are acknowledged only once written), the rest flows, and once
+    the directory is writable again they are in the file."""
+    total = 5000
+    dead = tmp_path / "state" / "dead_letter"
+    mount_tmpfs(dead, "1m")
+    remount(dead, "ro")
+    try:
+        async with EsDouble() as es:
+            es.faults.mapping_conflicts = 10
+            (tmp_path / "logs").mkdir()
+            daemon = await start(tmp_path, es)
+            await finish_writer(await write_lines(tmp_path / "logs", total))
+            await settle_to(es, total - 10, daemon)
+            deadline = time.monotonic() + 30
+            while "cannot write the dead-letter file" not in daemon.output() \
+                    and time.monotonic() < deadline:
+                await daemon_alive_tick(daemon)
+            log = daemon.output()
+            assert "cannot write the dead-letter file" in log and "Read-only" in log
+            remount(dead, "rw")
+            path = dead / "elasticsearch_output.ndjson"
+            while (not path.exists() or len(path.read_bytes().splitlines()) < 10) \
+                    and time.monotonic() < deadline + 30:
+                await daemon_alive_tick(daemon)
+            assert await daemon.stop() == 0
+            row = account("dead-letter directory read-only during mapping conflicts",
+                          total, es, tmp_path / "state")
+    finally:
+        umount(dead)
+    # The refused documents waited for the file (the output never died and resent them).
+    assert row["dead-lettered"] == 10 and "restarting" not in daemon.output()

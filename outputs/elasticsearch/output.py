@@ -160,7 +160,17 @@ class ElasticSearchOutput(BatchingOutput):
         work.append(part)
 
     async def _reject(self, ctx: OutputContext, records: list[tuple[bytes, int, Any]]) -> None:
-        await self.dead_letter.write(records)
+        # Rejected documents are acknowledged only once they are in the dead-letter
+        # file: a file that cannot be written (disk full, read-only) is tried again.
+        backoff = self.backoff()
+        while True:
+            try:
+                await self.dead_letter.write(records)
+                break
+            except OSError as e:
+                await self.retry_later(ctx, backoff, len(records), "cannot write the "
+                                       f"dead-letter file {self.dead_letter.path}: {e}",
+                                       logging.ERROR)
         ctx.stats.dead_lettered += len(records)
         ctx.limited_log(logging.ERROR, "%d documents rejected by Elasticsearch (first: %s "
                         "%.300s); written to %s", len(records), records[0][1],
