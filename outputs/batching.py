@@ -144,6 +144,22 @@ class BatchingOutput(Output):
                 return
 
 
+    async def write_dead_letters(self, ctx: OutputContext, dead_letter: Any,
+                                 records: list[tuple[bytes, int, Any]]) -> None:
+        """Append what a server refused for good to the dead-letter file. Those items
+        are acknowledged only once written: a file that cannot be written (disk full,
+        read-only) is tried again with backoff, never given up on."""
+        backoff = self.backoff()
+        while True:
+            try:
+                await dead_letter.write(records)
+                return
+            except OSError as e:
+                await self.retry_later(ctx, backoff, len(records), "cannot write the "
+                                       f"dead-letter file {dead_letter.path}: {e}",
+                                       logging.ERROR)
+
+
 def describe(body: bytes, limit: int = 300) -> Any:
     """A server's error body, short, for logs."""
     import orjson

@@ -226,7 +226,8 @@ class HttpOutput(BatchingOutput):
 
     async def _reject(self, ctx: OutputContext, chunk: list[bytes], status: int,
                       error: Any) -> None:
-        await self.dead_letter.write([(item, status, error) for item in chunk])
+        await self.write_dead_letters(ctx, self.dead_letter,
+                                      [(item, status, error) for item in chunk])
         ctx.stats.dead_lettered += len(chunk)
         hint = " (check username/password)" if status in (401, 403) else ""
         ctx.limited_log(logging.ERROR, "%d messages refused by %s with %d%s: %.300r; "

@@ -160,17 +160,7 @@ class ElasticSearchOutput(BatchingOutput):
         work.append(part)
 
     async def _reject(self, ctx: OutputContext, records: list[tuple[bytes, int, Any]]) -> None:
-        # Rejected documents are acknowledged only once they are in the dead-letter
-        # file: a file that cannot be written (disk full, read-only) is tried again.
-        backoff = self.backoff()
-        while True:
-            try:
-                await self.dead_letter.write(records)
-                break
-            except OSError as e:
-                await self.retry_later(ctx, backoff, len(records), "cannot write the "
-                                       f"dead-letter file {self.dead_letter.path}: {e}",
-                                       logging.ERROR)
+        await self.write_dead_letters(ctx, self.dead_letter, records)
         ctx.stats.dead_lettered += len(records)
         ctx.limited_log(logging.ERROR, "%d documents rejected by Elasticsearch (first: %s "
                         "%.300s); written to %s", len(records), records[0][1],
