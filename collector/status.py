@@ -31,7 +31,8 @@ Endpoints (all behind basic auth when status_username/status_password are set):
   (200) when an output has retried without storing a single message for longer than
   `status_degraded_after` (its server is unreachable or refusing everything), a disk
   buffer is over 80% of its max_buffer_size, a plugin restarted in the last
-  max(60 s, status_degraded_after), or hekapy is stopping; `{"status": "failing", ...}`
+  max(60 s, status_degraded_after), journal or disk-buffer writes failed in the last
+  60 s (read-only or full file system), or hekapy is stopping; `{"status": "failing", ...}`
   (503) when a plugin gave up for good (its [X.retries] are exhausted) or the pipeline
   failed (a plugin that may not exit failed, a full disk buffer with
   full_action = "shutdown"). An output counts as retrying until it stores or
@@ -205,6 +206,8 @@ class Snapshot:
         self.started_mono = time.monotonic() - max(0.0, time.time() - self.started)
         h = pipeline.hekad
         self.degraded_after = float(getattr(h, "status_degraded_after", 30.0))
+        # Failure counters (journal, disk buffer writes): last value, when it moved.
+        self._failure_marks: dict[str, tuple[int, float]] = {}
         # Journaled positions of LogstreamerInput streams with no acknowledgement yet
         # in this run: read once per stream (the journal cannot move before an ack).
         self._journaled: dict[tuple[int, str], Any] = {}
@@ -234,6 +237,17 @@ class Snapshot:
                     degraded.append(f"output {ctx.name!r} has retried for {retrying:.0f} s "
                                     "without storing a message (server unreachable or "
                                     "refusing)")
+        # Failing writes of the state that keeps delivery exact: while they fail, a
+        # restart would read or send again more than it should, and a full disk stalls.
+        for plugin, ctx in p.inputs:
+            errors = getattr(plugin, "counters", {}).get("journal_errors", 0)
+            if self._recently_grew(f"journal:{ctx.name}", errors, now):
+                degraded.append(f"input {ctx.name!r}: journal writes failing "
+                                f"({errors} so far; see the log)")
+        for name, buf in p.buffers.items():
+            if self._recently_grew(f"buffer:{name}", buf.disk.write_failures, now):
+                degraded.append(f"output {name!r}: disk buffer writes failing "
+                                f"({buf.disk.write_failures} so far; full disk?)")
         for name, buf in p.buffers.items():
             cap = buf.disk.max_buffer_size
             if cap > 0 and buf.disk.size_bytes > BUFFER_DEGRADED * cap:
@@ -247,6 +261,15 @@ class Snapshot:
         if degraded:
             return {"status": "degraded", "reasons": degraded}
         return {"status": "ok"}
+
+    def _recently_grew(self, key: str, value: int, now: float) -> bool:
+        """Whether the failure counter `key` moved within the last RESTART_WINDOW
+        seconds (as far as the health checks that saw it can tell)."""
+        last_value, changed_at = self._failure_marks.get(key, (0, 0.0))
+        if value > last_value:
+            changed_at = now
+        self._failure_marks[key] = (value, changed_at)
+        return changed_at > 0 and now - changed_at < RESTART_WINDOW
 
     def _contexts(self) -> list[tuple[str, Any]]:
         p = self.pipeline

@@ -607,3 +607,39 @@ def test_process_start_time_is_the_process_start_not_the_servers():
 
     from hekapy.collector.status import process_start_time
     assert abs(process_start_time() - psutil.Process(os.getpid()).create_time()) < 0.1
+
+
+async def test_health_degraded_while_state_writes_fail(tmp_path):
+    """Journal or disk-buffer writes that fail (read-only or full file system) make
+    /health degraded, with the reason, for a minute after the last failure."""
+    from hekapy.collector.pipeline import Pipeline
+    from hekapy.collector.status import Snapshot
+    from tests.conftest import config_from
+    (tmp_path / "logs").mkdir()
+    p = Pipeline(config_from(tmp_path, f"""
+        [hekad]
+        base_dir = "{tmp_path / 'state'}"
+        [app]
+        type = "LogstreamerInput"
+        log_directory = "{tmp_path / 'logs'}"
+        file_match = 'app\\.log'
+        [out]
+        type = "FileOutput"
+        message_matcher = "TRUE"
+        path = "{tmp_path / 'out.txt'}"
+        encoder = "PayloadEncoder"
+        use_buffering = true
+        [PayloadEncoder]
+    """))
+    snap = Snapshot(p)
+    assert snap.health() == {"status": "ok"}
+    plugin = p.inputs[0][0]
+    plugin.counters["journal_errors"] += 2
+    p.buffers["out"].disk.write_failures += 1
+    health = snap.health()
+    assert health["status"] == "degraded"
+    assert any("'app': journal writes failing" in r for r in health["reasons"])
+    assert any("'out': disk buffer writes failing" in r for r in health["reasons"])
+    # A minute without a new failure: ok again.
+    snap._failure_marks = {k: (v, t - 61) for k, (v, t) in snap._failure_marks.items()}
+    assert snap.health() == {"status": "ok"}
