@@ -270,7 +270,14 @@ async def test_rotation_while_writing_at_full_speed(tmp_path, style):
     logdir.mkdir()
     (logdir / "app.log").touch()
     total, every = 120_000, 15_000
-    p = await start(tmp_path, logdir, f'file_match = \'{SEQ_MATCH}\'\npriority = ["^Seq"]')
+    # The writer keeps writing its `late` lines to the renamed file; the stream leaves
+    # that file after check_data_interval at EOF (switch_wait). A loaded machine can
+    # pause the writer longer than the default 250 ms, and lines written after the
+    # switch would not be read: a wider window, as an operator whose services reopen
+    # their logs slowly would configure.
+    interval = "\ncheck_data_interval = 1000" if style == "rename" else ""
+    p = await start(tmp_path, logdir,
+                    f'file_match = \'{SEQ_MATCH}\'\npriority = ["^Seq"]{interval}')
     plugin, _ = p.inputs[0]
     await eventually(lambda: "logs" in plugin._streams, "the stream")
     writer = start_writer(style, logdir, total, every, late=500)
