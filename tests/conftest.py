@@ -144,6 +144,22 @@ def _reset_instances():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind():
+    """A test that fails midway must not leave its `hekapy run` subprocess running."""
+    from tests.fault_harness import DAEMONS
+    yield
+    import contextlib
+    import os
+    import signal
+    while DAEMONS:
+        proc = DAEMONS.pop().proc
+        if proc is not None and proc.returncode is None:
+            # os.kill: the test's event loop (and the process's transport) may be closed.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The fault-injection suite's accounting table (README: "Fault injection")."""
     from tests.fault_harness import ROWS, summary_table

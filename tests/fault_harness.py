@@ -26,6 +26,8 @@ from hekapy.benchmarks.es_double import EsDouble
 HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
 
 ROWS: list[dict[str, object]] = []
+# Every daemon started, so that a failing test does not leave one running (conftest).
+DAEMONS: list[Daemon] = []
 
 # Numbered oslo.log lines, ten per second of message time from 2025-11-23T00:00:00Z,
 # written 500 at a time (with `pause` seconds between); nova-api.log is renamed to
@@ -119,6 +121,7 @@ class Daemon:
     async def start(self) -> None:
         out = open(self.log, "ab")  # the child keeps its own descriptor
         env = {**os.environ, **self.env} if self.env else None
+        DAEMONS.append(self)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *HEKAPY, "run", "-c", str(self.conf), stdout=out, stderr=out, env=env)
