@@ -251,6 +251,7 @@ class Replay:
         self.interrupted = False
         self.clock = MessageClock()
         self._pipeline: Pipeline | None = None
+        self._time_driven = False
 
     def pipeline(self) -> Pipeline:
         cfg = self.config
@@ -263,6 +264,9 @@ class Replay:
                                defaults=cfg.defaults)
         # Metric filters tick on the lines' Timestamps (collector/message_clock.py).
         self._pipeline = Pipeline(replay_config, message_time=True)
+        # Whether some filter ticks: then batches carry the message-time watermark.
+        self._time_driven = any(plugin.cfg.ticker_interval > 0
+                                for plugin, _, _ in self._pipeline.filters)
         return self._pipeline
 
     # --- acknowledgements ----------------------------------------------------------------
@@ -397,13 +401,6 @@ class Replay:
             self.clock.observe(index, max(m.timestamp for m in messages))
             watermark = self.clock.watermark
         await ctx.deliver_decoded(messages, self.seq, nbytes, watermark)
-
-    @property
-    def _time_driven(self) -> bool:
-        """Whether some filter ticks (then batches carry the message-time watermark)."""
-        p = self._pipeline
-        return p is not None and any(plugin.cfg.ticker_interval > 0
-                                     for plugin, _, _ in p.filters)
 
     async def run(self) -> int:
         ReplayInput.job = self

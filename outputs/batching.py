@@ -16,14 +16,27 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import aiohttp
+
 from hekapy.collector.pipeline import OutputContext
 from hekapy.collector.plugin import Option, OptionError, Output
 from hekapy.collector.queue import Batch
 from hekapy.collector.retry import Backoff
 
 # While backing off from a server that did not answer, how often to ask whether it is
-# back (BatchingOutput.retry_later's `probe`).
+# back (BatchingOutput.retry_later's `probe`), and how long one asking may take.
 PROBE_INTERVAL = 1.0
+PROBE_TIMEOUT = 2.0
+
+
+async def server_answers(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether `url` gets any answer below 500 within PROBE_TIMEOUT (a `probe`)."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+                               ) as resp:
+            return resp.status < 500
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return False
 
 
 class Abandoned(Exception):

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from hekapy.collector.redact import redact_url
-
-PROBE_TIMEOUT = 2.0  # seconds for reachable()
+from hekapy.outputs.batching import server_answers
 
 
 class TransportError(Exception):
@@ -113,15 +112,9 @@ class EsClient:
             raise TransportError(f"{server}: {type(e).__name__}: {e}") from None
 
     async def reachable(self) -> bool:
-        """Whether the current server answers at all (any status below 500 to `GET /`,
-        within PROBE_TIMEOUT): used to end a backoff early once it is back."""
-        try:
-            async with self._session_now().get(
-                    self.server + "/", timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
-                    ) as resp:
-                return resp.status < 500
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            return False
+        """Whether the current server answers `GET /` at all: ends a backoff early once
+        it is back."""
+        return await server_answers(self._session_now(), self.server + "/")
 
     async def close(self) -> None:
         if self._session is not None:

@@ -46,7 +46,7 @@ from hekapy.collector.plugin import Option, OptionError, register
 from hekapy.collector.queue import Batch
 from hekapy.collector.redact import redact_url
 from hekapy.collector.tls import client_ssl_context, tls_settings
-from hekapy.outputs.batching import BatchingOutput, describe
+from hekapy.outputs.batching import BatchingOutput, describe, server_answers
 from hekapy.outputs.influxdb.line_protocol import (
     DEFAULT_TAG_FIELDS,
     PRECISION_DIVISORS,
@@ -145,12 +145,7 @@ class InfluxdbOutput(BatchingOutput):
 
     async def reachable(self) -> bool:
         """Whether InfluxDB answers `/ping` again (1.x and 2.x both serve it)."""
-        try:
-            async with self.session.get(f"{self.cfg.url}/ping",
-                                        timeout=aiohttp.ClientTimeout(total=2.0)) as resp:
-                return resp.status < 500
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return False
+        return await server_answers(self.session, f"{self.cfg.url}/ping")
 
     async def send(self, ctx: OutputContext, items: list[bytes]) -> None:
         backoff = self.backoff()
