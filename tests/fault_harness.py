@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hekapy.benchmarks.es_double import EsDouble
 
@@ -261,6 +264,32 @@ def remount(path: Path, mode: str) -> None:
 
 def umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+# How often wait_for looks again: for what only a file, a log or a server's answer
+# shows, with no event to await.
+POLL_INTERVAL = 0.05
+
+
+async def wait_for(condition: Any, daemon: Daemon, what: str, timeout: float = 60.0,
+                   required: bool = True) -> None:
+    """Until `condition()` (a function, or a coroutine function) holds. The daemon dying
+    first is a failure with its log; so is the timeout, unless not `required` (then the
+    caller goes on with what it has)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        assert daemon.alive(), daemon.output()[-3000:]
+        if time.monotonic() > deadline:
+            if required:
+                raise AssertionError(f"{what} not seen within {timeout:.0f} s\n"
+                                     f"--- hekapy log ---\n{daemon.output()[-3000:]}")
+            return
+        await asyncio.sleep(POLL_INTERVAL)
 
 
 def on_disk_size(path: Path) -> int:

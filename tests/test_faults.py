@@ -23,6 +23,7 @@ from tests.fault_harness import (
     remount,
     settle_to,
     umount,
+    wait_for,
     write_lines,
 )
 
@@ -80,9 +81,8 @@ async def test_elasticsearch_outage_fills_the_disk_buffer_then_recovers(tmp_path
         await finish_writer(writer)
         buffer = tmp_path / "state" / "output_queue" / "elasticsearch_output"
         # Everything read lands in the disk buffer while the server is away.
-        deadline = time.monotonic() + 60
-        while on_disk_size(buffer) < 1 << 20 and time.monotonic() < deadline:
-            await daemon_alive_tick(daemon)
+        await wait_for(lambda: on_disk_size(buffer) >= 1 << 20, daemon,
+                       "1 MiB in the disk buffer", required=False)
         peak = on_disk_size(buffer)
         back = time.monotonic()
         es.faults.down = False
@@ -127,10 +127,8 @@ async def test_disk_full_under_the_output_buffer(tmp_path):
                                  "\nmax_buffer_size = 0\nfull_action = \"block\"")
             writer = await write_lines(tmp_path / "logs", total)
             await finish_writer(writer)
-            deadline = time.monotonic() + 60
-            while on_disk_size(buffer) < (2 << 20) - (256 << 10) \
-                    and time.monotonic() < deadline:
-                await daemon_alive_tick(daemon)
+            await wait_for(lambda: on_disk_size(buffer) >= (2 << 20) - (256 << 10), daemon,
+                           "a nearly full buffer file system", required=False)
             assert daemon.alive(), daemon.output()[-3000:]
             await es.come_back()
             await settle_to(es, total, daemon)
@@ -158,10 +156,9 @@ async def test_read_only_journal_directory(tmp_path):
             remount(journals, "ro")
             await finish_writer(writer)
             await settle_to(es, total, daemon)
-            deadline = time.monotonic() + 30  # a journal write comes within a second
-            while "cannot write journal" not in daemon.output() \
-                    and time.monotonic() < deadline:
-                await daemon_alive_tick(daemon)
+            # A journal write comes within a second.
+            await wait_for(lambda: "cannot write journal" in daemon.output(), daemon,
+                           "a failed journal write", timeout=30, required=False)
             remount(journals, "rw")
             assert await daemon.stop() == 0, daemon.output()[-3000:]
             log = daemon.output()
@@ -173,14 +170,6 @@ async def test_read_only_journal_directory(tmp_path):
         umount(journals)
     assert "cannot write journal" in log and "Read-only file system" in log
     assert position["seek"] == (tmp_path / "logs" / "nova-api.log").stat().st_size
-
-
-async def daemon_alive_tick(daemon: Daemon) -> None:
-    """A short pause for conditions only the file system shows (buffer size); the
-    daemon dying meanwhile is a failure."""
-    import asyncio
-    assert daemon.alive(), daemon.output()[-3000:]
-    await asyncio.sleep(0.05)
 
 
 async def test_influxdb_restarts_mid_stream(tmp_path):
@@ -229,14 +218,16 @@ max_buffer_size = 0
                 return []
             return [int(r["value"]) for r in rows]
 
+        async def stored(n: int) -> bool:
+            return len(await points()) >= n
+
         for at in (3000, 9000):
-            while len(await points()) < at:
-                await daemon_alive_tick(daemon)
+            await wait_for(lambda at=at: stored(at), daemon, f"{at} points")
             await db.restart()
         await finish_writer(writer)
-        deadline = time.monotonic() + 90
-        while len(got := await points()) < total and time.monotonic() < deadline:
-            await daemon_alive_tick(daemon)
+        await wait_for(lambda: stored(total), daemon, f"{total} points", timeout=90,
+                       required=False)
+        got = await points()
         assert await daemon.stop() == 0, daemon.output()[-3000:]
     account_seqs("InfluxDB restarted twice mid-stream (metric per line)", total, got, [])
 
@@ -317,11 +308,16 @@ async def test_full_buffer_with_the_drop_policy_counts_every_drop(tmp_path):
             [row] = [p for p in stats["plugins"] if p["name"] == "elasticsearch_output"]
             return row
 
-        while (await output_row())["messages_in"] < total:  # everything routed to it
-            await daemon_alive_tick(daemon)
+        async def routed() -> bool:  # everything routed to the output
+            return (await output_row())["messages_in"] >= total
+
+        async def settled() -> bool:
+            return es.count() + (await output_row())["dropped"] >= total
+
+        await wait_for(routed, daemon, "every line routed to the output")
         await es.come_back()
-        while es.count() + (row := await output_row())["dropped"] < total:
-            await daemon_alive_tick(daemon)
+        await wait_for(settled, daemon, "every line stored or dropped")
+        row = await output_row()
         assert await daemon.stop() == 0
         dropped = row["dropped"]
         assert dropped > 0 and row["buffer"]["dropped"] == dropped
@@ -344,17 +340,15 @@ async def test_read_only_dead_letter_directory(tmp_path):
             daemon = await start(tmp_path, es)
             await finish_writer(await write_lines(tmp_path / "logs", total))
             await settle_to(es, total - 10, daemon)
-            deadline = time.monotonic() + 30
-            while "cannot write the dead-letter file" not in daemon.output() \
-                    and time.monotonic() < deadline:
-                await daemon_alive_tick(daemon)
+            await wait_for(lambda: "cannot write the dead-letter file" in daemon.output(),
+                           daemon, "a failed dead-letter write", timeout=30,
+                           required=False)
             log = daemon.output()
             assert "cannot write the dead-letter file" in log and "Read-only" in log
             remount(dead, "rw")
             path = dead / "elasticsearch_output.ndjson"
-            while (not path.exists() or len(path.read_bytes().splitlines()) < 10) \
-                    and time.monotonic() < deadline + 30:
-                await daemon_alive_tick(daemon)
+            await wait_for(lambda: path.exists() and len(path.read_bytes().splitlines()) >= 10,
+                           daemon, "10 dead-lettered documents", timeout=60, required=False)
             assert await daemon.stop() == 0
             row = account("dead-letter directory read-only during mapping conflicts",
                           total, es, tmp_path / "state")

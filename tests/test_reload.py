@@ -5,7 +5,6 @@ read twice) and the disk buffers. hekapy's own log file follows logrotate's rena
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 from hekapy.benchmarks.es_double import EsDouble
@@ -16,20 +15,16 @@ from tests.fault_harness import (
     config,
     finish_writer,
     settle_to,
+    wait_for,
     write_lines,
 )
 
 
-async def until_logged(daemon: Daemon, text: str, log=None, count: int = 1) -> str:
-    """Until `text` appears `count` times in the daemon's log (its own file when
-    `log` is given); the daemon dying first is a failure."""
-    for _ in range(2000):
-        out = log.read_text() if log is not None and log.exists() else daemon.output()
-        if out.count(text) >= count:
-            return out
-        assert daemon.alive(), daemon.output()[-3000:]
-        await asyncio.sleep(0.01)  # log lines have no event to await
-    raise AssertionError(f"{text!r} never logged:\n{out[-3000:]}")
+async def until_logged(daemon: Daemon, text: str, log) -> str:
+    """Until `text` appears in hekapy's own log file `log`; its contents then."""
+    await wait_for(lambda: log.exists() and text in log.read_text(), daemon,
+                   f"{text!r} in the log", timeout=20)
+    return log.read_text()
 
 
 async def test_sighup_refuses_invalid_applies_changed_and_keeps_positions(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from tests.conftest import write_config
-from tests.fault_harness import Daemon, finish_writer, settle_to, write_lines
+from tests.fault_harness import Daemon, finish_writer, settle_to, wait_for, write_lines
 from tests.services import free_port, haproxy, influxdb, make_certificates
 
 ES_PASSWORD = "es-s3cret-Pa55"
@@ -148,12 +148,15 @@ async def test_logs_and_metrics_through_a_tls_terminating_haproxy(tmp_path, cert
             await finish_writer(writer)
             await settle_to(es, total, daemon)
             rows: list = []
-            for _ in range(600):  # the counter ticks every second; each tick is awaited
+
+            async def counted() -> bool:  # the counter ticks every second
+                nonlocal rows
                 rows = await db.query("SELECT sum(value) FROM log_messages WHERE "
                                       "service = 'nova' AND level = 'info'", db="lma")
-                if rows and round(rows[0]["sum"]) >= total:
-                    break
-                await asyncio.sleep(0.05)
+                return bool(rows) and round(rows[0]["sum"]) >= total
+
+            await wait_for(counted, daemon, "every line counted in InfluxDB", timeout=30,
+                           required=False)
             assert await daemon.stop() == 0
             assert proxy.poll() is None
         log = daemon.output()
@@ -182,10 +185,8 @@ async def test_a_server_from_another_ca_is_refused_and_nothing_is_lost(tmp_path,
             await daemon.start()
             writer = await write_lines(tmp_path / "logs", 500)
             await finish_writer(writer)
-            for _ in range(600):
-                if "certificate verify failed" in daemon.output():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: "certificate verify failed" in daemon.output(), daemon,
+                           "the refused handshake", timeout=30, required=False)
             assert await daemon.stop() == 0
             assert es.count() == 0
             assert "certificate verify failed" in daemon.output()
