@@ -16,7 +16,14 @@ import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from tests.conftest import write_config
-from tests.fault_harness import Daemon, finish_writer, settle_to, wait_for, write_lines
+from tests.fault_harness import (
+    Daemon,
+    config,
+    finish_writer,
+    settle_to,
+    wait_for,
+    write_lines,
+)
 from tests.services import free_port, haproxy, influxdb, make_certificates
 
 ES_PASSWORD = "es-s3cret-Pa55"
@@ -48,49 +55,16 @@ backend influx
 """
 
 
-def daemon_config(state: Path, logs: Path, es_url: str, influx_url: str,
-                  tls: str) -> str:
-    return f"""
-[hekad]
-base_dir = "{state}"
-hostname = "tls-1"
-
-[nova_logstreamer]
-type = "LogstreamerInput"
-log_directory = "{logs}"
-file_match = '(?P<Service>nova-api)\\.log\\.?(?P<Seq>\\d*)$'
-priority = ["^Seq"]
-differentiator = ["nova_", "Service"]
-decoder = "openstack_decoder"
-
-[openstack_decoder]
-type = "OpenStackLogDecoder"
-tz = "UTC"
-
+def daemon_config(state: Path, logs: Path, es_url: str, influx_url: str, tls: str,
+                  buffering: bool = False) -> str:
+    """The fault suite's daemon (nova-api.log → Elasticsearch) with credentials and
+    `tls` for its output, plus LMA's log counter into an InfluxdbOutput over `tls`."""
+    output_keys = (f'username = "hekapy"\npassword = "{ES_PASSWORD}"\n'
+                   f"[elasticsearch_output.tls]\n{tls}")
+    extra = f"""
 [logs_counter]
 type = "LogCounterFilter"
 ticker_interval = 1
-
-[elasticsearch_encoder]
-type = "ESJsonEncoder"
-index = "%{{Type}}-%{{%Y.%m.%d}}"
-es_index_from_timestamp = true
-type_name = ""
-id = "%{{UUID}}"
-
-[elasticsearch_output]
-type = "ElasticSearchOutput"
-message_matcher = "Type == 'log'"
-encoder = "elasticsearch_encoder"
-server = "{es_url}"
-username = "hekapy"
-password = "{ES_PASSWORD}"
-flush_interval = 50
-retry_delay = "20ms"
-retry_max_delay = "200ms"
-use_buffering = false
-[elasticsearch_output.tls]
-{tls}
 
 [influxdb_output]
 type = "InfluxdbOutput"
@@ -104,6 +78,8 @@ use_buffering = false
 [influxdb_output.tls]
 {tls}
 """
+    return config(state, logs, es_url, buffering=buffering, output_keys=output_keys,
+                  extra=extra)
 
 
 @pytest.fixture
@@ -179,7 +155,7 @@ async def test_a_server_from_another_ca_is_refused_and_nothing_is_lost(tmp_path,
                      f'key_file = "{certs["client_key"]}"')
             text = daemon_config(tmp_path / "state", tmp_path / "logs",
                                  f"https://127.0.0.1:{es_front}", "http://127.0.0.1:9",
-                                 wrong).replace("use_buffering = false", "", 1)
+                                 wrong, buffering=True)
             conf = write_config(tmp_path, text)
             daemon = Daemon(conf, tmp_path / "hekapy.log")
             await daemon.start()
