@@ -421,6 +421,7 @@ class OutputContext(PluginContext):
         # Batches handed out but not yet acknowledged: re-queued if the output crashes
         # and restarts, so a crash never loses them.
         self._outstanding: list[Batch] = []
+        self._sweep_at = 64
 
     def encode_messages(self, messages: list[Message],
                         wrap: Callable[[bytes], bytes] | None = None) -> list[bytes]:
@@ -464,8 +465,11 @@ class OutputContext(PluginContext):
             i += 1
         if i:
             del out[:i]
-        if len(out) > 64:
+        if len(out) > self._sweep_at:
             out[:] = [x for x in out if x.ticket is not None]
+            # Sweep again only once the list has doubled: with many batches in flight
+            # (max_in_flight requests of small batches) a sweep per batch was quadratic.
+            self._sweep_at = max(64, 2 * len(out))
         out.append(b)
 
     async def collect(self, max_count: int, interval: float, max_bytes: int = 0,
