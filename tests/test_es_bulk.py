@@ -8,6 +8,7 @@ import pytest
 from hekapy.collector.redact import redact_url
 from hekapy.outputs.elasticsearch.bulk import (
     BulkResponseError,
+    all_stored,
     item_verdict,
     parse_bulk_response,
 )
@@ -23,6 +24,26 @@ def test_all_stored_fast_path():
     body = _resp({"index": {"status": 201}}, {"index": {"status": 200}}, errors=False)
     out = parse_bulk_response(body, 2)
     assert (out.stored, out.retry, out.rejected) == (2, [], [])
+
+
+def test_all_stored_is_recognised_without_parsing_the_items():
+    real = (b'{"took":12,"errors":false,"items":[{"index":{"_index":"log-2026.11.30",'
+            b'"_id":"a","_version":1,"result":"created","_shards":{"total":2,'
+            b'"successful":1,"failed":0},"_seq_no":0,"_primary_term":1,"status":201}},'
+            b'{"index":{"_index":"log-2026.11.30","_id":"b","result":"updated",'
+            b'"status":200}}]}')
+    assert all_stored(real, 2)
+    assert parse_bulk_response(real, 2).stored == 2
+    # Another key order, spaces, or a count that does not match: the full parse decides.
+    assert all_stored(b'{"errors":false,"took":1,"items":[{"index":{"status":201}}]}', 1)
+    assert not all_stored(b'{"items":[{"index":{"status":201}}],"errors":false}', 1)
+    assert not all_stored(b'{"took":1, "errors": false, "items":[{"index":{"status":201}}]}',
+                          1)
+    assert not all_stored(real, 3)
+    with pytest.raises(BulkResponseError, match="2 items for 3 sent"):
+        parse_bulk_response(real, 3)
+    # errors:true is never taken for all stored, even with the right count.
+    assert not all_stored(_resp({"index": {"status": 201}}, {"index": {"status": 429}}), 2)
 
 
 def test_items_are_classified_by_their_own_status():

@@ -33,6 +33,16 @@ class BulkResponseError(ValueError):
     """A 200 response that is not a bulk answer for this request: send it all again."""
 
 
+def all_stored(body: bytes, count: int) -> bool:
+    """The common answer, `{"took":…,"errors":false,"items":[…]}` with one status per
+    item, recognised without parsing the items (the parse of a 2000-item answer cost
+    about 5% of the collector's CPU). Anything else (another layout, a count that does
+    not match) is left to the full parse, which says what is wrong with it."""
+    head_end = body.find(b'"items":[', 0, 512)
+    return (head_end > 0 and body.find(b'"errors":false', 0, head_end) > 0
+            and body.count(b'"status":', head_end) == count)
+
+
 def item_verdict(action: str, status: int) -> int:
     if 200 <= status < 300 or (status == 409 and action == "create"):
         return STORED
@@ -43,6 +53,8 @@ def item_verdict(action: str, status: int) -> int:
 
 def parse_bulk_response(body: bytes, count: int) -> BulkOutcome:
     """Classify each of the `count` items of a 200 `_bulk` response."""
+    if all_stored(body, count):
+        return BulkOutcome(stored=count)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
