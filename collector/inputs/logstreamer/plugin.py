@@ -108,29 +108,86 @@ def _tiles(records: list[bytes], hist: bytes, data: bytes, chunk_start: int,
     return _span(hist, data, chunk_start, end - len(last), end) == last
 
 
-class _Stream:
-    """The plugin's side of one stream: reader, splitter and the bytes it still needs."""
+class _Pos(tuple):
+    """A delivered position, (stream, file, offset, hash), with `n`, the number of its
+    delivery among the input's: acknowledgements come in delivery order, so once one is
+    acknowledged, every position with a smaller `n` is too (whether or not it was
+    reported itself)."""
 
-    __slots__ = ("delivered", "error_at", "history", "id_file", "id_final", "id_key",
-                 "last_data", "last_pump", "name", "oversized", "queued", "reader",
-                 "splitter", "timer_at")
+    n: int
 
-    def __init__(self, name: str, reader: StreamReader, splitter: Any) -> None:
-        self.name = name
-        self.reader = reader
+
+class _Tail:
+    """The plugin's side of one open file of a stream: its splitter (the file's
+    incomplete last record), the bytes it still needs, and the positions delivered from
+    it and acknowledged. A stream has one for its current file and one for each file it
+    left that still lingers or has batches in flight."""
+
+    __slots__ = ("acked", "closed", "delivered", "file", "former", "history", "id_final",
+                 "id_key", "id_set", "last_data", "oversized", "splitter", "start")
+
+    def __init__(self, f: OpenFile, splitter: Any, start: tuple) -> None:
+        self.file = f
         self.splitter = splitter
         # The last (held + 500) bytes read: hash windows and the held record's bytes.
-        self.history = b""
+        self.history = f.window
         self.last_data = time.monotonic()
-        self.queued = False
-        self.delivered: tuple | None = None
-        self.id_file: OpenFile | None = None
+        self.start = start  # where reading began: its journal position until an ack
+        self.delivered: _Pos | None = None
+        self.acked: tuple | None = None
+        self.closed = False
+        # Files it read before the reader moved it into a copy with the same bytes
+        # (copytruncate); their batches may still be in flight.
+        self.former: list[OpenFile] = []
         self.id_key = 0
+        self.id_set = False
         self.id_final = False
+        self.oversized = 0  # the splitter's dropped + truncated count already reported
+
+    def relocated(self, f: OpenFile) -> None:
+        """The reader goes on in `f`, a copy holding the same bytes at the same offsets."""
+        if f is not self.file:
+            self.former.append(self.file)
+            self.file = f
+
+    def has(self, f: OpenFile) -> bool:
+        return f is self.file or any(x is f for x in self.former)
+
+    def settled(self, acked_n: int) -> bool:
+        """Everything delivered from it is acknowledged (`acked_n`: the stream's last
+        acknowledged delivery)."""
+        return self.delivered is None or self.delivered.n <= acked_n
+
+    @property
+    def position(self) -> tuple:
+        """Where a restart resumes this file: after its last acknowledged batch."""
+        return self.acked or self.start
+
+
+class _Stream:
+    """The plugin's side of one stream: its reader and the tails of its open files."""
+
+    __slots__ = ("acked_n", "error_at", "last_pump", "name", "queued", "reader", "tail",
+                 "tails", "timer_at")
+
+    def __init__(self, name: str, reader: StreamReader) -> None:
+        self.name = name
+        self.reader = reader
+        self.tail: _Tail | None = None  # the current file's
+        # Oldest first, the current one last: every file whose position may still be
+        # the stream's journal position (lingering, or with batches in flight).
+        self.tails: list[_Tail] = []
+        self.acked_n = 0  # the _Pos.n of its last acknowledged delivery
+        self.queued = False
         self.error_at = 0.0
         self.timer_at = 0.0  # when a pending timer will wake it (0: none)
         self.last_pump = 0.0
-        self.oversized = 0  # the splitter's dropped + truncated count already reported
+
+    def tail_of(self, f: OpenFile) -> _Tail | None:
+        for t in self.tails:
+            if t.has(f):
+                return t
+        return None
 
 
 def _raise_nofile_limit(log: logging.Logger) -> None:
@@ -184,15 +241,25 @@ class LogstreamerInput(Input):
     rotations while hekapy was down (found again by the 500 bytes before the journaled
     offset, then read forward in priority order).
 
+    Late writes (hekapy's rotate_wait, "5s", Fluent Bit's key and default; bare numbers
+    are seconds; "0" closes a file as soon as the stream leaves it, as Heka did): a file
+    the stream left (renamed, replaced, deleted, or followed by a newer file) stays open
+    and what is written to it is read and delivered, until it has not changed for
+    rotate_wait (at most 8 such files per stream). Those lines come after the lines
+    already read from the newer file. While a file lingers under a name the stream
+    matches, the journal stays in it: a restart reads its late lines, and reads again
+    (same Uuids) what the newer file gave meanwhile.
+
     Keys: log_directory ("/var/log"), file_match (required), priority ([]),
     differentiator ([] = the section name), translation ({}), journal_directory
     ("<base_dir>/logstreamer"), oldest_duration ("720h"; 0 = no limit), rescan_interval
     ("1m"), check_data_interval ("250ms"; bare numbers are milliseconds for both),
     initial_tail (false), hostname (the global one), splitter ("TokenSplitter"),
-    decoder; hekapy's partial_line_timeout ("5s"): a last line without its newline is
-    delivered once the file has not grown for that long, and when the stream moves to
-    the next file; "0" keeps Heka's behaviour (wait for the newline for ever, drop it at
-    rotation unless the splitter has deliver_incomplete_final = true).
+    decoder; hekapy's rotate_wait ("5s", above) and partial_line_timeout ("5s"): a last
+    line without its newline is delivered once the file has not grown for that long,
+    and when the stream is done with the file; "0" keeps Heka's behaviour (wait for the
+    newline for ever, drop it at rotation unless the splitter has
+    deliver_incomplete_final = true).
 
         [nova]
         type = "LogstreamerInput"
@@ -225,6 +292,8 @@ class LogstreamerInput(Input):
         "hostname": Option("str", "", doc="Hostname of the messages"),
         "partial_line_timeout": Option("duration", "5s",
                                        doc="deliver an unterminated last line after this"),
+        "rotate_wait": Option("duration", "5s",
+                              doc="read a file left after rotation until unchanged this long"),
     }
     defaults = {"splitter": "TokenSplitter"}
 
@@ -253,6 +322,7 @@ class LogstreamerInput(Input):
         self._scan_seconds = 0.0
         self._rescan_wanted = False
         self._ctx: InputContext | None = None
+        self._delivery_n = 0  # numbers every delivered position (never reset: see _Pos)
         self.discovery = Discovery(cfg.log_directory, cfg.file_match, cfg.priority,
                                    cfg.differentiator, cfg.translation, cfg.oldest_duration,
                                    default_name=name)
@@ -342,13 +412,48 @@ class LogstreamerInput(Input):
     # --- acknowledgements and the journal ------------------------------------------------
     def _on_ack(self, position: tuple) -> None:
         name, f, seek, _h = position
-        before = self._acked.get(name)
-        self._unjournaled += seek - before[2] if before is not None and before[1] is f \
-            else seek
-        self._acked[name] = position
-        self._dirty.add(name)
+        s = self._streams.get(name)
+        if s is None:
+            return
+        s.acked_n = max(s.acked_n, getattr(position, "n", 0))
+        t = s.tail_of(f)
+        if t is not None:
+            self._unjournaled += max(0, seek - t.position[2])
+            t.acked = position
+            if t.former and t.file is f:
+                t.former = []  # acknowledged in order: nothing of theirs is in flight
+        # (t is None for a batch of an earlier run() of this input: the stream resumed at
+        # or before it, from _acked.)
+        self._update_journal(s)
         if self._unjournaled >= JOURNAL_BYTES:
             self._journal_now.set()
+
+    def _journal_position(self, s: _Stream) -> tuple:
+        """The stream's position for the journal (one per stream, Heka's format): in the
+        oldest of its files that a restart must read again, after what was acknowledged
+        from it. A lingering file keeps the position (late writes to it after a restart
+        are read, at the cost of reading again what the newer files gave meanwhile),
+        unless it is no longer under a name of the stream (a restart cannot find it);
+        a file left for good keeps it until its batches are acknowledged."""
+        lingering = {id(lf.file): lf for lf in s.reader.lingering}
+        for t in s.tails:
+            if t is s.tail:
+                break
+            lf = lingering.get(id(t.file))
+            if (lf is None or not lf.findable) and t.settled(s.acked_n):
+                continue
+            return t.position
+        assert s.tail is not None
+        return s.tail.position
+
+    def _update_journal(self, s: _Stream) -> None:
+        """Recompute the stream's journal position; forget files that are done."""
+        pos = self._journal_position(s)
+        if len(s.tails) > 1:
+            s.tails = [t for t in s.tails if not (t.closed and t.settled(s.acked_n))]
+        if pos is not self._acked.get(s.name):
+            self._acked[s.name] = pos
+            self._dirty.add(s.name)
 
     def _take_dirty(self) -> list[tuple[str, Position]]:
         items = []
@@ -437,9 +542,10 @@ class LogstreamerInput(Input):
             if s is None:
                 reader = StreamReader(name, files,
                                       switch_wait=self.cfg.check_data_interval,
+                                      rotate_wait=self.cfg.rotate_wait,
                                       refresh=lambda force, n=name: self._refresh(n, force),
                                       log=ctx.log)
-                s = _Stream(name, reader, ctx.new_splitter())
+                s = _Stream(name, reader)
                 self._streams[name] = s
                 self._start(s)
             else:
@@ -456,6 +562,8 @@ class LogstreamerInput(Input):
                 self._mark_ready(s)
             if s.reader.cur is not None:
                 by_path.setdefault(s.reader.cur.path, s)
+            for lf in s.reader.lingering:  # their writes wake the stream too
+                by_path.setdefault(lf.file.path, s)
         self._by_path = by_path
         self._watcher.watch(dirs)
         if initial:
@@ -468,13 +576,20 @@ class LogstreamerInput(Input):
         if how is not None:
             cur = s.reader.cur
             assert cur is not None
-            s.history = cur.window
-            s.last_data = time.monotonic()
+            self._new_tail(s, cur)
             if self._ctx is not None:
                 self._ctx.log.debug("%s: starting at %s@%d (%s)", s.name, cur.path,
                                     cur.offset, how)
             if mark:
                 self._mark_ready(s)
+
+    def _new_tail(self, s: _Stream, f: OpenFile) -> _Tail:
+        """`f` becomes the stream's current file, read from where it is open."""
+        assert self._ctx is not None
+        t = _Tail(f, self._ctx.new_splitter(), (s.name, f, f.offset, window_hash(f.window)))
+        s.tail = t
+        s.tails.append(t)
+        return t
 
     # --- wake-ups ------------------------------------------------------------------------
     def _mark_ready(self, s: _Stream) -> None:
@@ -517,8 +632,14 @@ class LogstreamerInput(Input):
             if not r.at_eof or r.eof_since is not None:
                 self._mark_ready(s)
                 continue
-            if (self._flush_incomplete and s.splitter.remainder
-                    and now - s.last_data >= timeout):
+            t = s.tail
+            if (self._flush_incomplete and t is not None and t.splitter.remainder
+                    and now - t.last_data >= timeout):
+                self._mark_ready(s)
+                continue
+            # A lingering file renamed out of the watched names (or deleted) is written
+            # to without an event that names the stream.
+            if r.lingering and r.lingering_grew():
                 self._mark_ready(s)
                 continue
             try:
@@ -538,7 +659,9 @@ class LogstreamerInput(Input):
             self._start(s, mark=False)
             if r.cur is None:
                 return
-        got = 0
+        # Lingering files first: what they gained was written before the current file's
+        # news, or close to it. Their reads share this turn's byte budget.
+        got = await self._pump_lingering(s) if r.lingering else 0
         while got < PUMP_BYTES:
             if ctx.stopping.is_set():
                 return
@@ -553,25 +676,65 @@ class LogstreamerInput(Input):
             if ev is None:
                 break
             if isinstance(ev, Switched):
-                await self._finish_file(s, ev.old)
+                await self._switched(s, ev)
                 continue
             got += len(ev)
-            s.last_data = now
-            cur = r.cur
-            assert cur is not None
-            await self._process(s, cur, ev)
+            t = s.tail
+            assert t is not None and r.cur is not None
+            t.relocated(r.cur)
+            t.last_data = now
+            await self._process(s, t, ev)
         else:
             self._mark_ready(s)  # more to read: take turns with the other streams
             return
+        if r.lingering:
+            await self._release_lingering(s)
         s.last_pump = time.monotonic()
         if r.eof_since is not None:  # a newer file waits: look again once it may switch
             self._call_later(r.eof_since + r.switch_wait, s)
-        if self._flush_incomplete and s.splitter.remainder and r.cur is not None:
-            due = s.last_data + self.cfg.partial_line_timeout
+        release_at = r.next_release()
+        if release_at is not None:
+            self._call_later(release_at, s)
+        t = s.tail
+        if self._flush_incomplete and t is not None and t.splitter.remainder:
+            due = t.last_data + self.cfg.partial_line_timeout
             if time.monotonic() >= due:
-                await self._deliver_held(s, r.cur, "timeout")
+                await self._deliver_held(s, t, "timeout")
             else:
                 self._call_later(due, s)
+
+    async def _pump_lingering(self, s: _Stream) -> int:
+        """Read what the lingering files gained, up to this turn's budget."""
+        ctx = self._ctx
+        assert ctx is not None
+        r = s.reader
+        got = 0
+        for lf in list(r.lingering):
+            t = s.tail_of(lf.file)
+            assert t is not None
+            while got < PUMP_BYTES and not ctx.stopping.is_set():
+                now = time.monotonic()
+                data = r.read_lingering(lf, now)
+                if not data:
+                    break
+                got += len(data)
+                t.last_data = now
+                await self._process(s, t, data)
+        return got
+
+    async def _release_lingering(self, s: _Stream) -> None:
+        """Close the lingering files that are done with; their held bytes are their
+        last record. (No partial_line_timeout while lingering: a file is released
+        once unchanged for rotate_wait, and its incomplete record delivered then.)"""
+        for lf in s.reader.release(time.monotonic()):
+            t = s.tail_of(lf.file)
+            try:
+                if t is not None:
+                    await self._finish_tail(s, t, "end of file")
+            finally:
+                lf.file.close()
+            if t is not None:
+                self._update_journal(s)
 
     def _call_later(self, when: float, s: _Stream) -> None:
         if s.timer_at and s.timer_at <= when and s.timer_at > time.monotonic():
@@ -580,51 +743,54 @@ class LogstreamerInput(Input):
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, s))
 
-    def _key(self, s: _Stream, f: OpenFile) -> int:
-        if s.id_file is not f or not s.id_final:
-            s.id_key = identity_key(self._host, s.name, f.fingerprint())
-            s.id_final = f.fingerprint_final
-            s.id_file = f
-        return s.id_key
+    def _key(self, s: _Stream, t: _Tail) -> int:
+        if not t.id_set or not t.id_final:
+            f = t.file
+            t.id_key = identity_key(self._host, s.name, f.fingerprint())
+            t.id_final = f.fingerprint_final
+            t.id_set = True
+        return t.id_key
 
-    async def _process(self, s: _Stream, f: OpenFile, data: bytes) -> None:
-        sp = s.splitter
+    async def _process(self, s: _Stream, t: _Tail, data: bytes) -> None:
+        f = t.file
+        sp = t.splitter
         prev_rem = sp.remainder
         chunk_end = f.offset
         chunk_start = chunk_end - len(data)
-        hist = s.history
+        hist = t.history
         records = sp.split(data)
         rem = sp.remainder
         consume_start = chunk_start - prev_rem
         consume_end = chunk_end - rem
         oversized = getattr(sp, "dropped", 0) + getattr(sp, "truncated", 0)
-        if oversized != s.oversized:
-            self._count_oversized(s, oversized - s.oversized, f)
-            s.oversized = oversized
+        if oversized != t.oversized:
+            self._count_oversized(s, t, oversized - t.oversized)
+            t.oversized = oversized
         if records and b"" in records:
             records = [r for r in records if r]  # Heka delivers no empty records
         if records:
             offs = record_offsets(records, hist, data, chunk_start, consume_start)
-            await self._deliver(s, f, records, offs, hist, data, chunk_start, consume_end)
-        s.history = _span(hist, data, chunk_start, consume_end - HASH_WINDOW, chunk_end)
+            await self._deliver(s, t, records, offs, hist, data, chunk_start, consume_end)
+        t.history = _span(hist, data, chunk_start, consume_end - HASH_WINDOW, chunk_end)
 
-    def _count_oversized(self, s: _Stream, n: int, f: OpenFile) -> None:
+    def _count_oversized(self, s: _Stream, t: _Tail, n: int) -> None:
         ctx = self._ctx
         assert ctx is not None
-        keep = bool(getattr(s.splitter.cfg, "keep_truncated", False))
+        keep = bool(getattr(t.splitter.cfg, "keep_truncated", False))
         if not keep:
             ctx.stats.dropped += n
         self.counters["oversized"] += n
         ctx.limited_log(logging.ERROR, "%s: %d record(s) in %s exceeded max_message_size "
-                        "(%d bytes) and were %s", s.name, n, f.path,
-                        getattr(s.splitter, "max_record_size", 0),
+                        "(%d bytes) and were %s", s.name, n, t.file.path,
+                        getattr(t.splitter, "max_record_size", 0),
                         "truncated" if keep else "dropped")
 
-    async def _deliver(self, s: _Stream, f: OpenFile, records: list[bytes], offs: list[int],
+    async def _deliver(self, s: _Stream, t: _Tail, records: list[bytes], offs: list[int],
                        hist: bytes, data: bytes, chunk_start: int, consume_end: int) -> None:
         ctx = self._ctx
         assert ctx is not None
-        key = self._key(s, f)
+        f = t.file
+        key = self._key(s, t)
         msgs = ctx.records_to_messages(records, type="logfile", logger=s.name,
                                        hostname=self._host)
         for m, o in zip(msgs, offs, strict=True):
@@ -637,54 +803,65 @@ class LogstreamerInput(Input):
             j = min(n, i + MAX_BATCH_RECORDS)
             p = offs[j] if j < n else consume_end
             p = min(max(p, lo), consume_end)
-            pos = (s.name, f, p, window_hash(_span(hist, data, chunk_start,
-                                                   p - HASH_WINDOW, p)))
+            pos = _Pos((s.name, f, p, window_hash(_span(hist, data, chunk_start,
+                                                        p - HASH_WINDOW, p))))
+            self._delivery_n += 1
+            pos.n = self._delivery_n
             nbytes = sum(map(len, records[i:j]))
             await ctx.deliver(msgs[i:j], pos, nbytes)
-            s.delivered = pos
+            t.delivered = pos
             i = j
 
-    async def _deliver_held(self, s: _Stream, f: OpenFile, why: str) -> None:
+    async def _deliver_held(self, s: _Stream, t: _Tail, why: str) -> None:
         """Deliver the splitter's incomplete record as it is (the file ended or stopped
         growing), then forget it."""
-        held = s.splitter.remainder
+        held = t.splitter.remainder
         if not held:
             return
-        record = s.history[-held:] if held <= len(s.history) else b""
-        s.splitter.reset()
+        record = t.history[-held:] if held <= len(t.history) else b""
+        t.splitter.reset()
         if not record:
             return
+        f = t.file
         start = f.offset - len(record)
-        await self._deliver(s, f, [record], [start], s.history, b"", f.offset, f.offset)
+        await self._deliver(s, t, [record], [start], t.history, b"", f.offset, f.offset)
         self.counters["partial_flushes"] += 1
         assert self._ctx is not None
         self._ctx.log.debug("%s: delivered an unterminated last record of %s (%s)", s.name,
                             f.path, why)
 
-    async def _finish_file(self, s: _Stream, old: OpenFile) -> None:
-        """The stream moved on from `old`: its held bytes are its last record."""
-        if s.splitter.remainder:
-            deliver_final = bool(getattr(s.splitter.cfg, "deliver_incomplete_final", False))
+    async def _switched(self, s: _Stream, ev: Switched) -> None:
+        """The reader moved on to a new current file. The file it left keeps its tail
+        while it lingers; otherwise it is finished now."""
+        old = s.tail
+        assert old is not None
+        old.relocated(ev.old)
+        new = s.reader.cur
+        assert new is not None
+        self._new_tail(s, new)
+        self._by_path.setdefault(new.path, s)
+        if ev.lingering:
+            self._by_path.setdefault(ev.old.path, s)
+        else:
+            await self._finish_tail(s, old, "end of file")
+        # When everything from the old file is acknowledged (and it does not linger
+        # under a name of the stream), the journal moves to the new one at 0 now, so a
+        # restart does not have to find the old file again.
+        self._update_journal(s)
+
+    async def _finish_tail(self, s: _Stream, t: _Tail, why: str) -> None:
+        """The stream is done with `t`'s file: its held bytes are its last record."""
+        if t.splitter.remainder:
+            deliver_final = bool(getattr(t.splitter.cfg, "deliver_incomplete_final", False))
             if self._flush_incomplete or deliver_final:
-                await self._deliver_held(s, old, "end of file")
+                await self._deliver_held(s, t, why)
             else:
                 self.counters["partial_dropped"] += 1
                 assert self._ctx is not None
                 self._ctx.stats.dropped += 1
                 self._ctx.limited_log(logging.WARNING, "%s: dropped an unterminated last "
                                       "record of %s (partial_line_timeout = 0)", s.name,
-                                      old.path)
-        s.splitter.reset()
-        s.history = b""
-        s.last_data = time.monotonic()
-        new = s.reader.cur
-        if new is None:
-            return
-        self._by_path.setdefault(new.path, s)
-        # Everything from the old file is acknowledged: journal the new one at 0 now, so
-        # a restart does not have to find the old file again.
-        if s.delivered is None or self._acked.get(s.name) is s.delivered:
-            pos = (s.name, new, 0, window_hash(b""))
-            self._acked[s.name] = pos
-            s.delivered = pos
-            self._dirty.add(s.name)
+                                      t.file.path)
+        t.splitter.reset()
+        t.history = b""
+        t.closed = True

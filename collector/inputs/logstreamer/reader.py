@@ -2,16 +2,16 @@
 §5.4). Synchronous and free of asyncio: the plugin calls `StreamReader.next()` from its
 loop; every call does a bounded amount of I/O (one chunk of at most `READ_SIZE` bytes).
 
-A stream has at most one open file. Positions are logical offsets: decompressed bytes
-for a gzip file (recognised by its magic bytes, whatever its name), so a history file
-keeps its offsets when logrotate compresses it.
+A stream reads one current file. Positions are logical offsets: decompressed bytes for
+a gzip file (recognised by its magic bytes, whatever its name), so a history file keeps
+its offsets when logrotate compresses it.
 
 How the live file is followed, checked whenever a read finds no more data:
 
 - *rename rotation* (`create`): the path now names another inode. The open descriptor is
   drained; its new name is found by device+inode among the stream's files (and
   journaled). Once it has stayed at EOF for `switch_wait` and a newer file exists, the
-  stream moves to that file at offset 0.
+  stream moves to that file at offset 0. The file it left *lingers* (below).
 - *copytruncate* / *in-place truncation*: the descriptor's size dropped below the offset,
   or the 500 bytes before the offset changed. The stream looks for those 500 bytes at the
   same offset in its other files (newest first), so the bytes written between the last
@@ -22,6 +22,17 @@ How the live file is followed, checked whenever a read finds no more data:
 - *replaced by a file of the same name*: the old descriptor is drained, then the new
   file is read from 0.
 - *a newer file in priority order* (dated files): switch after `switch_wait` at EOF.
+
+Lingering (`rotate_wait`, Fluent Bit's key and default): a writer may go on writing to
+its old descriptor after the stream has moved on (it reopens its log only when
+logrotate's signal reaches it, or slowly). So a plain file the stream leaves (renamed,
+replaced, deleted or overtaken by a newer file; not a truncated one, nor gzip history)
+stays open and is read for what it gains (`read_lingering`) until it has not changed
+for `rotate_wait`, then is released (`release`); one whose mtime is older than that
+already is closed at once. Those late lines come after lines already read from the
+newer file, as in Fluent Bit. At most `MAX_LINGERING` files per stream linger: beyond
+that the oldest is released once read to its end, so descriptors stay bounded when
+rotations come faster than `rotate_wait`.
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 # The file identity for Uuids is the file's first line, up to this many bytes.
 FINGERPRINT_MAX = 1024
 _GZ_IN = 1 << 18
+# Files a stream keeps open after leaving them, at most (see Lingering above).
+MAX_LINGERING = 8
 
 
 class OpenFile:
@@ -249,22 +262,43 @@ def open_at(path: str, seek: int, last_hash: str, key: tuple = ()) -> OpenFile |
 
 @dataclass
 class Switched:
-    """The stream left `old` (now closed) for the reader's new current file at offset 0:
-    whatever the splitter holds from `old` is that file's incomplete last record."""
+    """The stream left `old` for the reader's new current file at offset 0. When
+    `lingering`, `old` stays open in `StreamReader.lingering` (its incomplete last record
+    may still be completed); otherwise it is closed and whatever the splitter holds from
+    it is its incomplete last record."""
 
     old: OpenFile
     reason: str
+    lingering: bool = False
+
+
+@dataclass(eq=False)
+class Lingering:
+    """A file the stream left, still read for late writes."""
+
+    file: OpenFile
+    changed: float  # monotonic time it was left or last grew
+    # Under one of the stream's names now (so a restart can resume it from the journal);
+    # False once deleted or renamed out of the stream.
+    findable: bool
+    late_bytes: int = 0
+    broken: str = ""  # why it cannot be read on (truncated, rewritten): release it now
 
 
 class StreamReader:
     """The files of one stream and the one that is open."""
 
     def __init__(self, name: str, files: list[Logfile], *, switch_wait: float,
+                 rotate_wait: float = 0.0, max_lingering: int = MAX_LINGERING,
                  refresh: Callable[[bool], list[Logfile] | None] | None = None,
                  log: logging.Logger | None = None) -> None:
         self.name = name
         self.files = files
         self.switch_wait = switch_wait
+        self.rotate_wait = rotate_wait  # 0: a file left is closed at once (Heka)
+        self.max_lingering = max(1, max_lingering)
+        # Files left but still read, oldest first (see Lingering in the module doc).
+        self.lingering: list[Lingering] = []
         # refresh(force): rescan the directory (throttled unless forced); None if it
         # did not (then the files are as they were).
         self.refresh = refresh or (lambda force: None)
@@ -274,11 +308,13 @@ class StreamReader:
         self.eof_since: float | None = None
         self.started = False
         self.counters = {"rotations": 0, "truncations": 0, "relocations": 0,
-                         "replays": 0}
+                         "replays": 0, "lingered": 0, "late_bytes": 0}
 
     # --- setup ---------------------------------------------------------------------------
     def set_files(self, files: list[Logfile]) -> None:
         self.files = files
+        for lf in self.lingering:
+            self._locate(lf)
 
     def _key_of(self, path: str) -> tuple:
         for lf in self.files:
@@ -338,6 +374,9 @@ class StreamReader:
     def close(self) -> None:
         if self.cur is not None:
             self.cur.close()
+        for lf in self.lingering:
+            lf.file.close()
+        self.lingering = []
 
     # --- reading -------------------------------------------------------------------------
     def next(self, now: float, n: int = READ_SIZE) -> bytes | Switched | None:
@@ -406,12 +445,109 @@ class StreamReader:
             return None
         self.cur = new
         self.at_eof = False
-        f.close()
         self.counters["rotations"] += 1
         reason = "rotated" if state != "same" else "next file"
-        self.log.info("%s: finished %s at %d; now reading %s", self.name, f.path, f.offset,
+        lingering = self._leave(f, now, findable=state != "gone")
+        self.log.info("%s: finished %s at %d%s; now reading %s", self.name, f.path,
+                      f.offset, " (kept open for late writes)" if lingering else "",
                       new.path)
-        return Switched(f, reason)
+        return Switched(f, reason, lingering)
+
+    # --- lingering -----------------------------------------------------------------------
+    def _leave(self, f: OpenFile, now: float, findable: bool) -> bool:
+        """The stream moved on from `f`: keep it open for late writes, or close it."""
+        try:
+            quiet = time.time() - os.fstat(f.fd).st_mtime
+        except OSError:
+            quiet = 0.0
+        # Gzip history is never written to again; a file unchanged for rotate_wait
+        # already (history read at start-up, a backlog) needs no wait either.
+        if self.rotate_wait <= 0 or f.gz or quiet >= self.rotate_wait:
+            f.close()
+            return False
+        self.lingering.append(Lingering(f, now, findable))
+        self.counters["lingered"] += 1
+        return True
+
+    def _locate(self, lf: Lingering) -> None:
+        """Follow a lingering file's renames among the stream's files (its journaled
+        name must be where a restart can find it)."""
+        f = lf.file
+        paths = [x.path for x in self.files]
+        if f.path in paths and f.same_inode(self._stat(f.path)):
+            lf.findable = True
+            return
+        for x in self.files:
+            if x.path != f.path and f.same_inode(self._stat(x.path)):
+                f.path = x.path
+                f.key = x.key
+                lf.findable = True
+                return
+        lf.findable = False
+
+    def read_lingering(self, lf: Lingering, now: float, n: int = READ_SIZE) -> bytes:
+        """The next chunk a lingering file gained (b"" when none)."""
+        f = lf.file
+        if lf.broken or f.fd < 0:
+            return b""
+        try:
+            size = f.size()
+            if size == f.offset:
+                return b""
+            data = f.read_verified(n) if size > f.offset else None
+        except OSError as e:
+            lf.broken = str(e)
+            return b""
+        if data is None:
+            # Its bytes are not the ones read any more: what it holds now is not ours.
+            lf.broken = "truncated"
+            self.log.warning("%s: %s was truncated while kept open after the rotation; "
+                             "closing it at %d", self.name, f.path, f.offset)
+            return b""
+        if data:
+            lf.changed = now
+            lf.late_bytes += len(data)
+            self.counters["late_bytes"] += len(data)
+        return data
+
+    def lingering_grew(self) -> bool:
+        """Has a lingering file something to read? (the poll's safety net)"""
+        for lf in self.lingering:
+            try:
+                if not lf.broken and lf.file.size() != lf.file.offset:
+                    return True
+            except OSError:
+                return True  # read_lingering marks it broken
+        return False
+
+    def release(self, now: float) -> list[Lingering]:
+        """Take out the lingering files that are done: read to their end and unchanged
+        for `rotate_wait`, broken, or beyond `max_lingering` (the oldest first). They
+        are still open: the caller finishes their last record, then closes them."""
+        out: list[Lingering] = []
+        keep: list[Lingering] = []
+        excess = len(self.lingering) - self.max_lingering
+        for lf in self.lingering:
+            f = lf.file
+            try:
+                at_end = bool(lf.broken) or f.fd < 0 or f.size() == f.offset
+            except OSError:
+                at_end = True
+            if at_end and (lf.broken or excess > 0 or now - lf.changed >= self.rotate_wait):
+                excess -= 1
+                out.append(lf)
+                if lf.late_bytes:
+                    self.log.info("%s: closed %s at %d; %d bytes were written to it after "
+                                  "the rotation", self.name, f.path, f.offset,
+                                  lf.late_bytes)
+            else:
+                keep.append(lf)
+        self.lingering = keep
+        return out
+
+    def next_release(self) -> float | None:
+        """When the earliest lingering file may be released, if any lingers."""
+        return min((lf.changed + self.rotate_wait for lf in self.lingering), default=None)
 
     def _recently_written(self, f: OpenFile) -> bool:
         try:
