@@ -56,6 +56,8 @@ FINGERPRINT_MAX = 1024
 _GZ_IN = 1 << 18
 # Files a stream keeps open after leaving them, at most (see Lingering above).
 MAX_LINGERING = 8
+# Directory scans a truncated file's copy is looked for in before giving up on it.
+COPY_SCANS = 3
 
 
 class OpenFile:
@@ -600,24 +602,30 @@ class StreamReader:
         f = self.cur
         assert f is not None
         self.counters["truncations"] += 1
-        fresh = self.refresh(True)  # the copy may be a new file: always look
-        if fresh is not None:
-            self.files = fresh
         want = window_hash(f.window)
         # copytruncate: the bytes up to the truncation are in a copy, at the same offsets.
-        for lf in reversed(self.files):
-            if f.same_inode(self._stat(lf.path)):
-                continue
-            g = open_at(lf.path, f.offset, want, lf.key)
-            if g is None:
-                continue
-            self.log.info("%s: %s was truncated; continuing at %d in its copy %s", self.name,
-                          f.path, f.offset, lf.path)
-            self.counters["relocations"] += 1
-            self.cur = g
-            self.at_eof = False
-            f.close()
-            return self.next(now, n)
+        # The copy may be a new file: always scan. A scan while the writer shifts its
+        # rotated files (the next rotation, when we are behind) misses the names renamed
+        # between its listing and their stat: look again before giving up.
+        for _ in range(COPY_SCANS):
+            fresh = self.refresh(True)
+            if fresh is not None:
+                self.files = fresh
+            for lf in reversed(self.files):
+                if f.same_inode(self._stat(lf.path)):
+                    continue
+                g = open_at(lf.path, f.offset, want, lf.key)
+                if g is None:
+                    continue
+                self.log.info("%s: %s was truncated; continuing at %d in its copy %s",
+                              self.name, f.path, f.offset, lf.path)
+                self.counters["relocations"] += 1
+                self.cur = g
+                self.at_eof = False
+                f.close()
+                return self.next(now, n)
+            if fresh is None:
+                break  # no rescan to be had: the list will not change
         self.log.warning("%s: %s was truncated at offset %d and no copy holds what followed; "
                          "reading it again from 0 (lines written between the last read and "
                          "the truncation may be lost)", self.name, f.path, f.offset)
