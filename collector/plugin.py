@@ -383,6 +383,10 @@ class Decoder(Plugin):
     # Seconds a held-back message (see `holding`) may wait for its next line before the
     # input runner flushes it anyway (a decoder may make it an option).
     hold_timeout: float = 1.0
+    # The number of the input's delivery (batch) whose records are being decoded, set by
+    # the input runner before it decodes them. A decoder that holds messages back notes
+    # it per held message, for `oldest_held_batch` and `flush_stale`.
+    batch: int = 0
 
     def decode(self, msg: Message) -> Message | list[Message] | None:
         """Return the message (usually `msg` mutated), a list, or None to drop it;
@@ -392,13 +396,29 @@ class Decoder(Plugin):
     @property
     def holding(self) -> bool:
         """True while the decoder keeps a message back waiting for more records (a
-        multi-line traceback). The runner then keeps the records' batch unacknowledged
-        until the held message is delivered, and calls `flush` after `hold_timeout`."""
+        multi-line traceback). The runner then keeps the positions of the records'
+        batches from being checkpointed until the held message is delivered, and
+        flushes it once its stream stayed idle for `hold_timeout`."""
         return False
+
+    @property
+    def oldest_held_batch(self) -> int | None:
+        """The `batch` the oldest record of any held-back message came in, or None when
+        this decoder does not know (then the runner assumes every batch since it started
+        holding). A decoder that holds messages should say: the runner then holds back
+        only the positions that really have records in a held message."""
+        return None
 
     def flush(self) -> list[Message]:
         """Give up waiting: the held-back messages, now."""
         return []
+
+    def flush_stale(self, started_before: int = 0, idle_before: int = 0) -> list[Message]:
+        """The held-back messages whose first record came in a batch before
+        `started_before`, or whose latest record came in a batch before `idle_before`
+        (their stream has been quiet since); the others stay held. A decoder that does
+        not track batches gives them all (`flush`)."""
+        return self.flush()
 
 
 class Encoder(Plugin):

@@ -52,18 +52,54 @@ class MultiDecoder(Decoder):
         self.subs: list[Decoder] = []
         self._all = cfg.cascade_strategy == "all"
         self._limited = RateLimitedLog(log)
+        self._batch = 0
 
     def link(self, build: Callable[[str, str], Plugin]) -> None:
         self.subs = [build(n, "Decoder") for n in self.cfg.subs]  # type: ignore[misc]
 
     @property
+    def batch(self) -> int:  # type: ignore[override]
+        return self._batch
+
+    @batch.setter
+    def batch(self, n: int) -> None:
+        self._batch = n
+        floor = n
+        for d in self.subs:
+            d.batch = floor
+            if self._all and d.holding:
+                # In a cascade, what a sub passes on may be made of records from the
+                # batch its oldest held message began in: later subs must not date
+                # those records newer (0 when the sub cannot say: safe, only early).
+                o = d.oldest_held_batch
+                floor = min(floor, o if o is not None else 0)
+
+    @property
     def holding(self) -> bool:
         return any(d.holding for d in self.subs)
+
+    @property
+    def oldest_held_batch(self) -> int | None:
+        oldest: int | None = None
+        for d in self.subs:
+            if d.holding:
+                o = d.oldest_held_batch
+                if o is None:
+                    return None  # one sub cannot say: the runner's own assumption
+                oldest = o if oldest is None else min(oldest, o)
+        return oldest
 
     def flush(self) -> list[Message]:
         out: list[Message] = []
         for d in self.subs:
             out.extend(d.flush())
+        return out
+
+    def flush_stale(self, started_before: int = 0, idle_before: int = 0) -> list[Message]:
+        out: list[Message] = []
+        for d in self.subs:
+            if d.holding:
+                out.extend(d.flush_stale(started_before, idle_before))
         return out
 
     def _failed(self, sub: Decoder, e: Exception) -> None:

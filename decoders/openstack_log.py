@@ -13,7 +13,10 @@ Multi-line records, stream by stream (the stream is the input record's Logger):
 - a line with no oslo.log prefix continues the message before it (oslo.log writes a
   message with embedded newlines that way; LMA dropped such lines).
 So the last message of each stream is held back until the stream's next line shows it
-is complete, or until `hold_timeout` passes (the input runner then flushes it).
+is complete, or until the stream stayed quiet for `hold_timeout` (the input runner then
+flushes it). Each held message notes the input's batch its first and its latest line
+came in (`oldest_held_batch`, `flush_stale`): the runner holds back only those batches'
+positions, and flushes a quiet stream's message without cutting a busy one's.
 
 Differences from LMA, on purpose:
 - a timestamp with an offset keeps it; only naive ones are read in `tz`;
@@ -206,6 +209,10 @@ class OpenStackLogDecoder(LogDecoder):
         self._held: dict[str, Message] = {}
         self._tb_key: dict[str, str] = {}
         self._parts: dict[str, list[str]] = {}
+        # Per stream with a held message: the batch its first line came in; and, once a
+        # line was appended to it in a later batch, the batch of the latest one.
+        self._since: dict[str, int] = {}
+        self._touched: dict[str, int] = {}
         # The latest message of each stream, for a continuation line that arrives after
         # its message was flushed (the hold timed out): it gets the same headers.
         self._last: dict[str, Message] = {}
@@ -220,12 +227,24 @@ class OpenStackLogDecoder(LogDecoder):
     def holding(self) -> bool:
         return bool(self._held)
 
+    @property
+    def oldest_held_batch(self) -> int | None:
+        return min(self._since.values()) if self._since else None
+
     def flush(self) -> list[Message]:
         out = [self._finish(stream) for stream in list(self._held)]
         return out
 
+    def flush_stale(self, started_before: int = 0, idle_before: int = 0) -> list[Message]:
+        touched = self._touched
+        return [self._finish(stream) for stream, since in list(self._since.items())
+                if since < started_before or touched.get(stream, since) < idle_before]
+
     def _finish(self, stream: str) -> Message:
         msg = self._held.pop(stream)
+        del self._since[stream]
+        if self._touched:
+            self._touched.pop(stream, None)
         if self._tb_key:
             self._tb_key.pop(stream, None)
         if self._parts:
@@ -235,6 +254,8 @@ class OpenStackLogDecoder(LogDecoder):
         return msg
 
     def _append(self, stream: str, text: str) -> None:
+        if self._since[stream] != self.batch:
+            self._touched[stream] = self.batch
         parts = self._parts.get(stream)
         if parts is None:
             self._parts[stream] = [self._held[stream].payload, text]
@@ -305,6 +326,7 @@ class OpenStackLogDecoder(LogDecoder):
                 raise DecodeError("not an oslo.log line (no '<date> <time> <pid> <LEVEL> "
                                   "<module>' prefix)")
             self._held[stream] = _continued(last, msg)
+            self._since[stream] = self.batch
             return None
         stamp, frac, off, pid, level, module, text = m.groups()
         if held is not None:
@@ -347,6 +369,7 @@ class OpenStackLogDecoder(LogDecoder):
             if lbaas:
                 fields += lbaas_fields(text)
         self._held[stream] = msg
+        self._since[stream] = self.batch
         if len(self._last) < _CACHE_MAX or stream in self._last:
             self._last[stream] = msg
         return held
