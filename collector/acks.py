@@ -11,6 +11,12 @@ which every ticket is done. When the watermark moves past tickets, the input's
 file and offset, AMQP delivery tag, ...). An input with several streams (files) thus
 learns every stream's safe position, not only the last one's.
 
+A ticket may carry the positions of `earlier` batches besides its own: a multi-line
+decoder held some of their records back, and they travel in this batch or were
+delivered before it, so those positions are safe only once the watermark passes this
+ticket (see InputContext in collector/pipeline.py). They are reported just before the
+ticket's own position, in the order they were given.
+
 The tracker also bounds how much an input may have in flight, by batches (Heka's
 `poolsize`) and by bytes: an input whose outputs never acknowledge stops reading.
 """
@@ -24,18 +30,18 @@ from typing import Any
 
 
 class Ticket:
-    __slots__ = ("done", "held", "nbytes", "position", "refs", "seq", "tracker")
+    __slots__ = ("done", "earlier", "nbytes", "position", "refs", "seq", "tracker")
 
-    def __init__(self, tracker: AckTracker | None, seq: int, position: Any, nbytes: int) -> None:
+    def __init__(self, tracker: AckTracker | None, seq: int, position: Any, nbytes: int,
+                 earlier: list[Any] | None = None) -> None:
         self.tracker = tracker
         self.seq = seq
         self.position = position
         self.nbytes = nbytes
         self.refs = 1
         self.done = False
-        # Older tickets kept open until this one is done: their records were held back by
-        # a multi-line decoder and travel in this batch (see InputContext.deliver).
-        self.held: list[Ticket] | None = None
+        # Positions of earlier batches that became safe only with this one (see above).
+        self.earlier = earlier
 
     def retain(self, n: int = 1) -> None:
         """Another consumer (or another part of a split batch) now holds this ticket."""
@@ -46,10 +52,6 @@ class Ticket:
         self.refs -= 1
         if self.refs == 0:
             self.done = True
-            if self.held:
-                held, self.held = self.held, None
-                for t in held:
-                    t.release()
             if self.tracker is not None:
                 self.tracker._advance()
         elif self.refs < 0:
@@ -92,13 +94,15 @@ class AckTracker:
         return self._pending and (len(self._pending) >= self.max_batches
                                   or self._bytes >= self.max_bytes)
 
-    async def ticket(self, position: Any, nbytes: int = 0) -> Ticket:
-        """A new ticket for a batch ending at `position`; waits while the window is full."""
+    async def ticket(self, position: Any, nbytes: int = 0,
+                     earlier: list[Any] | None = None) -> Ticket:
+        """A new ticket for a batch ending at `position` (None: no position of its own),
+        reporting the `earlier` positions first; waits while the window is full."""
         while self._full():
             self._space.clear()
             await self._space.wait()
         self._seq += 1
-        t = Ticket(self, self._seq, position, nbytes)
+        t = Ticket(self, self._seq, position, nbytes, earlier)
         self._pending.append(t)
         self._bytes += nbytes
         self._idle.clear()
@@ -113,6 +117,11 @@ class AckTracker:
             t = pending.popleft()
             self._bytes -= t.nbytes
             self.acked_batches += 1
+            if t.earlier:
+                for p in t.earlier:
+                    self.acked_position = p
+                    if progress is not None:
+                        progress(p)
             if t.position is not None:
                 self.acked_position = t.position
                 if progress is not None:

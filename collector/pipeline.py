@@ -28,11 +28,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from .acks import AckTracker, Ticket
+from .acks import AckTracker
 from .buffering import OutputBuffer
 from .config import Config
 from .heka_protobuf import SignedRecord, may_tag_signers
@@ -212,10 +213,28 @@ class InputContext(PluginContext):
                                   pipeline.hekad.max_inflight_bytes)
         self.tags = deployment_tag_fields(pipeline.hekad.deployment_tags)
         self._tag_names = frozenset(f.name for f in self.tags)
-        # Tickets of batches whose records a multi-line decoder still holds back.
-        self._held: list[Ticket] = []
+        # Multi-line decoders (see `_route`). Deliveries are numbered; `_deferred` keeps
+        # (number, position) of those that are not safe to checkpoint while a held
+        # message has records from them or from before; `_marks` keeps (number, active
+        # time at its end) of the deliveries a held message may have its latest line
+        # from, for the hold timeout. `_hold_since`: the first delivery after which the
+        # decoder held something, for a decoder that cannot say (`oldest_held_batch`).
+        self._batch_no = 0
+        self._deferred: deque[tuple[int, Any]] = deque()
+        self._marks: deque[tuple[int, float]] = deque()
+        self._hold_since: int | None = None
+        # Decoded messages not yet routed (an input that decodes, then delivers): their
+        # positions must not be released by a flush that runs in between.
+        self._undelivered = False
+        # Seconds spent routing (waiting for room, under backpressure) and since when,
+        # if now: hold timeouts count only time in which the input could read on.
+        self._paused = 0.0
+        self._paused_since: float | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._deliver_lock = asyncio.Lock()
+        # Held messages sent before their stream showed them complete because they
+        # spanned more deliveries than the input's window (poolsize) holds.
+        self.forced_flushes = 0
 
     def on_ack(self, callback: Any) -> None:
         """`callback(position)` runs whenever every batch up to `position` is done."""
@@ -252,6 +271,10 @@ class InputContext(PluginContext):
         dec = self.decoder
         if dec is None:
             return messages
+        # These records travel in the next delivery: a multi-line decoder dates what it
+        # holds back by it.
+        dec.batch = self._batch_no + 1
+        self._undelivered = True
         # A decoder makes new messages: with signed records, they keep the signer.
         decode_one = self._decode_keeping_signer if self.tags_signers else dec.decode
         out: list[Message] = []
@@ -321,83 +344,180 @@ class InputContext(PluginContext):
 
     async def _route(self, decoded: list[Message], position: Any, nbytes: int,
                      watermark: int | None = None) -> None:
+        """Route one delivery. With a multi-line decoder holding messages back, the
+        position of a delivery stays out of the checkpoint (`_deferred`) until every
+        record up to it was delivered: the first ticket routed once no held message has
+        records from that delivery or before carries the position (`Ticket.earlier`),
+        so the watermark reports it only when every batch up to that ticket, the ones
+        that carried the held records included, is done. Held records thus never keep
+        a ticket open: the window never fills with them, and in steady flow only the
+        last delivery's position waits."""
         dec = self.decoder
-        if dec is not None and dec.holding and self._held and self.tracker.full:
-            # The window is full and the decoder holds part of it back: waiting for room
-            # would wait forever (held batches close only once the held message is
-            # delivered). These messages and the held one travel under the newest held
-            # ticket instead; this batch's position is covered by the next ticket's.
-            await self._flush_held(decoded)
-            return
-        ticket = await self.tracker.ticket(position, nbytes)
-        if (dec is not None and dec.holding
-                and (len(self._held) + 1) * 2 >= self.tracker.max_batches):
-            # Held batches count against the input's window: flush before it fills.
-            flushed = dec.flush()
-            if self.tags:
-                self.add_tags(flushed)
-            decoded.extend(flushed)
-        self._hold_or_release(ticket)
+        n = self._batch_no = self._batch_no + 1
+        self._undelivered = False
+        earlier = None
+        if dec is not None and (dec.holding or self._deferred or self._marks):
+            oldest = self._oldest_held(dec, n)
+            if oldest is not None and n - oldest >= self.tracker.max_batches:
+                decoded.extend(self._flush_spanning(dec, n))
+                oldest = self._oldest_held(dec, n)
+            earlier = self._safe_positions(oldest)
+            if oldest is not None and position is not None:
+                self._deferred.append((n, position))
+                position = None
         self.stats.messages_out += len(decoded)
         self.stats.bytes_out += nbytes
-        await self.pipeline.router.route(Batch(decoded, ticket, nbytes, 0, watermark))
+        await self._send(Batch(decoded, None, nbytes, 0, watermark), position, earlier)
+        if dec is not None:
+            self._after_delivery(dec, n)
 
-    def _hold_or_release(self, ticket: Ticket) -> None:
-        """While the decoder holds records back, the batches they came in stay open; the
-        first batch that carries the held message closes them once it is done itself."""
-        dec = self.decoder
-        if dec is not None and dec.holding:
-            ticket.retain()
-            self._held.append(ticket)
-            if self._hold_timer is None:
-                self._hold_timer = asyncio.get_running_loop().call_later(
-                    dec.hold_timeout, self._hold_expired)
+    async def _send(self, batch: Batch, position: Any, earlier: list[Any] | None) -> None:
+        """A ticket for `batch` (waiting for room in the window), then route it. The
+        time spent here does not count towards hold timeouts: the continuation of a
+        held message may be just behind, unread because the input is waiting."""
+        self._paused_since = t0 = time.monotonic()
+        try:
+            batch.ticket = await self.tracker.ticket(position, batch.nbytes, earlier)
+            await self.pipeline.router.route(batch)
+        finally:
+            self._paused += time.monotonic() - t0
+            self._paused_since = None
+
+    def _active_time(self) -> float:
+        """Monotonic seconds minus the time spent in `_send`."""
+        now = time.monotonic()
+        paused = self._paused
+        if self._paused_since is not None:
+            paused += now - self._paused_since
+        return now - paused
+
+    def _oldest_held(self, dec: Decoder, n: int) -> int | None:
+        """The delivery the oldest held-back record came in (None: nothing held), as
+        of delivery `n`."""
+        if not dec.holding:
+            self._hold_since = None
+            return None
+        oldest = dec.oldest_held_batch
+        if oldest is None:  # the decoder cannot say: every delivery since it held
+            if self._hold_since is None:
+                self._hold_since = n
+            oldest = self._hold_since
+        return oldest
+
+    def _safe_positions(self, oldest: int | None) -> list[Any] | None:
+        """The deferred positions of deliveries before `oldest` (all when None): held
+        messages have no record up to them, which all travel in this batch or before."""
+        deferred = self._deferred
+        if not deferred or (oldest is not None and deferred[0][0] >= oldest):
+            return None
+        out = []
+        while deferred and (oldest is None or deferred[0][0] < oldest):
+            out.append(deferred.popleft()[1])
+        return out
+
+    def _flush_spanning(self, dec: Decoder, n: int) -> list[Message]:
+        """The safety net for a huge multi-line record: held messages that began a
+        window's worth of deliveries ago are sent as they are (their positions, and
+        every later one, would otherwise wait without bound)."""
+        flushed = dec.flush_stale(started_before=n - self.tracker.max_batches + 1)
+        if flushed:
+            self.forced_flushes += len(flushed)
+            self.limited_log(logging.WARNING, "sent %d multi-line message(s) before "
+                             "their end: they spanned more than %d deliveries (poolsize)",
+                             len(flushed), self.tracker.max_batches)
+            if self.tags:
+                self.add_tags(flushed)
+        return flushed
+
+    def _after_delivery(self, dec: Decoder, n: int | None) -> None:
+        """Date delivery `n` (None: a flush) for the hold timeout, forget the dates no
+        held message needs, and keep a timer while the decoder holds something."""
+        if not dec.holding:
+            self._marks.clear()
+            self._hold_since = None
+            if self._hold_timer is not None:
+                self._hold_timer.cancel()
+                self._hold_timer = None
             return
-        if self._held:
-            ticket.held, self._held = self._held, []
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
+        marks = self._marks
+        if n is not None:
+            marks.append((n, self._active_time()))
+        oldest = self._oldest_held(dec, self._batch_no)
+        while marks and oldest is not None and marks[0][0] < oldest:
+            marks.popleft()
+        if self._hold_timer is None and marks:
+            self._arm(dec.hold_timeout - (self._active_time() - marks[0][1]))
+
+    def _arm(self, delay: float) -> None:
+        self._hold_timer = asyncio.get_running_loop().call_later(
+            max(delay, 0.001), self._hold_expired)
+
+    def _idle_cutoff(self, timeout: float) -> int | None:
+        """The newest delivery that ended at least `timeout` seconds of active time ago
+        (a held message whose latest line came in it or before is idle), or None."""
+        limit = self._active_time() - timeout
+        cutoff = None
+        for n, t in self._marks:
+            if t > limit:
+                break
+            cutoff = n
+        return cutoff
 
     def _hold_expired(self) -> None:
         self._hold_timer = None
-        if self._held:
-            task = asyncio.get_running_loop().create_task(self.flush_decoder())
-            self.pipeline.background.add(task)
-            task.add_done_callback(self.pipeline.background.discard)
+        dec = self.decoder
+        if dec is None or not dec.holding or not self._marks:
+            return
+        if self._paused_since is not None:
+            return  # waiting for room is not idleness; the delivery re-arms when it ends
+        if self._idle_cutoff(dec.hold_timeout) is None:
+            self._arm(dec.hold_timeout - (self._active_time() - self._marks[0][1]))
+            return
+        task = asyncio.get_running_loop().create_task(self._flush_idle())
+        self.pipeline.background.add(task)
+        task.add_done_callback(self.pipeline.background.discard)
+
+    async def _flush_idle(self) -> None:
+        """Deliver the held messages of streams quiet for hold_timeout. Decided again
+        once no delivery runs: one that just ended may have continued them."""
+        async with self._deliver_lock:
+            dec = self.decoder
+            if dec is None or not dec.holding:
+                return
+            cutoff = self._idle_cutoff(dec.hold_timeout)
+            if cutoff is not None:
+                flushed = dec.flush_stale(idle_before=cutoff + 1)
+                # What is still held got a line after `cutoff`: older dates are no use
+                # (a long traceback still growing would otherwise look idle at once).
+                marks = self._marks
+                while marks and marks[0][0] <= cutoff:
+                    marks.popleft()
+                await self._route_flushed(dec, flushed)
+            self._after_delivery(dec, None)
 
     async def flush_decoder(self) -> None:
-        """Deliver what the decoder holds back (idle stream, full window, input stopped).
-
-        The flushed messages travel under the newest held ticket, which needs no new
-        room in the input's window (the window may be full of held tickets)."""
+        """Deliver everything the decoder holds back (the input stopped)."""
         async with self._deliver_lock:
-            await self._flush_held()
+            dec = self.decoder
+            if dec is None:
+                return
+            if dec.holding:
+                await self._route_flushed(dec, dec.flush())
+            self._after_delivery(dec, None)
 
-    async def _flush_held(self, before: list[Message] | None = None) -> None:
-        """Deliver the held messages (after `before`, messages decoded earlier)."""
-        dec = self.decoder
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
-        if dec is None or not dec.holding:
-            return
-        flushed = dec.flush()
+    async def _route_flushed(self, dec: Decoder, flushed: list[Message]) -> None:
+        """Route held messages the decoder gave up on, with the positions that became
+        safe. The batch takes a ticket of its own: no ticket waits on held records, so
+        room in the window always comes."""
         if self.tags:
             self.add_tags(flushed)
-        if before:
-            flushed = before + flushed
-        self.stats.messages_out += len(flushed)
-        if not self._held:
-            ticket = await self.tracker.ticket(None, 0)
-            await self.pipeline.router.route(Batch(flushed, ticket, 0))
+        earlier = None
+        if not self._undelivered:  # else the coming delivery releases them
+            earlier = self._safe_positions(self._oldest_held(dec, self._batch_no))
+        if not flushed and not earlier:
             return
-        *older, newest = self._held
-        self._held = []
-        newest.held = older or None  # released once the flushed batch is done
-        newest.retain()  # the producer's reference, released by route()
-        await self.pipeline.router.route(Batch(flushed, newest, 0))
-        newest.release()  # its hold
+        self.stats.messages_out += len(flushed)
+        await self._send(Batch(flushed, None, 0), None, earlier)
 
     async def deliver_records(self, records: list[bytes], position: Any = None, *,
                               type: str = "", logger: str = "", hostname: str | None = None,

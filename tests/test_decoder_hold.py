@@ -3,11 +3,9 @@ message they belong to is delivered; holds never stall an input; deployment tags
 
 from __future__ import annotations
 
-import asyncio
-
 from hekapy.collector.pipeline import InputContext, Pipeline
 from hekapy.collector.plugin import Input, register
-from tests.conftest import CollectOutput, config_from, until
+from tests.conftest import CollectOutput, config_from, settle, until
 
 
 @register
@@ -64,13 +62,23 @@ async def test_records_of_a_held_traceback_stay_unacknowledged(tmp_path):
     assert [m.payload.splitlines()[0] for m in sink.messages] == [
         "[-] failed", "Traceback (most recent call last):", "next"]
     assert sink.messages[1].payload.count("\n") == 3
+    first, tb, last = (next(b for b in sink.held if m in b.messages)
+                       for m in sink.messages)
     # The first batch's own message is done, but its second record (the traceback's
     # first line) is only safe once the traceback message is: no progress yet.
-    for batch in sink.held[:-1]:
-        batch.done()
-    await asyncio.sleep(0)
+    first.done()
+    for b in sink.held:
+        if not b.messages:
+            b.done()  # the second batch: all its records are in the traceback
+    await settle()
     assert src.acked == []
-    sink.held[-1].done()
+    # The traceback is stored: positions 1 and 2 are safe; 3 waits for "next", which
+    # the decoder held until the input ended.
+    tb.done()
+    await until(lambda: src.acked == [1, 2], "positions up to the traceback's end")
+    await settle()
+    assert src.acked == [1, 2]
+    last.done()
     await until(lambda: src.acked == [1, 2, 3], "all positions acknowledged")
     await p.stop()
 
