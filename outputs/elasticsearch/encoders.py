@@ -64,16 +64,23 @@ _NAME_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n",
 
 def doc_string(text: str) -> str:
     """A JSON string literal the way Heka's encoder writes document strings."""
-    # Most strings need no escape but quotes and a final newline (log payloads end so):
-    # scans and replace() in C beat translate()'s per-character dictionary lookups.
-    # (isprintable() is False for every control character.)
+    # Most strings need no escape but quotes and a final newline (log payloads end so).
+    # For ASCII text, orjson (C, about 1 ns a character) tells whether anything else
+    # needs one: it writes a quote as two bytes and any control character as more, so
+    # the length of its output says. str.isprintable() costs twice as much.
     if "\\" not in text:
         if text[-1:] == "\n":
             inner, end = text[:-1], '\\u000a"'
         else:
             inner, end = text, '"'
-        if inner.isprintable():
-            if '"' in inner:
+        if inner.isascii():
+            quotes = inner.count('"')
+            plain = len(orjson.dumps(inner)) == len(inner) + 2 + quotes
+        else:
+            quotes = -1
+            plain = inner.isprintable()  # every control character is unprintable
+        if plain:
+            if quotes:
                 inner = inner.replace('"', "\\u0022")
             return '"' + inner + end
     return '"' + text.translate(_DOC_ESCAPES) + '"'
@@ -389,19 +396,23 @@ class ESJsonEncoder(_ESEncoder):
         """The same bytes as slow_document, about twice as fast; None when a value
         needs the slow path. The dict is filled by a function generated for this
         encoder's `fields` (no per-member branching at run time)."""
-        doc = self._fill(msg)
-        if doc is None:
+        filled = self._fill(msg)
+        if filled is None:
             return None
+        doc, escapes = filled
         try:
             body = orjson.dumps(doc)
         except (TypeError, orjson.JSONEncodeError):
             return None
-        if _SHORT_ESCAPE_RE.search(body) is not None:
+        # Each escape orjson writes has a backslash: when the document has none but the
+        # `escapes` of the Payload it was given already escaped, there is nothing to
+        # rewrite (counting is a fraction of the cost of the regex search).
+        if body.count(b"\\") != escapes and _SHORT_ESCAPE_RE.search(body) is not None:
             body = heka_escapes(body)
         return body
 
-    def _compile_fill(self) -> Callable[[Message], dict | None]:
-        lines = ["def fill(msg):", "    doc = {}"]
+    def _compile_fill(self) -> Callable[[Message], tuple[dict, int] | None]:
+        lines = ["def fill(msg):", "    doc = {}", "    escapes = 0"]
         for item, key in self.header_keys:
             k = repr(key)
             if item == "DynamicFields":
@@ -457,10 +468,12 @@ class ESJsonEncoder(_ESEncoder):
             elif item == "Uuid":
                 lines.append(f"    doc[{k}] = msg.uuid_text")
             elif item == "Payload":  # the long string: escaped in Heka's way here
-                lines.append(f"    doc[{k}] = Fragment(doc_string(msg.payload or ''))")
+                lines += ["    payload = doc_string(msg.payload or '')",
+                          "    escapes = payload.count('\\\\')",
+                          f"    doc[{k}] = Fragment(payload)"]
             else:
                 lines.append(f"    doc[{k}] = msg.{_ATTRS[item]} or ''")
-        lines.append("    return doc")
+        lines.append("    return doc, escapes")
         namespace = {"only": self.dynamic, "raw": self.raw, "dots": self.dots,
                      "fast_value": _fast_value, "SLOW": _SLOW,
                      "render_time": self.render_time,
@@ -474,6 +487,8 @@ _ATTRS = {"Type": "type", "Logger": "logger", "Payload": "payload",
           "EnvVersion": "env_version", "Hostname": "hostname"}
 _SLOW = object()
 _INT64 = (-(2**63), 2**63 - 1)
+
+
 # A short escape of orjson's (the Payload is given to orjson already escaped).
 _SHORT_ESCAPE_RE = re.compile(rb'\\["\\\\nrtbf]')
 # orjson's short escapes → Heka's \u00xx forms (orjson already writes other control
