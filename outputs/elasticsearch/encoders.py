@@ -192,9 +192,9 @@ class Interpolation:
         # message's second and headers only, so it is rendered once per change of those.
         # A key with "%" in it is a strftime format, not a field name anyone uses: the
         # field lookup is skipped for those (it costs a scan of the fields per message).
-        self._per_second = from_timestamp and all(
+        self.per_second = from_timestamp and all(
             isinstance(p, str) or p[0] == "header" or "%" in p[1][0] for p in self.parts)
-        self._key_headers = [p[1] for p in self.parts
+        self.key_headers = [p[1] for p in self.parts
                              if not isinstance(p, str) and p[0] == "header"]
         # "%{UUID}" and friends alone: the header itself.
         only = [p for p in self.parts if p != ""]
@@ -210,9 +210,9 @@ class Interpolation:
             return self.template, True
         if self._single_header is not None:
             return self._single_header(msg), True
-        if self._per_second:
+        if self.per_second:
             sec = msg.timestamp // 1_000_000_000
-            headers = self._key_headers
+            headers = self.key_headers
             if not headers:
                 key: Any = sec
             elif len(headers) == 1:
@@ -297,9 +297,31 @@ class _ESEncoder(Encoder):
         self._names: dict[str, str] = {}
         self._action_key: tuple = ()
         self._action_head = ""
+        # Index and type that change only with the message's second (the usual
+        # "log-%{%Y.%m.%d}"): the action's head is looked up by the second alone.
+        self._head_by_second = all(
+            i.constant or (i.per_second and not i.key_headers)
+            for i in (self.index, self.type_name))
+        self._head_second = -1
 
     def action(self, msg: Message) -> str:
         """The bulk action line, without its newline."""
+        out = self._head(msg)
+        if self._id_is_uuid:  # hex and dashes: nothing to escape
+            return out + ',"_id":"' + msg.uuid_text + '"}}'
+        if self.id is not None:
+            doc_id, ok = self.id.render(msg)
+            if ok:
+                out += ',"_id":' + name_string(doc_id)
+        return out + "}}"
+
+    def _head(self, msg: Message) -> str:
+        """The action line up to the _id: `{"index":{"_index":…,"_type":…`."""
+        if self._head_by_second:
+            sec = msg.timestamp // 1_000_000_000
+            if sec == self._head_second:
+                return self._action_head
+            self._head_second = sec
         index, _ = self.index.render(msg)
         type_name = self.type_name.render(msg)[0] if self.cfg.type_name else None
         key = (index, type_name)
@@ -308,14 +330,7 @@ class _ESEncoder(Encoder):
             if type_name is not None:
                 head += ',"_type":' + name_string(type_name)
             self._action_key, self._action_head = key, head
-        out = self._action_head
-        if self._id_is_uuid:  # hex and dashes: nothing to escape
-            return out + ',"_id":"' + msg.uuid_text + '"}}'
-        if self.id is not None:
-            doc_id, ok = self.id.render(msg)
-            if ok:
-                out += ',"_id":' + name_string(doc_id)
-        return out + "}}"
+        return self._action_head
 
     def dynamic_members(self, msg: Message) -> list[str]:
         """`"name":value` for each dynamic field to emit, in message order."""
@@ -375,11 +390,14 @@ class ESJsonEncoder(_ESEncoder):
         self._fill = self._compile_fill()
 
     def encode(self, msg: Message) -> bytes:
-        action = self.action(msg).encode()
         doc = self.fast_document(msg)
-        if doc is not None:
-            return action + b"\n" + doc + b"\n"
-        return action + b"\n" + self.slow_document(msg) + b"\n"
+        if doc is None:
+            doc = self.slow_document(msg)
+        if self._id_is_uuid:  # the usual action line, in one piece
+            action = f'{self._head(msg)},"_id":"{msg.uuid_text}"}}}}\n'.encode()
+        else:
+            action = (self.action(msg) + "\n").encode()
+        return b"".join((action, doc, b"\n"))
 
     def slow_document(self, msg: Message) -> bytes:
         """Member by member, for what the fast path cannot take (duplicate names, huge
