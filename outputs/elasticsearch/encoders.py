@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -65,25 +64,39 @@ _NAME_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n",
 def doc_string(text: str) -> str:
     """A JSON string literal the way Heka's encoder writes document strings."""
     # Most strings need no escape but quotes and a final newline (log payloads end so).
-    # For ASCII text, orjson (C, about 1 ns a character) tells whether anything else
-    # needs one: it writes a quote as two bytes and any control character as more, so
-    # the length of its output says. str.isprintable() costs twice as much.
+    # Quotes become \\u0022 first; for ASCII text, orjson (C, about 1 ns a character)
+    # then tells whether anything else needs an escape: it doubles the backslash of each
+    # \\u0022 and escapes any control character, so the length of its output says.
+    # str.isprintable() costs four times as much.
     if "\\" not in text:
         if text[-1:] == "\n":
             inner, end = text[:-1], '\\u000a"'
         else:
             inner, end = text, '"'
+        quoted = inner.replace('"', "\\u0022") if '"' in inner else inner
         if inner.isascii():
-            quotes = inner.count('"')
-            plain = len(orjson.dumps(inner)) == len(inner) + 2 + quotes
+            quotes = (len(quoted) - len(inner)) // 5  # each added 5 characters
+            plain = len(orjson.dumps(quoted)) == len(quoted) + 2 + quotes
         else:
-            quotes = -1
             plain = inner.isprintable()  # every control character is unprintable
         if plain:
-            if quotes:
-                inner = inner.replace('"', "\\u0022")
-            return '"' + inner + end
+            return '"' + quoted + end
     return '"' + text.translate(_DOC_ESCAPES) + '"'
+
+
+def plain_string(text: str) -> bool:
+    """Whether `text` needs no escape in a document, in Heka's way or orjson's (no
+    control character, quote or backslash)."""
+    if text.isascii():
+        return len(orjson.dumps(text)) == len(text) + 2
+    return '"' not in text and "\\" not in text and text.isprintable()
+
+
+def json_value(text: str) -> Any:
+    """`text` as the fast path gives it to orjson: as it is when orjson writes it as
+    Heka would, else already escaped in Heka's way (orjson's short escapes, \\n and
+    \\", are not Heka's \\u000a and \\u0022)."""
+    return text if plain_string(text) else orjson.Fragment(doc_string(text))
 
 
 def name_string(text: str) -> str:
@@ -413,24 +426,19 @@ class ESJsonEncoder(_ESEncoder):
     def fast_document(self, msg: Message) -> bytes | None:
         """The same bytes as slow_document, about twice as fast; None when a value
         needs the slow path. The dict is filled by a function generated for this
-        encoder's `fields` (no per-member branching at run time)."""
-        filled = self._fill(msg)
-        if filled is None:
+        encoder's `fields` (no per-member branching at run time), with every string
+        either plain (orjson writes it as Heka would) or already escaped in Heka's way,
+        so orjson's output needs no rewriting."""
+        doc = self._fill(msg)
+        if doc is None:
             return None
-        doc, escapes = filled
         try:
-            body = orjson.dumps(doc)
+            return orjson.dumps(doc)
         except (TypeError, orjson.JSONEncodeError):
             return None
-        # Each escape orjson writes has a backslash: when the document has none but the
-        # `escapes` of the Payload it was given already escaped, there is nothing to
-        # rewrite (counting is a fraction of the cost of the regex search).
-        if body.count(b"\\") != escapes and _SHORT_ESCAPE_RE.search(body) is not None:
-            body = heka_escapes(body)
-        return body
 
-    def _compile_fill(self) -> Callable[[Message], tuple[dict, int] | None]:
-        lines = ["def fill(msg):", "    doc = {}", "    escapes = 0"]
+    def _compile_fill(self) -> Callable[[Message], dict | None]:
+        lines = ["def fill(msg):", "    doc = {}"]
         for item, key in self.header_keys:
             k = repr(key)
             if item == "DynamicFields":
@@ -444,13 +452,7 @@ class ESJsonEncoder(_ESEncoder):
                         "    for f in msg.fields:",
                         "        value = f.doc_value",
                         "        if value is None:",
-                        "            values = f.values",
-                        "            if f.value_type == 0 and len(values) == 1 and "
-                        "type(values[0]) is str:",
-                        "                value = values[0]",
-                        "            else:",
-                        "                value = fast_value(f, False)",
-                        "            f.doc_value = value",
+                        "            value = f.doc_value = field_doc_value(f)",
                         "        if value is SLOW:",
                         "            return None",
                         "        name = f.name",
@@ -465,36 +467,46 @@ class ESJsonEncoder(_ESEncoder):
                 if self.dots != ".":
                     lines += ["        name = name.replace('.', dots)"]
                 lines += [
-                    "        if name in doc:",
+                    "        if name in doc or not plain_string(name):",
                     "            return None",
-                    "        values = f.values",
-                    "        if f.value_type == 0 and len(values) == 1 and "
-                    "type(values[0]) is str" + (" and f.name not in raw:" if self.raw else ":"),
-                    "            doc[name] = values[0]",
-                    "            continue",
                     "        value = fast_value(f, f.name in raw)",
                     "        if value is SLOW:",
                     "            return None",
                     "        doc[name] = value",
                 ]
             elif item == "Timestamp":
-                lines.append(f"    doc[{k}] = render_time(msg.timestamp)")
+                lines += ["    text = render_time(msg.timestamp)",
+                          "    value = known.get(text)",
+                          "    if value is None:",
+                          "        value = remember(text)",
+                          f"    doc[{k}] = value"]
             elif item == "Severity":
                 lines.append(f"    doc[{k}] = msg.severity")
             elif item == "Pid":
                 lines.append(f"    doc[{k}] = msg.pid or 0")
-            elif item == "Uuid":
+            elif item == "Uuid":  # hex and dashes
                 lines.append(f"    doc[{k}] = msg.uuid_text")
             elif item == "Payload":  # the long string: escaped in Heka's way here
-                lines += ["    payload = doc_string(msg.payload or '')",
-                          "    escapes = payload.count('\\\\')",
-                          f"    doc[{k}] = Fragment(payload)"]
-            else:
-                lines.append(f"    doc[{k}] = msg.{_ATTRS[item]} or ''")
-        lines.append("    return doc, escapes")
+                lines.append(f"    doc[{k}] = Fragment(doc_string(msg.payload or ''))")
+            else:  # a few distinct values (host, logger, type): checked once each
+                lines += [f"    text = msg.{_ATTRS[item]} or ''",
+                          "    value = known.get(text)",
+                          "    if value is None:",
+                          "        value = remember(text)",
+                          f"    doc[{k}] = value"]
+        lines.append("    return doc")
+        known: dict[str, Any] = {}
+
+        def remember(text: str) -> Any:
+            if len(known) >= _KNOWN_MAX:
+                known.clear()
+            value = known[text] = json_value(text)
+            return value
+
         namespace = {"only": self.dynamic, "raw": self.raw, "dots": self.dots,
-                     "fast_value": _fast_value, "SLOW": _SLOW,
-                     "render_time": self.render_time,
+                     "fast_value": _fast_value, "field_doc_value": _field_doc_value,
+                     "SLOW": _SLOW, "plain_string": plain_string,
+                     "render_time": self.render_time, "known": known, "remember": remember,
                      "Fragment": orjson.Fragment, "doc_string": doc_string}
         # Safe: fixed pieces and repr() of the configured key names.
         exec("\n".join(lines), namespace)
@@ -507,23 +519,18 @@ _SLOW = object()
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-# A short escape of orjson's (the Payload is given to orjson already escaped).
-_SHORT_ESCAPE_RE = re.compile(rb'\\["\\\\nrtbf]')
-# orjson's short escapes → Heka's \u00xx forms (orjson already writes other control
-# characters as lower-case \u00xx, like Heka). Escaped backslashes first: after that
-# every backslash left starts a one-character escape or a \u00xx, so the other
-# replacements cannot match across two escapes. bytes.replace runs in C, several times
-# faster than a regex substitution with a callback.
-_HEKA_ESCAPES = ((b'\\"', b"\\u0022"), (b"\\n", b"\\u000a"), (b"\\r", b"\\u000d"),
-                 (b"\\t", b"\\u0009"), (b"\\b", b"\\u0008"), (b"\\f", b"\\u000c"))
+_KNOWN_MAX = 4096  # header texts remembered as checked (hosts, loggers, seconds)
 
 
-def heka_escapes(body: bytes) -> bytes:
-    """orjson's output with Heka's escapes."""
-    body = body.replace(b"\\\\", b"\\u005c")
-    for short, long in _HEKA_ESCAPES:
-        body = body.replace(short, long)  # the same object back when absent: no copy
-    return body
+def _field_doc_value(f: Any) -> Any:
+    """A field's document value in the usual configuration, or _SLOW (a name that
+    needs escaping: the slow path writes it)."""
+    if not plain_string(f.name):
+        return _SLOW
+    values = f.values
+    if f.value_type == 0 and len(values) == 1 and type(values[0]) is str:
+        return json_value(values[0])
+    return _fast_value(f, False)
 
 
 def _fast_value(f: Any, raw: bool) -> Any:
@@ -534,10 +541,10 @@ def _fast_value(f: Any, raw: bool) -> Any:
         if raw:
             out = [orjson.Fragment(str(v)) for v in values]
         else:
-            out = values
             for v in values:
                 if type(v) is not str:
                     return _SLOW
+            out = [json_value(v) for v in values]
     elif vt == INTEGER:
         out = values
         for v in values:
