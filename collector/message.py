@@ -156,7 +156,14 @@ class Message:
 
     @property
     def uuid_text(self) -> str:
-        return uuid_text(self.uuid)
+        # uuid_text(self.uuid), inlined: an encoder asks this of every message.
+        u = self._uuid
+        if u is None:
+            u = self._uuid = new_uuid()
+        if len(u) != 16:
+            return ""
+        h = u.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     # Fields
     def add_field(self, name: str, value: Any, representation: str = "",
