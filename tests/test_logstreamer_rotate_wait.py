@@ -1,8 +1,8 @@
 """LogstreamerInput's rotate_wait: after a rename rotation the stream moves on to the new
 file, and the renamed file stays open for late writes (an application that reopens its
 log only when logrotate's signal reaches it) until it has not changed for rotate_wait.
-Late lines are delivered once each, after the lines already read from the new file; a
-restart while a file lingers reads its late lines (at least once, same Uuids)."""
+Late lines are delivered once each, after the lines already read from the new file; the
+journal keeps the lingering file's position too, so a restart reads its late lines."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
 from hekapy.collector.config import ConfigInvalid
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
+from hekapy.collector.inputs.logstreamer.journal import Position, decode, encode, window_hash
 from hekapy.collector.inputs.logstreamer.reader import READ_SIZE, StreamReader, Switched
 from tests.conftest import CollectOutput, config_from, settle
 from tests.test_logstreamer_input import (
@@ -96,20 +97,26 @@ async def test_lingering_file_is_closed_after_rotate_wait_without_change(tmp_pat
     renamed = logdir / "app.log.1"
     old.write(lines("a", 10, 12))
     await eventually(lambda: len(out_messages()) == 17, "the late lines", timeout=10)
-    # Still open (ours and the application's descriptor), and the journal stays in it:
-    # a restart now would read its late lines.
+    # Still open (ours and the application's descriptor), and journaled: a restart now
+    # would read its late lines.
     assert [lf.file.path for lf in s.reader.lingering] == [str(renamed)]
     assert len(open_fds_on(renamed)) == 2
-    _, f, seek, _h = plugin._acked["logs"]  # what the next journal write saves
-    assert (f.path, seek) == (str(renamed), renamed.stat().st_size)
+    saved = plugin._saved_position("logs")  # what the next journal write saves
+    assert (saved.file_name, saved.seek) == (str(logdir / "app.log"), 20)
+    assert [(x.file_name, x.seek) for x in saved.lingering] == [
+        (str(renamed), renamed.stat().st_size)]
     # One second without a change: closed; only the application's descriptor is left,
     # and the journal moves to the new file.
     await eventually(lambda: not s.reader.lingering, "the lingering file to close",
                      timeout=10)
     assert open_fds_on(renamed) == [old.fileno()]
-    await eventually(lambda: journal_of(tmp_path, "logs").file_name == str(logdir / "app.log"),
-                     "the journal in the new file")
-    assert journal_of(tmp_path, "logs").seek == len(lines("b", 0, 5))
+    await eventually(lambda: (journal_of(tmp_path, "logs") or None) is not None
+                     and not journal_of(tmp_path, "logs").lingering,
+                     "the journal without the lingering file")
+    assert journal_of(tmp_path, "logs") == Position(
+        len(lines("b", 0, 5)), str(logdir / "app.log"), window_hash(lines("b", 0, 5)))
+    # Heka's bytes again.
+    assert b'"lingering"' not in (tmp_path / "state" / "logstreamer" / "logs").read_bytes()
     old.close()
     await p.stop()
     assert sorted(payloads()) == sorted([f"a {i}\n" for i in range(12)]
@@ -117,28 +124,57 @@ async def test_lingering_file_is_closed_after_rotate_wait_without_change(tmp_pat
 
 
 async def test_restart_while_lingering_reads_the_late_lines(tmp_path):
-    """Stopped while the renamed file lingers: the journal is in that file, so lines the
-    application wrote to it meanwhile are read after the restart. What the new file gave
-    during the linger is read again, with the same Uuids (at least once)."""
+    """Stopped while the renamed file lingers: the journal holds the new file's position
+    (Heka's keys) and the renamed file's (hekapy's "lingering"), so lines the
+    application wrote to the renamed file meanwhile are read after the restart, and
+    nothing else is read again."""
     logdir = tmp_path / "logs"
     logdir.mkdir()
     p, old = await rotate_and_move_on(logdir, BODY + '\nrotate_wait = "1h"', tmp_path)
     await p.stop()
     first = {m.payload: m.uuid for m in out_messages()}
+    raw = (tmp_path / "state" / "logstreamer" / "logs").read_bytes()
+    assert raw.startswith(b'{"seek":20,"file_name":"') and b',"lingering":[{"seek":40,' in raw
     pos = journal_of(tmp_path, "logs")
-    assert (pos.file_name, pos.seek) == (str(logdir / "app.log.1"), len(lines("a", 0, 10)))
+    assert (pos.file_name, pos.seek) == (str(logdir / "app.log"), 20)
+    assert pos.lingering == [Position(40, str(logdir / "app.log.1"),
+                                      window_hash(lines("a", 0, 10)))]
     old.write(lines("a", 10, 20))  # while hekapy is down
     old.close()
     CollectOutput.instances.clear()
-    p = await start(tmp_path, logdir, BODY)
-    await eventually(lambda: len(out_messages()) == 15, "the late lines and the new file",
-                     timeout=10)
+    p = await start(tmp_path, logdir, BODY + '\nrotate_wait = "1h"')
+    await eventually(lambda: len(out_messages()) == 10, "the late lines", timeout=10)
+    plugin, _ = p.inputs[0]
+    [lf] = plugin._streams["logs"].reader.lingering
+    assert lf.file.path == str(logdir / "app.log.1")
+    with open(logdir / "app.log", "ab") as new:  # the current file goes on too
+        new.write(lines("b", 5, 7))
+    await eventually(lambda: len(out_messages()) == 12, "the new file's next lines")
     await p.stop()
-    assert payloads() == [f"a {i}\n" for i in range(10, 20)] + [f"b {i}\n" for i in range(5)]
-    again = {m.payload: m.uuid for m in out_messages()}
-    assert {k: again[k] for k in first if k in again} == {
-        k: first[k] for k in first if k in again}
-    assert journal_of(tmp_path, "logs").file_name == str(logdir / "app.log.1")
+    assert payloads() == [f"a {i}\n" for i in range(10, 20)] + ["b 5\n", "b 6\n"]
+    assert not set(first) & set(payloads())
+    pos = journal_of(tmp_path, "logs")
+    assert (pos.seek, [x.seek for x in pos.lingering]) == (
+        len(lines("b", 0, 7)), [len(lines("a", 0, 20))])
+
+
+async def test_restart_finds_a_lingering_file_renamed_while_down(tmp_path):
+    """The lingering file was renamed again (the next rotation) while hekapy was down: it
+    is found by the 500 bytes before its position, as Heka finds the main one."""
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    p, old = await rotate_and_move_on(logdir, BODY, tmp_path)
+    await p.stop()
+    old.write(lines("a", 10, 13))
+    old.close()
+    (logdir / "app.log.1").rename(logdir / "app.log.2")
+    (logdir / "app.log").rename(logdir / "app.log.1")
+    (logdir / "app.log").write_bytes(lines("c", 0, 2))
+    CollectOutput.instances.clear()
+    p = await start(tmp_path, logdir, BODY)
+    await eventually(lambda: len(out_messages()) == 5, "the late lines and the new file")
+    await p.stop()
+    assert sorted(payloads()) == ["a 10\n", "a 11\n", "a 12\n", "c 0\n", "c 1\n"]
 
 
 async def test_late_writes_respect_backpressure(tmp_path):
@@ -313,6 +349,27 @@ def test_reader_closes_history_unchanged_for_rotate_wait(tmp_path):
     assert all(isinstance(e, Switched) and not e.lingering for e in (events[1], events[3]))
     assert r.lingering == [] and r.counters["lingered"] == 0
     r.close()
+
+
+# --- the journal ---------------------------------------------------------------------
+
+def test_journal_lingering_key_round_trips_and_is_absent_otherwise():
+    heka = Position(20, "/l/app.log", "ab")
+    assert encode(heka) == b'{"seek":20,"file_name":"/l/app.log","last_hash":"ab"}'
+    pos = Position(20, "/l/app.log", "ab", [Position(40, "/l/app.log.2", "cd"),
+                                            Position(7, "/l/app.log.1", "ef")])
+    raw = encode(pos)
+    assert raw == (b'{"seek":20,"file_name":"/l/app.log","last_hash":"ab","lingering":['
+                   b'{"seek":40,"file_name":"/l/app.log.2","last_hash":"cd"},'
+                   b'{"seek":7,"file_name":"/l/app.log.1","last_hash":"ef"}]}')
+    assert decode(raw) == pos
+    # hekad's view (Go ignores unknown keys): the same main position.
+    main = decode(raw)
+    assert (main.seek, main.file_name, main.last_hash) == (20, "/l/app.log", "ab")
+    with pytest.raises(ValueError):
+        decode(b'{"seek":1,"file_name":"x","last_hash":"","lingering":[{"seek":-1}]}')
+    with pytest.raises(ValueError):
+        decode(b'{"seek":1,"file_name":"x","last_hash":"","lingering":{"seek":1}}')
 
 
 # --- configuration -----------------------------------------------------------------------

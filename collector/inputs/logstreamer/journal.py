@@ -8,6 +8,16 @@ its keys in Heka's order:
 `last_hash` is the lowercase hex SHA-1 of the 500 bytes just before `seek`, left-padded
 with NUL bytes when `seek` < 500. hekad reads a hekapy journal and hekapy reads hekad's.
 
+While files the stream left after a rotation are still read for late writes
+(`rotate_wait`), hekapy adds their positions after Heka's keys:
+
+    {"seek":20,"file_name":".../app.log","last_hash":"...",
+     "lingering":[{"seek":1969,"file_name":".../app.log.1","last_hash":"..."}]}
+
+hekad (Go's json.Unmarshal) ignores the extra key and resumes the current file; hekapy
+also reads those files on from their positions. Without lingering files the journal is
+byte for byte Heka's.
+
 Unlike hekad, which rewrote the file in place (a crash mid-write left an empty or torn
 journal and a full replay), hekapy writes a temporary file, fsyncs it, renames it over
 the journal and fsyncs the directory: a reader sees the old or the new journal, never a
@@ -20,7 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HASH_WINDOW = 500
 _PAD = b"\0" * HASH_WINDOW
@@ -39,11 +49,13 @@ def window_hash(window: bytes) -> str:
 
 @dataclass
 class Position:
-    """A stream position as Heka journals it."""
+    """A stream position as Heka journals it, and hekapy's positions in the files the
+    stream left but still reads (oldest first)."""
 
     seek: int = 0
     file_name: str = ""
     last_hash: str = ""
+    lingering: list[Position] = field(default_factory=list)
 
     def is_zero(self) -> bool:
         return self.seek == 0 and not self.file_name and not self.last_hash
@@ -76,10 +88,19 @@ def _go_string(s: str) -> str:
     return "".join(out)
 
 
+def _fields(pos: Position) -> str:
+    return (f'"seek":{int(pos.seek)},"file_name":{_go_string(pos.file_name)},'
+            f'"last_hash":{_go_string(pos.last_hash)}')
+
+
 def encode(pos: Position) -> bytes:
-    """The journal's bytes: Go's json.Marshal of Heka's LogstreamLocation."""
-    return (f'{{"seek":{int(pos.seek)},"file_name":{_go_string(pos.file_name)},'
-            f'"last_hash":{_go_string(pos.last_hash)}}}').encode("utf-8", "surrogateescape")
+    """The journal's bytes: Go's json.Marshal of Heka's LogstreamLocation, then the
+    lingering files' positions if there are any."""
+    extra = ""
+    if pos.lingering:
+        extra = ',"lingering":[' + ",".join("{" + _fields(p) + "}"
+                                            for p in pos.lingering) + "]"
+    return ("{" + _fields(pos) + extra + "}").encode("utf-8", "surrogateescape")
 
 
 class JournalError(ValueError):
@@ -98,6 +119,15 @@ def decode(data: bytes) -> Position | None:
         raise JournalError(f"not a journal: {e}") from None
     if not isinstance(obj, dict):
         raise JournalError("not a journal: expected a JSON object")
+    pos = _position(obj)
+    lingering = obj.get("lingering", [])
+    if not isinstance(lingering, list) or not all(isinstance(x, dict) for x in lingering):
+        raise JournalError("lingering must be a list of positions")
+    pos.lingering = [_position(x) for x in lingering]
+    return pos
+
+
+def _position(obj: dict) -> Position:
     seek = obj.get("seek", 0)
     name = obj.get("file_name", "")
     h = obj.get("last_hash", "")

@@ -246,9 +246,9 @@ class LogstreamerInput(Input):
     the stream left (renamed, replaced, deleted, or followed by a newer file) stays open
     and what is written to it is read and delivered, until it has not changed for
     rotate_wait (at most 8 such files per stream). Those lines come after the lines
-    already read from the newer file. While a file lingers under a name the stream
-    matches, the journal stays in it: a restart reads its late lines, and reads again
-    (same Uuids) what the newer file gave meanwhile.
+    already read from the newer file. The journal adds the positions of lingering files
+    still under a name the stream matches (`"lingering":[…]` after Heka's keys, which
+    hekad ignores): a restart opens them there again and reads their late lines.
 
     Keys: log_directory ("/var/log"), file_match (required), priority ([]),
     differentiator ([] = the section name), translation ({}), journal_directory
@@ -303,8 +303,10 @@ class LogstreamerInput(Input):
             raise OptionError("must be greater than 0", key="check_data_interval")
         if cfg.rescan_interval <= 0:
             raise OptionError("must be greater than 0", key="rescan_interval")
-        # Acknowledged positions outlive a restart of run() (and are journaled by close).
+        # Acknowledged positions outlive a restart of run() (and are journaled by close):
+        # per stream, Heka's position and those of the lingering files before it.
         self._acked: dict[str, tuple] = {}
+        self._acked_lingering: dict[str, list[tuple]] = {}
         self._dirty: set[str] = set()
         self._unjournaled = 0  # bytes acknowledged since the last journal write
         self._journal_now = asyncio.Event()
@@ -428,39 +430,50 @@ class LogstreamerInput(Input):
         if self._unjournaled >= JOURNAL_BYTES:
             self._journal_now.set()
 
-    def _journal_position(self, s: _Stream) -> tuple:
-        """The stream's position for the journal (one per stream, Heka's format): in the
-        oldest of its files that a restart must read again, after what was acknowledged
-        from it. A lingering file keeps the position (late writes to it after a restart
-        are read, at the cost of reading again what the newer files gave meanwhile),
-        unless it is no longer under a name of the stream (a restart cannot find it);
-        a file left for good keeps it until its batches are acknowledged."""
-        lingering = {id(lf.file): lf for lf in s.reader.lingering}
+    def _journal_positions(self, s: _Stream) -> tuple[tuple, list[tuple]]:
+        """The stream's journal: Heka's position, in the oldest file a restart must read
+        on in the stream's order (the current one, or one left whose batches are still
+        in flight), after what was acknowledged from it; and, before it, the lingering
+        files' positions, which a restart opens again to read their late writes. A
+        lingering file no longer under a name of the stream is left out (a restart could
+        not find it: what it gains after a restart is not read), and so is one after the
+        main position (the restart reads it again as it reads the stream)."""
+        findable = {id(lf.file): lf.findable for lf in s.reader.lingering}
+        lingering: list[tuple] = []
         for t in s.tails:
             if t is s.tail:
                 break
-            lf = lingering.get(id(t.file))
-            if (lf is None or not lf.findable) and t.settled(s.acked_n):
-                continue
-            return t.position
+            found = findable.get(id(t.file))
+            if found is not None:  # lingering
+                if found:
+                    lingering.append(t.position)
+            elif not t.settled(s.acked_n):
+                return t.position, lingering
         assert s.tail is not None
-        return s.tail.position
+        return s.tail.position, lingering
 
     def _update_journal(self, s: _Stream) -> None:
-        """Recompute the stream's journal position; forget files that are done."""
-        pos = self._journal_position(s)
+        """Recompute the stream's journal positions; forget files that are done."""
+        pos, lingering = self._journal_positions(s)
         if len(s.tails) > 1:
             s.tails = [t for t in s.tails if not (t.closed and t.settled(s.acked_n))]
-        if pos is not self._acked.get(s.name):
+        before = self._acked_lingering.get(s.name, [])
+        if pos is not self._acked.get(s.name) or len(lingering) != len(before) or any(
+                a is not b for a, b in zip(lingering, before, strict=True)):
             self._acked[s.name] = pos
+            self._acked_lingering[s.name] = lingering
             self._dirty.add(s.name)
+
+    @staticmethod
+    def _position(acked: tuple) -> Position:
+        # The file's current name: a renamed file is journaled where it is now.
+        _, f, seek, h = acked
+        return Position(seek, f.path, h)
 
     def _take_dirty(self) -> list[tuple[str, Position]]:
         items = []
         for name in self._dirty:
-            _, f, seek, h = self._acked[name]
-            # The file's current name: a renamed file is journaled where it is now.
-            items.append((name, Position(seek, f.path, h)))
+            items.append((name, self._saved_position(name)))
         self._dirty.clear()
         return items
 
@@ -495,11 +508,14 @@ class LogstreamerInput(Input):
                 self._writing = None
                 self._dirty.update(failed)
 
+    def _saved_position(self, name: str) -> Position:
+        pos = self._position(self._acked[name])
+        pos.lingering = [self._position(x) for x in self._acked_lingering.get(name, [])]
+        return pos
+
     def _initial_position(self, name: str) -> Position | None:
-        acked = self._acked.get(name)
-        if acked is not None:  # run() restarted: resume after what was acknowledged
-            _, f, seek, h = acked
-            return Position(seek, f.path, h)
+        if name in self._acked:  # run() restarted: resume after what was acknowledged
+            return self._saved_position(name)
         assert self._journal is not None and self._ctx is not None
         try:
             return self._journal.load(name)
@@ -572,10 +588,17 @@ class LogstreamerInput(Input):
                          res.seconds)
 
     def _start(self, s: _Stream, mark: bool = True) -> None:
-        how = s.reader.start(self._initial_position(s.name), self.cfg.initial_tail)
+        pos = self._initial_position(s.name)
+        how = s.reader.start(pos, self.cfg.initial_tail)
         if how is not None:
             cur = s.reader.cur
-            assert cur is not None
+            assert cur is not None and self._ctx is not None
+            if pos is not None and pos.lingering and how in ("journal", "relocated"):
+                # Files it still read for late writes when it stopped: on from there.
+                for lf in s.reader.adopt(pos.lingering, time.monotonic()):
+                    f = lf.file
+                    s.tails.append(_Tail(f, self._ctx.new_splitter(),
+                                         (s.name, f, f.offset, window_hash(f.window))))
             self._new_tail(s, cur)
             if self._ctx is not None:
                 self._ctx.log.debug("%s: starting at %s@%d (%s)", s.name, cur.path,

@@ -487,6 +487,40 @@ class StreamReader:
                 return
         lf.findable = False
 
+    def adopt(self, positions: list[Position], now: float) -> list[Lingering]:
+        """After a restart, open again the files the stream still read for late writes
+        (the journal's lingering positions, older files than the current one), each at
+        its position: under its name, or found by the 500 bytes before it among the
+        stream's files (renamed while we were down). They linger rotate_wait from now."""
+        taken = [self.cur] if self.cur is not None else []
+        out: list[Lingering] = []
+        names = {lf.path for lf in self.files}
+        for pos in positions:
+            f = None
+            if pos.file_name in names:
+                f = open_at(pos.file_name, pos.seek, pos.last_hash,
+                            self._key_of(pos.file_name))
+            if f is None and pos.seek > 0:  # at 0 every file would match
+                for lf in reversed(self.files):
+                    if lf.path != pos.file_name:
+                        f = open_at(lf.path, pos.seek, pos.last_hash, lf.key)
+                        if f is not None:
+                            break
+            if f is not None and any(f.same_inode(os.fstat(g.fd)) for g in taken):
+                f.close()
+                f = None
+            if f is None:
+                self.log.warning("%s: %s@%d, still read for late writes when the stream "
+                                 "stopped, is not in any file of the stream now; what was "
+                                 "written to it after that is not read", self.name,
+                                 pos.file_name, pos.seek)
+                continue
+            lf = Lingering(f, now, True)
+            self.lingering.append(lf)
+            taken.append(f)
+            out.append(lf)
+        return out
+
     def read_lingering(self, lf: Lingering, now: float, n: int = READ_SIZE) -> bytes:
         """The next chunk a lingering file gained (b"" when none)."""
         f = lf.file
