@@ -75,6 +75,16 @@ _LEVELS = {label: (sev, Field("severity_label", [label], STRING))
            for label, sev in SEVERITY_BY_LABEL.items()}
 
 
+# Nanoseconds per unit of an n-digit fraction of a second (n <= 9).
+_FRAC_SCALE = tuple(10 ** (9 - n) for n in range(10))
+
+
+def _frac_ns(frac: str) -> int:
+    """Nanoseconds of the digits after the decimal point (beyond 9: cut)."""
+    frac = frac[:9]
+    return int(frac) * _FRAC_SCALE[len(frac)]
+
+
 def normalize_uuid(text: str) -> str:
     """A dashed or 32-hex UUID → lower-case dashed form."""
     h = text.replace("-", "").lower()
@@ -294,7 +304,7 @@ class OpenStackLogDecoder(LogDecoder):
                 raise DecodeError(f"bad timestamp: {e}") from None
             self._sec_key, self._sec_ns = key, ns
         if frac:
-            return self._sec_ns + int(frac[:9].ljust(9, "0"))
+            return self._sec_ns + _frac_ns(frac)
         return self._sec_ns
 
     def _context(self, text: str) -> list[Field]:
@@ -338,7 +348,8 @@ class OpenStackLogDecoder(LogDecoder):
         # The per-line lookups inlined for their common case (a hit): this runs for
         # every line, and a method call costs as much as the lookup.
         if off is None and stamp == self._sec_key:
-            ts = self._sec_ns + int(frac[:9].ljust(9, "0")) if frac else self._sec_ns
+            ts = self._sec_ns + (int(frac) * _FRAC_SCALE[len(frac)] if len(frac) < 10
+                                 else _frac_ns(frac)) if frac else self._sec_ns
         else:
             ts = self._timestamp(stamp, frac, off)
         if held is not None:
