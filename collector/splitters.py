@@ -134,9 +134,16 @@ class TokenSplitter(_HoldingSplitter):
         last = buf.rfind(d)
         if last < 0:
             return [], 0
+        count = self.cfg.count
+        if count == 1 and d == b"\n" and b"\r" not in buf:
+            # Lines in one C call, newlines kept (split() and putting each newline back
+            # cost twice as much); bytes.splitlines also breaks at "\r", hence the check.
+            records = buf.splitlines(keepends=True)
+            if records[-1][-1:] != d:
+                records.pop()  # the incomplete last line
+            return records, last + 1
         parts = buf[:last + 1].split(d)
         parts.pop()  # the empty string after the final delimiter
-        count = self.cfg.count
         if count == 1:
             return [p + d for p in parts], last + 1
         groups = len(parts) // count

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hekapy.collector.plugin import OptionError
 from hekapy.collector.splitters import (
@@ -44,6 +46,19 @@ def test_token_chunk_boundaries():
     data = b"a\nbb\n\nccc\r\nd\n"
     assert every_two_cuts(lambda: make_plugin(TokenSplitter), data) == [
         b"a\n", b"bb\n", b"\n", b"ccc\r\n", b"d\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"\n", b"\r", b"\r\n", b"\x0b", b"\x0c", b"\x1c",
+                                 b"\x85", "\u2028".encode()]), max_size=30).map(b"".join),
+       st.integers(0, 30))
+def test_token_splits_at_newlines_only(data, cut):
+    # The fast path (bytes.splitlines) must give what a split at "\n" gives, whatever
+    # other line breaks the data holds.
+    cut = min(cut, len(data))
+    lines = data.split(b"\n")
+    expected = [line + b"\n" for line in lines[:-1]]
+    assert split_all(make_plugin(TokenSplitter), data, [cut]) == expected
 
 
 def test_token_count_and_custom_delimiter():
