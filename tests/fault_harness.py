@@ -166,6 +166,19 @@ async def write_lines(logs: Path, total: int, rotate_every: int = 0,
         str(first), stdout=asyncio.subprocess.PIPE)
 
 
+async def stream_lines(logs: Path, first: int, stop: asyncio.Event, chunk: int = 500,
+                       pause: float = 0.05) -> int:
+    """Numbered lines from `first` on, `chunk` at a time every `pause` s (a steady
+    stream), until `stop` is set; returns the next number (the lines written)."""
+    n = first
+    while not stop.is_set():
+        await finish_writer(await write_lines(logs, chunk, first=n))
+        n += chunk
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+    return n
+
+
 async def finish_writer(writer: asyncio.subprocess.Process) -> None:
     out, _ = await asyncio.wait_for(writer.communicate(), 120)
     assert writer.returncode == 0 and out.startswith(b"written"), out

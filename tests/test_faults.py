@@ -7,6 +7,7 @@ lines written = documents stored + dead-lettered + counted drops, no duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -22,6 +23,7 @@ from tests.fault_harness import (
     on_disk_size,
     remount,
     settle_to,
+    stream_lines,
     umount,
     wait_for,
     write_lines,
@@ -245,7 +247,7 @@ async def test_wall_clock_jumps(tmp_path):
     from datetime import UTC, datetime, timedelta
     assert os.path.exists(LIBFAKETIME), "libfaketime missing: apt-get install faketime " \
         "(scripts/install-system-deps installs it)"
-    total = 30_000
+    first_part = 10_000
     clock = tmp_path / "faketime"
     clock.write_text("+0\n")
     async with EsDouble() as es:
@@ -257,9 +259,13 @@ async def test_wall_clock_jumps(tmp_path):
             "LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
             "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
         await daemon.start()
-        writer = await write_lines(tmp_path / "logs", total, rotate_every=10_000,
-                                   pause=0.1)
+        writer = await write_lines(tmp_path / "logs", first_part, rotate_every=5_000)
+        await finish_writer(writer)
         await settle_to(es, 3000, daemon)
+        # Lines keep coming until both jumps show in the index names, however fast the
+        # daemon stores them (a fixed amount could all be stored before a jump).
+        stop = asyncio.Event()
+        streaming = asyncio.create_task(stream_lines(tmp_path / "logs", first_part, stop))
         clock.write_text("+3600\n")
         ahead = datetime.now(UTC) + timedelta(hours=1)
         await es.wait_count(1, f"log-{ahead:%Y.%m.%d.%H},log-"
@@ -267,7 +273,8 @@ async def test_wall_clock_jumps(tmp_path):
         clock.write_text("-86400\n")
         await es.wait_count(1, f"log-{datetime.now(UTC) - timedelta(days=1):%Y.%m.%d}.*",
                             timeout=60)
-        await finish_writer(writer)
+        stop.set()
+        total = await streaming
         await settle_to(es, total, daemon)
         assert await daemon.stop() == 0, daemon.output()[-3000:]
         indices = sorted(es.indices)
