@@ -82,7 +82,11 @@ HEKAD_OPTIONS: dict[str, Option] = {
     "cpuprof": Option("str", ""),
     "memprof": Option("str", ""),
     # hekapy additions
-    "max_queue_bytes": Option("int", 16 << 20, doc="bytes each filter/output queue holds"),
+    # 4 MiB of records (about 11k log lines): the files are the tailing inputs' buffer,
+    # so more queued here only costs memory, and cache: an output encodes messages
+    # decoded that long ago. Measured against 16 MiB in the same run: RSS 131 MiB
+    # instead of 173, CPU per GiB 42-43 s instead of 42-48 (tail → Elasticsearch).
+    "max_queue_bytes": Option("int", 4 << 20, doc="bytes each filter/output queue holds"),
     "max_inflight_bytes": Option("int", 64 << 20,
                                  doc="bytes each input may have unacknowledged"),
     "shutdown_timeout": Option("duration", "30s",

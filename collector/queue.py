@@ -57,7 +57,7 @@ class BatchQueue:
     `close()` lets the consumer drain what is queued, after which `get()` returns None.
     """
 
-    def __init__(self, max_batches: int = 30, max_bytes: int = 16 << 20) -> None:
+    def __init__(self, max_batches: int = 30, max_bytes: int = 4 << 20) -> None:
         self.max_batches = max(1, max_batches)
         self.max_bytes = max(1, max_bytes)
         self._items: deque[Batch] = deque()
