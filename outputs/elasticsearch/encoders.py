@@ -80,7 +80,7 @@ def doc_string(text: str) -> str:
         else:
             plain = inner.isprintable()  # every control character is unprintable
         if plain:
-            return '"' + quoted + end
+            return f'"{quoted}{end}'
     return '"' + text.translate(_DOC_ESCAPES) + '"'
 
 
