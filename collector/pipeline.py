@@ -202,6 +202,8 @@ class InputContext(PluginContext):
         super().__init__(pipeline, spec)
         self._splitter_spec = splitter_spec
         self.decoder = decoder
+        if decoder is not None:
+            decoder.max_message_size = pipeline.hekad.max_message_size
         cfg = spec.cfg
         self.send_decode_failures: bool = cfg.send_decode_failures
         self.log_decode_failures: bool = cfg.log_decode_failures

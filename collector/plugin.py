@@ -387,6 +387,9 @@ class Decoder(Plugin):
     # the input runner before it decodes them. A decoder that holds messages back notes
     # it per held message, for `oldest_held_batch` and `flush_stale`.
     batch: int = 0
+    # The longest Payload a decoder that joins records (multi-line messages) builds:
+    # hekad's max_message_size, set by the input runner.
+    max_message_size: int = 65536
 
     def decode(self, msg: Message) -> Message | list[Message] | None:
         """Return the message (usually `msg` mutated), a list, or None to drop it;

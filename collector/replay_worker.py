@@ -167,6 +167,8 @@ class FileDecoder:
         self.use_bytes = bool(splitter.cfg.use_message_bytes)
         self.decoder: Decoder | None = (build_plugin(config, task.decoder, "Decoder")
                                         if task.decoder else None)
+        if self.decoder is not None:
+            self.decoder.max_message_size = config.hekad.max_message_size
         self.tags = deployment_tag_fields(config.hekad.deployment_tags)
         self.tag_names = frozenset(f.name for f in self.tags)
         self.records = 0

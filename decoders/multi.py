@@ -57,6 +57,15 @@ class MultiDecoder(Decoder):
     def link(self, build: Callable[[str, str], Plugin]) -> None:
         self.subs = [build(n, "Decoder") for n in self.cfg.subs]  # type: ignore[misc]
 
+    @property  # type: ignore[override]
+    def max_message_size(self) -> int:
+        return self.subs[0].max_message_size if self.subs else Decoder.max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, n: int) -> None:
+        for d in self.subs:
+            d.max_message_size = n
+
     @property
     def batch(self) -> int:  # type: ignore[override]
         return self._batch

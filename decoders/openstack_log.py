@@ -219,6 +219,7 @@ class OpenStackLogDecoder(LogDecoder):
         self._held: dict[str, Message] = {}
         self._tb_key: dict[str, str] = {}
         self._parts: dict[str, list[str]] = {}
+        self._sizes: dict[str, int] = {}  # characters in a stream's parts
         # Per stream with a held message: the batch its first line came in; and, once a
         # line was appended to it in a later batch, the batch of the latest one.
         self._since: dict[str, int] = {}
@@ -261,16 +262,34 @@ class OpenStackLogDecoder(LogDecoder):
             parts = self._parts.pop(stream, None)
             if parts is not None:
                 msg.payload = "".join(parts)
+                del self._sizes[stream]
         return msg
 
-    def _append(self, stream: str, text: str) -> None:
+    def _append(self, stream: str, text: str, record: Message) -> Message | None:
+        """Add a line to the stream's held message. A message would grow past
+        max_message_size (a runaway traceback, a stream of lines without the oslo.log
+        prefix) is finished instead and returned; the line starts the next held message,
+        with the same headers, still joining the lines that follow."""
+        parts = self._parts.get(stream)
+        size = self._sizes.get(stream) if parts is not None else \
+            len(self._held[stream].payload)
+        if size + len(text) > self.max_message_size:
+            tb_key = self._tb_key.get(stream)
+            done = self._finish(stream)
+            record.payload = text
+            self._held[stream] = _continued(done, record)
+            self._since[stream] = self.batch
+            if tb_key is not None:
+                self._tb_key[stream] = tb_key
+            return done
         if self._since[stream] != self.batch:
             self._touched[stream] = self.batch
-        parts = self._parts.get(stream)
         if parts is None:
             self._parts[stream] = [self._held[stream].payload, text]
         else:
             parts.append(text)
+        self._sizes[stream] = size + len(text)
+        return None
 
     def _stream(self, logger: str) -> tuple[str, Field]:
         """Logger `openstack.<service>` and the programname field for a raw Logger
@@ -328,9 +347,8 @@ class OpenStackLogDecoder(LogDecoder):
         line = msg.payload
         m = _LINE_RE.match(line)
         if m is None:
-            if held is not None:
-                self._append(stream, line)  # a continuation line of the held message
-                return None
+            if held is not None:  # a continuation line of the held message
+                return self._append(stream, line, msg)
             last = self._last.get(stream)
             if last is None:
                 raise DecodeError("not an oslo.log line (no '<date> <time> <pid> <LEVEL> "
@@ -343,8 +361,7 @@ class OpenStackLogDecoder(LogDecoder):
             tb_key = self._tb_key.get(stream)
             if tb_key is not None and line.startswith(tb_key) \
                     and len(tb_key) == m.end(_G_KEY_END):
-                self._append(stream, text)
-                return None
+                return self._append(stream, text, msg)
         # The per-line lookups inlined for their common case (a hit): this runs for
         # every line, and a method call costs as much as the lookup.
         if off is None and stamp == self._sec_key:

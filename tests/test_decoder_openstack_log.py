@@ -300,6 +300,27 @@ def test_one_mib_line(dec):
         dec.decode(record("y" * (1 << 20), "nova_other-stream"))
 
 
+@pytest.mark.parametrize("kind", ["traceback", "unprefixed"])
+def test_a_held_message_stops_growing_at_max_message_size(dec, kind):
+    # A runaway traceback or an endless run of lines without the oslo.log prefix is cut
+    # in messages of at most max_message_size, each with the first line's headers, and
+    # nothing is lost (without a limit it grew until the stream went quiet).
+    dec.max_message_size = 1000
+    head = "2015-11-30 08:38:59.306 3434 ERROR nova.compute "
+    first = head + "Traceback (most recent call last):\n"
+    body = [(head if kind == "traceback" else "") + f"  line {i:03d} " + "x" * 40 + "\n"
+            for i in range(100)]
+    msgs = decode_all(dec, [first, *body, "2015-11-30 08:39:00.000 3434 INFO nova.x next\n"])
+    *pieces, nxt = msgs
+    assert nxt.payload == "next\n"
+    assert 4 < len(pieces) < 10  # cut, and still joining lines after each cut
+    assert all(len(m.payload) <= 1000 for m in pieces)
+    assert all((m.pid, m.severity, m.logger) == (3434, 3, "openstack.nova") for m in pieces)
+    text = "".join(m.payload for m in pieces)
+    assert text.count("  line ") == 100 and text.startswith("Traceback (most recent")
+    assert [int(x[:3]) for x in text.split("  line ")[1:]] == list(range(100))
+
+
 def test_streams_are_held_apart(dec):
     out = decode_all(dec, [], "x")
     assert out == []
