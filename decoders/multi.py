@@ -66,6 +66,11 @@ class MultiDecoder(Decoder):
         for d in self.subs:
             d.max_message_size = n
 
+    @property  # type: ignore[override]
+    def hold_timeout(self) -> float:
+        """The longest of the subs' (a sub holding a message waits as it was told)."""
+        return max((d.hold_timeout for d in self.subs), default=Decoder.hold_timeout)
+
     @property
     def batch(self) -> int:  # type: ignore[override]
         return self._batch

@@ -47,6 +47,17 @@ def test_first_wins_tries_in_order(tmp_path):
                                              "programname"]
 
 
+def test_hold_timeout_and_max_message_size_reach_the_subs(tmp_path):
+    # The input runner waits for a held message as long as the sub that holds it was
+    # told (not the 1 s default), and the message size limit reaches the subs.
+    text = MULTI.replace("STRATEGY", "first-wins").replace(
+        'tz = "UTC"', 'tz = "UTC"\n    hold_timeout = "5s"')
+    multi = _build(tmp_path, text, "multi")
+    assert multi.hold_timeout == 5.0
+    multi.max_message_size = 1234
+    assert [d.max_message_size for d in multi.subs] == [1234, 1234]
+
+
 def test_first_wins_fails_when_all_fail(tmp_path):
     import pytest
 
