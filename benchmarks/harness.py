@@ -224,23 +224,33 @@ class Double:
         return dict(zip(a["seqs"], a["times"], strict=True))
 
     def go_down(self) -> None:
-        """Refuse connections and close open ones (SIGUSR1); documents are kept."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Refuse connections and close open ones (SIGUSR1); documents are kept.
+        Returns once the double refuses (it handles the signal asynchronously)."""
         self.proc.send_signal(signal.SIGUSR1)
+        self._wait_until(up=False)
 
     def come_back(self) -> None:
         self.proc.send_signal(signal.SIGUSR2)
+        self._wait_until(up=True)
+
+    def _wait_until(self, up: bool) -> None:
+        """Until the double answers (`up`) or refuses; no event to await across the
+        process boundary, so it is asked every 10 ms, for at most 10 s."""
         deadline = time.monotonic() + 10
         while True:
+            if self._conn is not None:  # a connection kept from before: ask afresh
+                self._conn.close()
+                self._conn = None
             try:
                 self.count()
+                answers = True
+            except (OSError, http.client.HTTPException):
+                answers = False
+            if answers == up:
                 return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise ScenarioError("the double did not come back") from None
-                time.sleep(0.01)
+            if time.monotonic() > deadline:
+                raise ScenarioError("the double did not " + ("come back" if up else "go down"))
+            time.sleep(0.01)
 
     def close(self) -> None:
         if self._conn is not None:
