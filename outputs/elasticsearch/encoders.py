@@ -317,16 +317,16 @@ class _ESEncoder(Encoder):
             for i in (self.index, self.type_name))
         self._head_second = -1
 
-    def action(self, msg: Message) -> str:
-        """The bulk action line, without its newline."""
-        out = self._head(msg)
+    def action(self, msg: Message, end: str = "") -> str:
+        """The bulk action line, followed by `end` (its newline, when wanted)."""
+        head = self._head(msg)
         if self._id_is_uuid:  # hex and dashes: nothing to escape
-            return out + ',"_id":"' + msg.uuid_text + '"}}'
+            return f'{head},"_id":"{msg.uuid_text}"}}}}{end}'
         if self.id is not None:
             doc_id, ok = self.id.render(msg)
             if ok:
-                out += ',"_id":' + name_string(doc_id)
-        return out + "}}"
+                return f'{head},"_id":{name_string(doc_id)}}}}}{end}'
+        return f"{head}}}}}{end}"
 
     def _head(self, msg: Message) -> str:
         """The action line up to the _id: `{"index":{"_index":…,"_type":…`."""
@@ -406,11 +406,7 @@ class ESJsonEncoder(_ESEncoder):
         doc = self.fast_document(msg)
         if doc is None:
             doc = self.slow_document(msg)
-        if self._id_is_uuid:  # the usual action line, in one piece
-            action = f'{self._head(msg)},"_id":"{msg.uuid_text}"}}}}\n'.encode()
-        else:
-            action = (self.action(msg) + "\n").encode()
-        return b"".join((action, doc, b"\n"))
+        return b"".join((self.action(msg, "\n").encode(), doc, b"\n"))
 
     def slow_document(self, msg: Message) -> bytes:
         """Member by member, for what the fast path cannot take (duplicate names, huge
@@ -438,6 +434,12 @@ class ESJsonEncoder(_ESEncoder):
             return None
 
     def _compile_fill(self) -> Callable[[Message], dict | None]:
+        def checked(expr: str, key: str) -> list[str]:
+            # A header text, checked for escapes once per distinct value (`known`).
+            return [f"    text = {expr}", "    value = known.get(text)",
+                    "    if value is None:", "        value = remember(text)",
+                    f"    doc[{key}] = value"]
+
         lines = ["def fill(msg):", "    doc = {}"]
         for item, key in self.header_keys:
             k = repr(key)
@@ -475,11 +477,7 @@ class ESJsonEncoder(_ESEncoder):
                     "        doc[name] = value",
                 ]
             elif item == "Timestamp":
-                lines += ["    text = render_time(msg.timestamp)",
-                          "    value = known.get(text)",
-                          "    if value is None:",
-                          "        value = remember(text)",
-                          f"    doc[{k}] = value"]
+                lines += checked("render_time(msg.timestamp)", k)
             elif item == "Severity":
                 lines.append(f"    doc[{k}] = msg.severity")
             elif item == "Pid":
@@ -488,12 +486,8 @@ class ESJsonEncoder(_ESEncoder):
                 lines.append(f"    doc[{k}] = msg.uuid_text")
             elif item == "Payload":  # the long string: escaped in Heka's way here
                 lines.append(f"    doc[{k}] = Fragment(doc_string(msg.payload or ''))")
-            else:  # a few distinct values (host, logger, type): checked once each
-                lines += [f"    text = msg.{_ATTRS[item]} or ''",
-                          "    value = known.get(text)",
-                          "    if value is None:",
-                          "        value = remember(text)",
-                          f"    doc[{k}] = value"]
+            else:  # a few distinct values (host, logger, type)
+                lines += checked(f"msg.{_ATTRS[item]} or ''", k)
         lines.append("    return doc")
         known: dict[str, Any] = {}
 
