@@ -156,14 +156,7 @@ class Message:
 
     @property
     def uuid_text(self) -> str:
-        # uuid_text(self.uuid), inlined: an encoder asks this of every message.
-        u = self._uuid
-        if u is None:
-            u = self._uuid = new_uuid()
-        if len(u) != 16:
-            return ""
-        h = u.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return uuid_text(self.uuid)
 
     # Fields
     def add_field(self, name: str, value: Any, representation: str = "",
