@@ -365,8 +365,7 @@ class OpenStackLogDecoder(LogDecoder):
         # The per-line lookups inlined for their common case (a hit): this runs for
         # every line, and a method call costs as much as the lookup.
         if off is None and stamp == self._sec_key:
-            ts = self._sec_ns + (int(frac) * _FRAC_SCALE[len(frac)] if len(frac) < 10
-                                 else _frac_ns(frac)) if frac else self._sec_ns
+            ts = self._sec_ns + _frac_ns(frac) if frac else self._sec_ns
         else:
             ts = self._timestamp(stamp, frac, off)
         if held is not None:
