@@ -39,6 +39,7 @@ from hekapy.benchmarks import baselines, report, rsyslog_peer, scenarios_compone
 from hekapy.benchmarks import scenarios_pipeline as pipeline
 from hekapy.benchmarks.corpus import Corpus
 from hekapy.benchmarks.harness import Bench, Sample, ScenarioError, make_row
+from hekapy.collector import compiled
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.nbytes = sum(p.stat().st_size for p in bench.oslo_paths)
         bench.lines = sum(p.read_bytes().count(b"\n") for p in bench.oslo_paths)
         print(f"corpus: {bench.nbytes / 2**20:,.1f} MiB of oslo.log lines, {bench.lines:,} "
-              f"lines ({bench.nbytes / bench.lines:,.0f} B/line), seed {args.seed}",
-              flush=True)
+              f"lines ({bench.nbytes / bench.lines:,.0f} B/line), seed {args.seed}; "
+              f"hot path: {compiled.summary()}", flush=True)
         for name in args.scenarios:
             try:
                 rows[name] = make_row(SCENARIOS[name][0](bench), bench)

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hekapy.collector import compiled
+
 ANCHORS = ("naive", "cat", "regex", "rsyslog-es", "rsyslog-mmnormalize", "rsyslog-file")
 HEKAPY_ROWS = ("pipeline", "pipeline-429", "outage", "decoders", "influxdb", "replay-1",
                "replay-2")
@@ -155,7 +157,8 @@ def finish(rows: dict[str, dict[str, Any]], corpus: dict[str, Any], args: Any,
             print(f"target {'met   ' if t['met'] else 'MISSED'} {t['row']}: {t['target']} "
                   f"(got {t['value']:,.2f})")
     report = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+              "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                          "hot_path": compiled.summary()},
               "corpus": corpus,
               "options": {k: v for k, v in vars(args).items()
                           if k not in ("results", "scenarios")},

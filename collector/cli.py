@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, compiled
 from .config import Config, load_config
 from .plugin import REGISTRY, load_builtins
 
@@ -111,6 +111,7 @@ async def _serve(config: Config, extra_tasks: tuple = (), path: str | None = Non
 
     pipeline = Pipeline(config)
     tune_gc()
+    log.info("hekapy %s starting; hot path: %s", __version__, compiled.summary())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals_seen = 0
@@ -191,8 +192,16 @@ def run_config(config: Config, extra_tasks: tuple = (), path: str | None = None)
         loop.close()
 
 
+def _print_version(ctx: click.Context) -> None:
+    # Importing the hot modules tells whether they are the compiled ones.
+    click.echo(f"hekapy {__version__} (hot path: {compiled.summary()})")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="hekapy")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+              help="Show the version and whether the hot path runs compiled, and exit.")
 def main() -> None:
     """hekapy: a Heka-compatible log and metrics collector."""
 

@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from . import __version__
+from . import __version__, compiled
 from .config import Config, split_host_port
 from .matcher import MatcherSyntaxError, compile_matcher
 from .redact import URL_USERINFO, is_secret_key, redact_userinfo
@@ -339,6 +339,7 @@ class Snapshot:
         tap = self.tap
         return {
             "version": __version__,
+            "hot_path": compiled.summary(),
             "python": platform.python_version(),
             "event_loop": _event_loop_name(),
             "hostname": p.hekad.hostname,

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from hekapy.collector.compiled import HOT_MODULES
 from hekapy.collector.config import Config, load_config
 from hekapy.collector.message import Message
 from hekapy.collector.pipeline import FilterContext, InputContext, OutputContext
 from hekapy.collector.plugin import Filter, Input, Option, Output, Plugin, register
+
+
+def pytest_configure(config) -> None:
+    """Refuse to test a compiled hot module older than its source: the edit would not be
+    what runs (scripts/test and scripts/setup-venv rebuild them)."""
+    stale = []
+    for name in HOT_MODULES:
+        origin = importlib.util.find_spec(name).origin or ""
+        source = origin.rpartition("/")[0] + "/" + name.rpartition(".")[2] + ".py"
+        if not origin.endswith(".py") and os.path.getmtime(origin) < os.path.getmtime(source):
+            stale.append(name)
+    if stale:
+        pytest.exit(f"compiled modules older than their source: {', '.join(stale)}; "
+                    "run scripts/setup-venv test,fast (or HEKAPY_PURE=1)", returncode=4)
 
 
 def make_plugin(cls: type[Plugin], name: str = "p", **overrides) -> Plugin:

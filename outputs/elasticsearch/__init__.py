@@ -1,1 +1,1 @@
-"""Placeholder: Elasticsearch output (issue 5)."""
+"""ElasticSearchOutput, its bulk protocol, encoders, dead-letter file and index templates."""

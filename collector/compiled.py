@@ -1,0 +1,104 @@
+"""The per-message hot path, compiled.
+
+`pip install` compiles the modules below with Cython (setup.py) from their own Python
+source: there is one implementation, and the compiled module is that same code with
+Python's semantics kept (`annotation_typing` off, so type hints are not enforced). Where
+the build cannot compile (no C compiler, no Cython), the package installs and runs as
+pure Python, about 10% slower per line.
+
+`HEKAPY_PURE=1` in the environment makes hekapy import the Python source of these
+modules even where compiled ones are installed: an operator's way to rule the compiled
+path out, and how the tests check that both give the same bytes.
+
+This file is read by setup.py before hekapy is installed: standard library only.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+HOT_MODULES = (
+    "hekapy.collector.message",
+    "hekapy.collector.matcher",
+    "hekapy.collector.splitters",
+    "hekapy.collector.queue",
+    "hekapy.collector.acks",
+    "hekapy.collector.router",
+    "hekapy.collector.pipeline",
+    "hekapy.collector.inputs.logstreamer.plugin",
+    "hekapy.collector.inputs.logstreamer.reader",
+    "hekapy.decoders.base",
+    "hekapy.decoders.openstack_log",
+    "hekapy.outputs.batching",
+    "hekapy.outputs.elasticsearch.bulk",
+    "hekapy.outputs.elasticsearch.client",
+    "hekapy.outputs.elasticsearch.encoders",
+    "hekapy.outputs.elasticsearch.output",
+)
+
+PURE_ENV = "HEKAPY_PURE"
+
+
+def source_path(module: str) -> str:
+    """The source file of a hot module, relative to the source tree's root (the
+    `hekapy.` namespace maps onto the tree's top-level folders)."""
+    return module.removeprefix("hekapy.").replace(".", "/") + ".py"
+
+
+def is_compiled(module: ModuleType) -> bool:
+    return isinstance(getattr(module, "__loader__", None),
+                      importlib.machinery.ExtensionFileLoader)
+
+
+def status() -> dict[str, bool]:
+    """Hot module → whether it runs compiled (imports them all)."""
+    return {name: is_compiled(importlib.import_module(name)) for name in HOT_MODULES}
+
+
+def summary() -> str:
+    """"compiled" when the whole hot path is, else how much of it (for --version and
+    the startup log)."""
+    done = sum(status().values())
+    if done == len(HOT_MODULES):
+        return "compiled"
+    if done == 0:
+        return "pure Python" + (f" ({PURE_ENV}=1)" if pure_requested() else "")
+    return f"{done} of {len(HOT_MODULES)} hot modules compiled"
+
+
+def pure_requested() -> bool:
+    return os.environ.get(PURE_ENV, "") not in ("", "0")
+
+
+class _PureFinder(importlib.abc.MetaPathFinder):
+    """Finds the hot modules' .py files before the import system finds the compiled
+    extension beside them."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in HOT_MODULES:
+            return None
+        parent = sys.modules.get(fullname.rpartition(".")[0])
+        if parent is None:
+            return None
+        for folder in getattr(parent, "__path__", ()):
+            source = Path(folder) / (fullname.rpartition(".")[2] + ".py")
+            if source.is_file():
+                return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+
+def use_pure_python() -> None:
+    """From now on, import the hot modules from their Python source."""
+    if not any(isinstance(f, _PureFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PureFinder())
+
+
+if pure_requested():
+    use_pure_python()
