@@ -8,7 +8,8 @@ pure Python, about 10% slower per line.
 
 `HEKAPY_PURE=1` in the environment makes hekapy import the Python source of these
 modules even where compiled ones are installed: an operator's way to rule the compiled
-path out, and how the tests check that both give the same bytes.
+path out, and how the tests check that both give the same bytes. A comma-separated list
+of module names instead of 1 does it for those modules only.
 
 This file is read by setup.py before hekapy is installed: standard library only.
 """
@@ -67,22 +68,36 @@ def summary() -> str:
     done = sum(status().values())
     if done == len(HOT_MODULES):
         return "compiled"
+    pure = f" ({PURE_ENV} set)" if pure_requested() else ""
     if done == 0:
-        return "pure Python" + (f" ({PURE_ENV}=1)" if pure_requested() else "")
-    return f"{done} of {len(HOT_MODULES)} hot modules compiled"
+        return "pure Python" + pure
+    return f"{done} of {len(HOT_MODULES)} hot modules compiled{pure}"
+
+
+def pure_modules() -> frozenset[str]:
+    """The hot modules HEKAPY_PURE asks to import from source."""
+    value = os.environ.get(PURE_ENV, "").strip()
+    if value in ("", "0"):
+        return frozenset()
+    if value == "1":
+        return frozenset(HOT_MODULES)
+    return frozenset(name.strip() for name in value.split(",")) & frozenset(HOT_MODULES)
 
 
 def pure_requested() -> bool:
-    return os.environ.get(PURE_ENV, "") not in ("", "0")
+    return bool(pure_modules())
 
 
 class _PureFinder(importlib.abc.MetaPathFinder):
     """Finds the hot modules' .py files before the import system finds the compiled
     extension beside them."""
 
+    def __init__(self, modules: frozenset[str]) -> None:
+        self.modules = modules
+
     def find_spec(self, fullname: str, path: object, target: object = None
                   ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in HOT_MODULES:
+        if fullname not in self.modules:
             return None
         parent = sys.modules.get(fullname.rpartition(".")[0])
         if parent is None:
@@ -94,11 +109,11 @@ class _PureFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def use_pure_python() -> None:
-    """From now on, import the hot modules from their Python source."""
+def use_pure_python(modules: frozenset[str] = frozenset(HOT_MODULES)) -> None:
+    """From now on, import these hot modules from their Python source."""
     if not any(isinstance(f, _PureFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PureFinder())
+        sys.meta_path.insert(0, _PureFinder(modules))
 
 
 if pure_requested():
-    use_pure_python()
+    use_pure_python(pure_modules())

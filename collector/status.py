@@ -25,7 +25,7 @@ Endpoints (all behind basic auth when status_username/status_password are set):
   `hekapy_router_messages_total`, `_unmatched_total`; tap: `hekapy_tap_viewers`,
   `hekapy_tap_dropped_total`. Process: `process_resident_memory_bytes`,
   `process_cpu_seconds_total`, `process_open_fds`, `process_start_time_seconds`,
-  `hekapy_uptime_seconds`, `hekapy_build_info{version, python, event_loop}`.
+  `hekapy_uptime_seconds`, `hekapy_build_info{version, python, event_loop, hot_path}`.
   Not measured: bytes an output wrote to its server (only what it was handed).
 - `GET /health` — `{"status": "ok"}` (200); `{"status": "degraded", "reasons": [...]}`
   (200) when an output has retried without storing a single message for longer than
@@ -455,7 +455,7 @@ def render_metrics(snap: dict[str, Any]) -> str:
     m = _Metrics()
     m.add("hekapy_build_info", "gauge", "hekapy version and runtime",
           _labels(version=snap["version"], python=snap["python"],
-                  event_loop=snap["event_loop"]), 1)
+                  event_loop=snap["event_loop"], hot_path=snap["hot_path"]), 1)
     m.add("hekapy_uptime_seconds", "gauge", "seconds since the collector started", "",
           float(snap["uptime"]))
     proc = snap["process"]

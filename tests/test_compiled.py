@@ -17,10 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGEST = ROOT / "tests" / "tools" / "hot_path_digest.py"
 
 
-def _python(code_or_args: list[str], pure: bool, **kw) -> subprocess.CompletedProcess:
+def _python(code_or_args: list[str], pure: bool, env_extra: dict | None = None,
+            **kw) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != compiled.PURE_ENV}
     if pure:
         env[compiled.PURE_ENV] = "1"
+    env.update(env_extra or {})
     return subprocess.run([sys.executable, *code_or_args], env=env, capture_output=True,
                           text=True, timeout=600, check=True, **kw)
 
@@ -28,8 +30,8 @@ def _python(code_or_args: list[str], pure: bool, **kw) -> subprocess.CompletedPr
 def test_the_install_compiled_every_hot_module():
     # scripts/test installs a C compiler and Cython builds the hot path: a module left
     # pure (a failed optional build) would make every speed figure wrong without a word.
-    wanted = not compiled.pure_requested()
-    assert compiled.status() == dict.fromkeys(compiled.HOT_MODULES, wanted)
+    pure = compiled.pure_modules()
+    assert compiled.status() == {m: m not in pure for m in compiled.HOT_MODULES}
 
 
 def test_every_hot_module_has_its_source_in_the_tree():
@@ -43,8 +45,20 @@ def test_pure_switch_and_version_say_what_runs(pure):
                                        "print(json.dumps(compiled.status()))"], pure).stdout)
     assert set(status.values()) == {not pure}
     version = _python(["-m", "hekapy.collector.cli", "--version"], pure).stdout
-    assert ("pure Python (HEKAPY_PURE=1)" in version) == pure
+    assert ("pure Python (HEKAPY_PURE set)" in version) == pure
     assert ("(hot path: compiled)" in version) == (not pure)
+
+
+def test_pure_switch_for_some_modules():
+    some = "hekapy.decoders.openstack_log,hekapy.collector.message"
+    out = _python(["-c", "import json; from hekapy.collector import compiled; "
+                         "print(json.dumps([compiled.status(), compiled.summary()]))"],
+                  pure=False, env_extra={compiled.PURE_ENV: some}).stdout
+    status, summary = json.loads(out)
+    assert [m for m, done in status.items() if not done] == \
+        ["hekapy.collector.message", "hekapy.decoders.openstack_log"]
+    assert summary == f"{len(status) - 2} of {len(status)} hot modules compiled " \
+        "(HEKAPY_PURE set)"
 
 
 @pytest.fixture(scope="module")

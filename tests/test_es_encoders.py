@@ -69,6 +69,25 @@ def test_lma_configuration():
                    b'"Timestamp":"2013-07-16T15:49:05+0000","Type":"Log"}')
 
 
+@pytest.mark.parametrize("type_name", ["%{Logger}", "x"])
+def test_action_head_follows_the_headers_and_the_second_it_is_cached_by(type_name):
+    # The head is cached by the second and Type (and Logger when the type is "%{Logger}"):
+    # each change must show.
+    enc = make_plugin(ESJsonEncoder, index="%{Type}-%{%Y.%m.%d}", es_index_from_timestamp=True,
+                      type_name=type_name)
+    seen = []
+    for typ, logger, ts in [("log", "a", 0), ("notification", "a", 0), ("log", "a", 0),
+                            ("log", "b", 0), ("log", "b", 86_400), ("log", "b", 86_400)]:
+        m = heka_test_message()
+        m.type, m.logger, m.timestamp = typ, logger, ts * 1_000_000_000
+        seen.append(lines(enc.encode(m))[0].split(b',"_id"')[0])
+    types = [b"a", b"a", b"a", b"b", b"b", b"b"] if type_name != "x" else [b"x"] * 6
+    indices = [b"log-1970.01.01", b"notification-1970.01.01", b"log-1970.01.01",
+               b"log-1970.01.01", b"log-1970.01.02", b"log-1970.01.02"]
+    assert seen == [b'{"index":{"_index":"%s","_type":"%s"}}' % (i, t)
+                    for i, t in zip(indices, types, strict=True)]
+
+
 def test_type_name_empty_omits_type_and_bad_id_omits_id():
     enc = make_plugin(ESJsonEncoder, type_name="", id="%{nope}", index="x-%{Logger}")
     action, _ = lines(enc.encode(heka_test_message()))

@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from hekapy.benchmarks.es_double import EsDouble
+from hekapy.collector import compiled
 from hekapy.collector.pipeline import Pipeline
 from hekapy.collector.status import Redactor, StatusServer
 from hekapy.collector.tap import basic_auth_header
@@ -247,6 +248,7 @@ async def test_metrics_count_what_a_running_collector_did(tmp_path):
             assert sample(m, "hekapy_uptime_seconds") > 0
             (build, _), = m["hekapy_build_info"]
             assert build["version"] and build["python"]
+            assert build["hot_path"] == compiled.summary()  # "compiled" under scripts/test
             assert sample(m, "hekapy_health", status="ok") == 1
 
             for path in ("/heka.all-report", "/heka/all-report.json"):

@@ -310,12 +310,15 @@ class _ESEncoder(Encoder):
         self._names: dict[str, str] = {}
         self._action_key: tuple = ()
         self._action_head = ""
-        # Index and type that change only with the message's second (the usual
-        # "log-%{%Y.%m.%d}"): the action's head is looked up by the second alone.
-        self._head_by_second = all(
-            i.constant or (i.per_second and not i.key_headers)
-            for i in (self.index, self.type_name))
+        # Index and type that change only with the message's second and at most one
+        # header (LMA's "%{Type}-%{%Y.%m.%d}", "log-%{%Y.%m.%d}"): the action's head is
+        # looked up by those alone, without rendering.
+        headers = {h for i in (self.index, self.type_name) for h in i.key_headers}
+        self._head_by_second = len(headers) <= 1 and all(
+            i.constant or i.per_second for i in (self.index, self.type_name))
+        self._head_header = headers.pop() if headers else None
         self._head_second = -1
+        self._head_value: object = None
 
     def action(self, msg: Message, end: str = "") -> str:
         """The bulk action line, followed by `end` (its newline, when wanted)."""
@@ -332,9 +335,11 @@ class _ESEncoder(Encoder):
         """The action line up to the _id: `{"index":{"_index":…,"_type":…`."""
         if self._head_by_second:
             sec = msg.timestamp // 1_000_000_000
-            if sec == self._head_second:
+            header = self._head_header
+            value = None if header is None else header(msg)
+            if sec == self._head_second and value == self._head_value:
                 return self._action_head
-            self._head_second = sec
+            self._head_second, self._head_value = sec, value
         index, _ = self.index.render(msg)
         type_name = self.type_name.render(msg)[0] if self.cfg.type_name else None
         key = (index, type_name)
@@ -516,10 +521,19 @@ _INT64 = (-(2**63), 2**63 - 1)
 _KNOWN_MAX = 4096  # header texts remembered as checked (hosts, loggers, seconds)
 
 
+_plain_names: dict[str, bool] = {}  # field name → plain_string(name): few distinct
+
+
 def _field_doc_value(f: Any) -> Any:
     """A field's document value in the usual configuration, or _SLOW (a name that
     needs escaping: the slow path writes it)."""
-    if not plain_string(f.name):
+    name = f.name
+    plain = _plain_names.get(name)
+    if plain is None:
+        if len(_plain_names) >= _KNOWN_MAX:
+            _plain_names.clear()
+        plain = _plain_names[name] = plain_string(name)
+    if not plain:
         return _SLOW
     values = f.values
     if f.value_type == 0 and len(values) == 1 and type(values[0]) is str:
