@@ -29,6 +29,7 @@ Scenarios (no name: all of them, in this order):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.lines = sum(p.read_bytes().count(b"\n") for p in bench.oslo_paths)
         print(f"corpus: {bench.nbytes / 2**20:,.1f} MiB of oslo.log lines, {bench.lines:,} "
               f"lines ({bench.nbytes / bench.lines:,.0f} B/line), seed {args.seed}; "
-              f"hot path: {compiled.summary()}", flush=True)
+              f"Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)}), hot "
+              f"path: {compiled.summary()}", flush=True)
         for name in args.scenarios:
             try:
                 rows[name] = make_row(SCENARIOS[name][0](bench), bench)

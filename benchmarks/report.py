@@ -158,6 +158,7 @@ def finish(rows: dict[str, dict[str, Any]], corpus: dict[str, Any], args: Any,
                   f"(got {t['value']:,.2f})")
     report = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                          "interpreter": os.path.realpath(sys.executable),
                           "hot_path": compiled.summary()},
               "corpus": corpus,
               "options": {k: v for k, v in vars(args).items()
