@@ -18,7 +18,9 @@ Endpoints (all behind basic auth when status_username/status_password are set):
   `_capacity_batches`, `_capacity_bytes`. Disk buffers (use_buffering):
   `hekapy_buffer_bytes`, `_max_bytes` (0 = unlimited), `_dropped_total`,
   `_corrupt_bytes_total`. Inputs: `hekapy_input_unacknowledged_batches`, `_bytes`,
-  `hekapy_input_window_batches` (poolsize). LogstreamerInput, label `stream`:
+  `hekapy_input_window_batches` (poolsize), `hekapy_input_forced_flushes_total`
+  (multi-line messages sent before their end by the poolsize safety net). LogstreamerInput,
+  label `stream`:
   `hekapy_logstreamer_read_offset_bytes` and `hekapy_logstreamer_ack_lag_bytes`, the
   bytes read but not yet acknowledged by every output (what a restart would read
   again: the journal trails the acknowledged position by at most a second). Router:
@@ -293,6 +295,7 @@ class Snapshot:
             row["unacked_batches"] = ctx.tracker.in_flight
             row["unacked_bytes"] = ctx.tracker.in_flight_bytes
             row["window_batches"] = ctx.tracker.max_batches
+            row["forced_flushes"] = ctx.forced_flushes
             if ctx.decoder is not None:
                 row["decoder"] = ctx.decoder.name
             if ctx.spec.type_name == "LogstreamerInput":
@@ -526,6 +529,9 @@ def render_metrics(snap: dict[str, Any]) -> str:
                   p["unacked_bytes"])
             m.add("hekapy_input_window_batches", "gauge",
                   "unacknowledged batches allowed (poolsize)", lab, p["window_batches"])
+            m.add("hekapy_input_forced_flushes_total", "counter",
+                  "multi-line messages sent before their end: they spanned more than "
+                  "poolsize deliveries", lab, p["forced_flushes"])
         for s in p.get("streams", ()):
             sl = _labels(plugin=p["name"], type=p["type"], stream=s["stream"])
             m.add("hekapy_logstreamer_read_offset_bytes", "gauge",

@@ -18,6 +18,7 @@ from hekapy.collector.acks import AckTracker
 from hekapy.collector.message import new_record_message
 from hekapy.collector.pipeline import InputContext, OutputContext, Pipeline
 from hekapy.collector.plugin import Input, Option, Output, register
+from hekapy.collector.status import Snapshot, render_metrics
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
 from tests.conftest import CollectOutput, config_from, make_plugin, settle, until
 
@@ -360,7 +361,10 @@ async def test_a_traceback_longer_than_the_window_is_sent_in_parts(tmp_path):
     assert sorted(t for ts in tokens for t in ts) == sorted(
         t for ts in corpus.tokens for t in ts)
     assert len(tokens) > 2  # the traceback went in parts
-    assert p.inputs[0][1].forced_flushes >= 1
+    forced = p.inputs[0][1].forced_flushes
+    assert forced >= 1
+    assert f'hekapy_input_forced_flushes_total{{plugin="src",type="FeedInput"}} {forced}' \
+        in render_metrics(Snapshot(p).collect())
     assert errors == [] and src.acked[-1] == len(corpus.batches)
 
 

@@ -241,6 +241,7 @@ async def test_metrics_count_what_a_running_collector_did(tmp_path):
             assert sample(m, "hekapy_queue_capacity_batches", plugin="counter",
                           queue="input") == 30
             assert sample(m, "hekapy_input_unacknowledged_batches", plugin="app") == 0
+            assert sample(m, "hekapy_input_forced_flushes_total", plugin="app") == 0
             assert sample(m, "hekapy_logstreamer_read_offset_bytes", plugin="app",
                           stream="app") == total_bytes
             assert sample(m, "process_resident_memory_bytes") > 1 << 20
