@@ -56,7 +56,8 @@ FINGERPRINT_MAX = 1024
 _GZ_IN = 1 << 18
 # Files a stream keeps open after leaving them, at most (see Lingering above).
 MAX_LINGERING = 8
-# Directory scans a truncated file's copy is looked for in before giving up on it.
+# Directory scans a truncated file's copy, or a renamed file's new name, is looked for in
+# before giving up on it.
 COPY_SCANS = 3
 
 
@@ -604,14 +605,16 @@ class StreamReader:
         of the stream)."""
         if f.same_inode(self._stat(f.path)):
             return "same"
-        for attempt in range(2):
+        # The list we have, then fresh scans: like the copy search, a scan during the
+        # writer's next shift of names can miss the one our file has now.
+        for attempt in range(COPY_SCANS):
             for lf in self.files:
                 if lf.path != f.path and f.same_inode(self._stat(lf.path)):
                     self.log.info("%s: %s was renamed to %s", self.name, f.path, lf.path)
                     f.path = lf.path
                     f.key = lf.key
                     return "renamed"
-            if attempt == 0:
+            if attempt < COPY_SCANS - 1:
                 fresh = self.refresh(force)
                 if fresh is None:
                     break
