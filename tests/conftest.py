@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hekapy.collector.compiled import HOT_MODULES
+from hekapy.collector.compiled import HOT_MODULES, source_path
 from hekapy.collector.config import Config, load_config
 from hekapy.collector.message import Message
 from hekapy.collector.pipeline import FilterContext, InputContext, OutputContext
@@ -19,17 +19,24 @@ from hekapy.collector.plugin import Filter, Input, Option, Output, Plugin, regis
 
 
 def pytest_configure(config) -> None:
-    """Refuse to test a compiled hot module older than its source: the edit would not be
-    what runs (scripts/test and scripts/setup-venv rebuild them)."""
+    """Refuse to test a compiled hot module older than its source, or a compiled module
+    that is no longer hot: the source would not be what runs (scripts/test and
+    scripts/setup-venv rebuild them)."""
     stale = []
     for name in HOT_MODULES:
         origin = importlib.util.find_spec(name).origin or ""
         source = origin.rpartition("/")[0] + "/" + name.rpartition(".")[2] + ".py"
         if not origin.endswith(".py") and os.path.getmtime(origin) < os.path.getmtime(source):
             stale.append(name)
+    root = Path(__file__).resolve().parents[1]
+    hot = set(map(source_path, HOT_MODULES))
+    stale += [str(so.relative_to(root)) for top in ("collector", "decoders", "filters",
+                                                    "outputs", "benchmarks")
+              for so in (root / top).rglob("*.so")
+              if str(so.relative_to(root)).split(".")[0] + ".py" not in hot]
     if stale:
-        pytest.exit(f"compiled modules older than their source: {', '.join(stale)}; "
-                    "run scripts/setup-venv test,fast (or HEKAPY_PURE=1)", returncode=4)
+        pytest.exit(f"compiled modules older than their source, or no longer hot: "
+                    f"{', '.join(stale)}; run scripts/setup-venv test,fast", returncode=4)
 
 
 def make_plugin(cls: type[Plugin], name: str = "p", **overrides) -> Plugin:
