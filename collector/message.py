@@ -116,8 +116,9 @@ class Message:
     verified on the frame the message came in (spec/heka.md §2.4), "" for everything
     else. Routes with `message_signer` take only messages with exactly that signer."""
 
-    __slots__ = ("_uuid", "env_version", "fields", "hostname", "logger", "payload", "pid",
-                 "pre_encoded", "raw", "severity", "signer", "timestamp", "type")
+    __slots__ = ("_text_of", "_uuid", "_uuid_text", "env_version", "fields", "hostname",
+                 "logger", "payload", "pid", "pre_encoded", "raw", "severity", "signer",
+                 "timestamp", "type")
 
     def __init__(self, *, uuid: bytes | None = None, timestamp: int | None = None,
                  type: str = "", logger: str = "", severity: int = DEFAULT_SEVERITY,
@@ -125,6 +126,8 @@ class Message:
                  hostname: str = "", fields: list[Field] | None = None,
                  raw: bytes | None = None, signer: str = "") -> None:
         self._uuid = uuid
+        self._text_of = None  # the Uuid bytes _uuid_text was made from
+        self._uuid_text = ""
         self.timestamp = time.time_ns() if timestamp is None else timestamp
         self.type = type
         self.logger = logger
@@ -156,7 +159,13 @@ class Message:
 
     @property
     def uuid_text(self) -> str:
-        return uuid_text(self.uuid)
+        # Kept with the bytes it was made from: an Elasticsearch encoder asks twice per
+        # message (the _id and the document), and _uuid is also set directly.
+        u = self.uuid
+        if self._text_of is not u:
+            self._uuid_text = uuid_text(u)
+            self._text_of = u
+        return self._uuid_text
 
     # Fields
     def add_field(self, name: str, value: Any, representation: str = "",
@@ -259,6 +268,8 @@ def new_record_message(timestamp: int, type: str, logger: str, hostname: str, pa
     `Message(timestamp=..., ...)` at half the cost (no keyword-argument handling)."""
     m = _new(Message)
     m._uuid = None
+    m._text_of = None
+    m._uuid_text = ""
     m.timestamp = timestamp
     m.type = type
     m.logger = logger

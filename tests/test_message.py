@@ -93,3 +93,19 @@ def test_new_record_message_equals_keyword_construction():
     assert fast == slow and fast.raw is None and fast.pid is None
     for slot in Message.__slots__:  # every slot is set by the fast constructor
         getattr(fast, slot)
+
+
+def test_uuid_text_follows_the_uuid():
+    # The text is kept with the bytes it came from; every way the Uuid is set shows.
+    m = new_record_message(5, "logfile", "nova", "host", "line\n")
+    lazy = m.uuid_text
+    assert lazy == m.uuid_text and len(lazy) == 36
+    m.uuid = bytes(range(16))
+    assert m.uuid_text == "00010203-0405-0607-0809-0a0b0c0d0e0f"
+    m.uuid = bytes(range(1, 17))
+    assert m.uuid_text == "01020304-0506-0708-090a-0b0c0d0e0f10"
+    m._uuid = bytes(16)  # as the disk buffer's reader and the sandbox set it
+    assert m.uuid_text == "00000000-0000-0000-0000-000000000000"
+    m._uuid = None  # lazy again: a new random Uuid
+    assert m.uuid_text not in (lazy, "00000000-0000-0000-0000-000000000000")
+    assert m.uuid_text == uuid_text(m.uuid)
