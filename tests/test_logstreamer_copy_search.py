@@ -42,13 +42,19 @@ def test_a_scan_during_a_shift_misses_renamed_files(tmp_path):
     assert short > 0
 
 
-def test_copy_missed_by_the_first_scan_is_found_by_the_next(tmp_path):
+def _stream(tmp_path, content: bytes) -> tuple:
+    """logs/app.log with `content`, and the Discovery of its stream "x"."""
     logdir = tmp_path / "logs"
     logdir.mkdir()
     live = logdir / "app.log"
+    live.write_bytes(content)
+    return logdir, live, Discovery(str(logdir), SEQ_MATCH, priority=["^Seq"],
+                                   default_name="x")
+
+
+def test_copy_missed_by_the_first_scan_is_found_by_the_next(tmp_path):
     first = b"".join(b"line %d\n" % i for i in range(200))
-    live.write_bytes(first)
-    disc = Discovery(str(logdir), SEQ_MATCH, priority=["^Seq"], default_name="x")
+    logdir, live, disc = _stream(tmp_path, first)
     scans = []
 
     def refresh(force: bool):
@@ -70,11 +76,7 @@ def test_copy_missed_by_the_first_scan_is_found_by_the_next(tmp_path):
 
 
 def test_gives_up_after_its_scans(tmp_path):
-    logdir = tmp_path / "logs"
-    logdir.mkdir()
-    live = logdir / "app.log"
-    live.write_bytes(b"a\nb\n")
-    disc = Discovery(str(logdir), SEQ_MATCH, priority=["^Seq"], default_name="x")
+    _, live, disc = _stream(tmp_path, b"a\nb\n")
     scans = []
 
     def refresh(force: bool):
@@ -94,11 +96,7 @@ def test_renamed_file_missed_by_a_scan_is_still_found(tmp_path):
     # A rename rotation seen by scans that missed the renamed file: the reader looks
     # again (as for a copy) before deciding its file is gone, so the file it leaves is
     # known under its new name (journaled as lingering, read after a restart).
-    logdir = tmp_path / "logs"
-    logdir.mkdir()
-    live = logdir / "app.log"
-    live.write_bytes(b"a\nb\n")
-    disc = Discovery(str(logdir), SEQ_MATCH, priority=["^Seq"], default_name="x")
+    logdir, live, disc = _stream(tmp_path, b"a\nb\n")
     scans = []
 
     def refresh(force: bool):
