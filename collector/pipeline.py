@@ -448,9 +448,11 @@ class InputContext(PluginContext):
         while marks and oldest is not None and marks[0][0] < oldest:
             marks.popleft()
         if self._hold_timer is None and marks:
-            self._arm(dec.hold_timeout - (self._active_time() - marks[0][1]))
+            self._arm(dec)
 
-    def _arm(self, delay: float) -> None:
+    def _arm(self, dec: Decoder) -> None:
+        """The hold timer, for when the oldest dated delivery turns hold_timeout old."""
+        delay = dec.hold_timeout - (self._active_time() - self._marks[0][1])
         self._hold_timer = asyncio.get_running_loop().call_later(
             max(delay, 0.001), self._hold_expired)
 
@@ -473,7 +475,7 @@ class InputContext(PluginContext):
         if self._paused_since is not None:
             return  # waiting for room is not idleness; the delivery re-arms when it ends
         if self._idle_cutoff(dec.hold_timeout) is None:
-            self._arm(dec.hold_timeout - (self._active_time() - self._marks[0][1]))
+            self._arm(dec)
             return
         task = asyncio.get_running_loop().create_task(self._flush_idle())
         self.pipeline.background.add(task)
