@@ -596,21 +596,17 @@ class LogstreamerInput(Input):
             if pos is not None and pos.lingering and how in ("journal", "relocated"):
                 # Files it still read for late writes when it stopped: on from there.
                 for lf in s.reader.adopt(pos.lingering, time.monotonic()):
-                    f = lf.file
-                    s.tails.append(_Tail(f, self._ctx.new_splitter(),
-                                         (s.name, f, f.offset, window_hash(f.window))))
-            self._new_tail(s, cur)
-            if self._ctx is not None:
-                self._ctx.log.debug("%s: starting at %s@%d (%s)", s.name, cur.path,
-                                    cur.offset, how)
+                    self._add_tail(s, lf.file)
+            s.tail = self._add_tail(s, cur)
+            self._ctx.log.debug("%s: starting at %s@%d (%s)", s.name, cur.path,
+                                cur.offset, how)
             if mark:
                 self._mark_ready(s)
 
-    def _new_tail(self, s: _Stream, f: OpenFile) -> _Tail:
-        """`f` becomes the stream's current file, read from where it is open."""
+    def _add_tail(self, s: _Stream, f: OpenFile) -> _Tail:
+        """A tail for `f`, read on from where it is open, newest of the stream's."""
         assert self._ctx is not None
         t = _Tail(f, self._ctx.new_splitter(), (s.name, f, f.offset, window_hash(f.window)))
-        s.tail = t
         s.tails.append(t)
         return t
 
@@ -861,7 +857,7 @@ class LogstreamerInput(Input):
         old.relocated(ev.old)
         new = s.reader.cur
         assert new is not None
-        self._new_tail(s, new)
+        s.tail = self._add_tail(s, new)
         self._by_path.setdefault(new.path, s)
         if ev.lingering:
             self._by_path.setdefault(ev.old.path, s)
