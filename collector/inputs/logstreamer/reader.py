@@ -477,16 +477,8 @@ class StreamReader:
         name must be where a restart can find it)."""
         f = lf.file
         paths = [x.path for x in self.files]
-        if f.path in paths and f.same_inode(self._stat(f.path)):
-            lf.findable = True
-            return
-        for x in self.files:
-            if x.path != f.path and f.same_inode(self._stat(x.path)):
-                f.path = x.path
-                f.key = x.key
-                lf.findable = True
-                return
-        lf.findable = False
+        lf.findable = (f.path in paths and f.same_inode(self._stat(f.path))) \
+            or self._found_renamed(f)
 
     def adopt(self, positions: list[Position], now: float) -> list[Lingering]:
         """After a restart, open again the files the stream still read for late writes
@@ -608,18 +600,24 @@ class StreamReader:
         # The list we have, then fresh scans: like the copy search, a scan during the
         # writer's next shift of names can miss the one our file has now.
         for attempt in range(COPY_SCANS):
-            for lf in self.files:
-                if lf.path != f.path and f.same_inode(self._stat(lf.path)):
-                    self.log.info("%s: %s was renamed to %s", self.name, f.path, lf.path)
-                    f.path = lf.path
-                    f.key = lf.key
-                    return "renamed"
+            if self._found_renamed(f):
+                return "renamed"
             if attempt < COPY_SCANS - 1:
                 fresh = self.refresh(force)
                 if fresh is None:
                     break
                 self.files = fresh
         return "gone"
+
+    def _found_renamed(self, f: OpenFile) -> bool:
+        """Is `f` under another of the stream's names now? Then `f` takes that name."""
+        for lf in self.files:
+            if lf.path != f.path and f.same_inode(self._stat(lf.path)):
+                self.log.info("%s: %s was renamed to %s", self.name, f.path, lf.path)
+                f.path = lf.path
+                f.key = lf.key
+                return True
+        return False
 
     def _successor(self, f: OpenFile, state: str) -> Logfile | None:
         files = self.files
