@@ -441,9 +441,7 @@ class ESJsonEncoder(_ESEncoder):
     def _compile_fill(self) -> Callable[[Message], dict | None]:
         def checked(expr: str, key: str) -> list[str]:
             # A header text, checked for escapes once per distinct value (`known`).
-            return [f"    text = {expr}", "    value = known.get(text)",
-                    "    if value is None:", "        value = remember(text)",
-                    f"    doc[{key}] = value"]
+            return [f"    doc[{key}] = known[{expr}]"]
 
         lines = ["def fill(msg):", "    doc = {}"]
         for item, key in self.header_keys:
@@ -494,18 +492,10 @@ class ESJsonEncoder(_ESEncoder):
             else:  # a few distinct values (host, logger, type)
                 lines += checked(f"msg.{_ATTRS[item]} or ''", k)
         lines.append("    return doc")
-        known: dict[str, Any] = {}
-
-        def remember(text: str) -> Any:
-            if len(known) >= _KNOWN_MAX:
-                known.clear()
-            value = known[text] = json_value(text)
-            return value
-
         namespace = {"only": self.dynamic, "raw": self.raw, "dots": self.dots,
                      "fast_value": _fast_value, "field_doc_value": _field_doc_value,
                      "SLOW": _SLOW, "plain_string": plain_string,
-                     "render_time": self.render_time, "known": known, "remember": remember,
+                     "render_time": self.render_time, "known": _Checked(json_value),
                      "Fragment": orjson.Fragment, "doc_string": doc_string}
         # Safe: fixed pieces and repr() of the configured key names.
         exec("\n".join(lines), namespace)
@@ -518,22 +508,31 @@ _SLOW = object()
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-_KNOWN_MAX = 4096  # header texts remembered as checked (hosts, loggers, seconds)
+class _Checked(dict):
+    """text → check(text), for texts with few distinct values (hosts, loggers, seconds,
+    field names): each is checked once. Bounded: cleared when full."""
+
+    MAX = 4096
+    __slots__ = ("check",)
+
+    def __init__(self, check: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.check = check
+
+    def __missing__(self, text: str) -> Any:
+        if len(self) >= self.MAX:
+            self.clear()
+        value = self[text] = self.check(text)
+        return value
 
 
-_plain_names: dict[str, bool] = {}  # field name → plain_string(name): few distinct
+_plain_names = _Checked(plain_string)
 
 
 def _field_doc_value(f: Any) -> Any:
     """A field's document value in the usual configuration, or _SLOW (a name that
     needs escaping: the slow path writes it)."""
-    name = f.name
-    plain = _plain_names.get(name)
-    if plain is None:
-        if len(_plain_names) >= _KNOWN_MAX:
-            _plain_names.clear()
-        plain = _plain_names[name] = plain_string(name)
-    if not plain:
+    if not _plain_names[f.name]:
         return _SLOW
     values = f.values
     if f.value_type == 0 and len(values) == 1 and type(values[0]) is str:
