@@ -22,13 +22,13 @@ def pytest_configure(config) -> None:
     """Refuse to test a compiled hot module older than its source, or a compiled module
     that is no longer hot: the source would not be what runs (scripts/test and
     scripts/setup-venv rebuild them)."""
+    root = Path(__file__).resolve().parents[1]
     stale = []
     for name in HOT_MODULES:
         origin = importlib.util.find_spec(name).origin or ""
-        source = origin.rpartition("/")[0] + "/" + name.rpartition(".")[2] + ".py"
-        if not origin.endswith(".py") and os.path.getmtime(origin) < os.path.getmtime(source):
+        if not origin.endswith(".py") and \
+                os.path.getmtime(origin) < os.path.getmtime(root / source_path(name)):
             stale.append(name)
-    root = Path(__file__).resolve().parents[1]
     hot = set(map(source_path, HOT_MODULES))
     stale += [str(so.relative_to(root)) for top in ("collector", "decoders", "filters",
                                                     "outputs", "benchmarks")
