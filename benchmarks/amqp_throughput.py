@@ -28,8 +28,8 @@ from pathlib import Path
 import aio_pika
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.config import load_config
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.pipeline import Pipeline
 
 QUEUE = "bench.notifications"
 

@@ -23,11 +23,11 @@ from types import SimpleNamespace
 def run(nlines: int, path: str) -> None:
     """The measured body: decode and encode the first `nlines` lines of `path`."""
     from hekapy.benchmarks.openstack_config import es_output
-    from hekapy.collector.config import load_config
-    from hekapy.collector.message import new_record_message
-    from hekapy.collector.plugin import load_builtins
+    from hekapy.collector.catalog import load_all
+    from hekapy.collector.engine.config import load_config
+    from hekapy.collector.engine.message import new_record_message
 
-    registry = load_builtins()
+    registry = load_all()
     state = Path(tempfile.mkdtemp())
     (state / "hekad.toml").write_text(f'[hekad]\nbase_dir = "{state}"\n'
                                       + es_output("http://127.0.0.1:1"))

@@ -4,7 +4,7 @@ decoder can reach in Python).
 
     .venv/bin/python -m hekapy.benchmarks.decoders --lines 200000
 
-Each family's corpus comes from the demo generators (collector/demo.py), so the lines
+Each family's corpus comes from the demo generators (collector/app/demo.py), so the lines
 look like the real services' (HTTP access lines, request contexts, tracebacks). The
 decoder is timed on fresh record messages (making them is the input's cost, not the
 decoder's); the baseline is `pattern.match(line)` for every line with the decoder's own
@@ -28,9 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hekapy.collector.demo import generate
-from hekapy.collector.message import Message, new_record_message
-from hekapy.collector.plugin import DecodeError, Decoder, load_builtins
+from hekapy.collector.app.demo import generate
+from hekapy.collector.catalog import load_all
+from hekapy.collector.engine.message import Message, new_record_message
+from hekapy.collector.engine.plugin import DecodeError, Decoder
 
 
 @dataclass
@@ -105,7 +106,7 @@ def corpus(family: Family, nlines: int, seed: int = 7) -> list[tuple[str, str]]:
 
 def build(family: Family) -> Decoder:
     from types import SimpleNamespace
-    cls = load_builtins()[family.decoder]
+    cls = load_all()[family.decoder]
     values = {k: o.default_value() for k, o in cls.all_options().items()}
     values.update(family.options)
     return cls("bench", SimpleNamespace(**values))

@@ -27,11 +27,12 @@ from pathlib import Path
 import aiohttp
 
 from hekapy.benchmarks.es_double import start_process
-from hekapy.collector.config import load_config
-from hekapy.collector.demo import generate
-from hekapy.collector.message import Message, new_record_message
-from hekapy.collector.pipeline import InputContext, Pipeline
-from hekapy.collector.plugin import Input, load_builtins, register
+from hekapy.collector.app.demo import generate
+from hekapy.collector.catalog import load_all
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.message import Message, new_record_message
+from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.plugin import Input, register
 
 SERVICES = [("nova-api", "nova_nova-api"), ("nova-compute", "nova_nova-compute"),
             ("neutron-server", "neutron_server"), ("lbaas-agent", "neutron_lbaas-agent")]
@@ -51,7 +52,7 @@ def corpus(n: int, seed: int = 3) -> list[tuple[str, str]]:
 
 def decoded(lines: list[tuple[str, str]]) -> list[Message]:
     from types import SimpleNamespace
-    cls = load_builtins()["OpenStackLogDecoder"]
+    cls = load_all()["OpenStackLogDecoder"]
     cfg = {k: o.default_value() for k, o in cls.all_options().items()}
     dec = cls("bench", SimpleNamespace(**{**cfg, "tz": "UTC"}))
     out = []
@@ -181,14 +182,14 @@ async def through_pipeline(url: str, lines: list[tuple[str, str]], tmp: Path, fl
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from hekapy.collector.gc_tuning import tune_gc
+    from hekapy.collector.app.gc_tuning import tune_gc
     tune_gc()  # as `hekapy run` does
     proc, url = start_process("--no-sources", "--no-mappings")
     try:
         lines = corpus(args.docs)
         line_mib = sum(len(ln.encode()) for _, ln in lines) / (1 << 20)
         msgs = decoded(lines)
-        enc_cls = load_builtins()["ESJsonEncoder"]
+        enc_cls = load_all()["ESJsonEncoder"]
         cfg = load_config(_write(Path(tempfile.mkdtemp()), OUTPUT.format(
             state="/tmp", url=url, flush=args.flush, in_flight=args.in_flight)))
         enc = cfg.resolve("enc", "Encoder").build()

@@ -88,7 +88,7 @@ class Bench:
 def expected_documents(paths: Iterable[Path]) -> int:
     from types import SimpleNamespace
 
-    from hekapy.collector.message import Message
+    from hekapy.collector.engine.message import Message
     from hekapy.decoders.openstack_log import OpenStackLogDecoder
     options = {k: o.default_value() for k, o in OpenStackLogDecoder.all_options().items()}
     n = 0
@@ -168,7 +168,7 @@ def tail(path: Path, n: int = 2000) -> str:
 def hekapy_run(conf: Path, log: Path) -> subprocess.Popen:
     """`hekapy run -c conf`, its stderr to `log`."""
     with open(log, "wb") as err:
-        return subprocess.Popen([sys.executable, "-m", "hekapy.collector.cli", "run",
+        return subprocess.Popen([sys.executable, "-m", "hekapy.collector.app.cli", "run",
                                  "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
 
 

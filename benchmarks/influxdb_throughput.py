@@ -23,10 +23,10 @@ from typing import Any
 
 import aiohttp
 
-from hekapy.collector.config import load_config
-from hekapy.collector.message import DOUBLE, STRING, Field, Message
-from hekapy.collector.pipeline import InputContext, Pipeline
-from hekapy.collector.plugin import Input, register
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.message import DOUBLE, STRING, Field, Message
+from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.plugin import Input, register
 from hekapy.outputs.influxdb.line_protocol import message_points
 
 

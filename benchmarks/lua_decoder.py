@@ -18,14 +18,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from hekapy.benchmarks.decoders import FAMILIES, corpus
-from hekapy.collector.message import new_record_message
-from hekapy.collector.plugin import DecodeError, Decoder, load_builtins
+from hekapy.collector.catalog import load_all
+from hekapy.collector.engine.message import new_record_message
+from hekapy.collector.engine.plugin import DecodeError, Decoder
 
 LUA = Path(__file__).resolve().parents[1] / "tests" / "data" / "lua"
 
 
 def build(type_name: str, **options: object) -> Decoder:
-    cls = load_builtins()[type_name]
+    cls = load_all()[type_name]
     values = {k: o.default_value() for k, o in cls.all_options().items()}
     values.update(options)
     return cls("bench", SimpleNamespace(**values))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hekapy.benchmarks.es_double import start_process
 from hekapy.benchmarks.openstack_config import es_output, openstack_logs
-from hekapy.collector.demo import generate
+from hekapy.collector.app.demo import generate
 
 FILES = {"nova/nova-api.log.1.gz": "nova-api", "nova/nova-compute.log.1.gz": "nova-compute",
          "neutron/server.log.1.gz": "neutron-server",
@@ -77,7 +77,7 @@ def archive_from(root: Path, files: dict[str, Path]) -> tuple[int, int]:
 
 def run_replay(conf: Path, archive: Path, workers: int) -> float:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.cli", "replay", "-c",
+    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "replay", "-c",
                         str(conf), "--workers", str(workers), str(archive)],
                        capture_output=True, text=True)
     elapsed = time.perf_counter() - t0

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
-from hekapy.collector.config import load_config
-from hekapy.collector.pipeline import OutputContext, Pipeline
-from hekapy.collector.plugin import Output, register
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.pipeline import OutputContext, Pipeline
+from hekapy.collector.engine.plugin import Output, register
 
 
 @register

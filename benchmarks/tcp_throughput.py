@@ -28,10 +28,10 @@ import threading
 import time
 from pathlib import Path
 
-from hekapy.collector.message import INTEGER, STRING, Field, Message
-from hekapy.collector.protobuf import encode_message, frame
+from hekapy.collector.engine.message import INTEGER, STRING, Field, Message
+from hekapy.collector.engine.protobuf import encode_message, frame
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli", "run", "-c"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli", "run", "-c"]
 KEY = "bench-key"
 
 

@@ -31,8 +31,8 @@ import re
 import socket
 from typing import Any, ClassVar
 
-from hekapy.collector.message import BOOL, DOUBLE, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, Decoder, Option, register
+from hekapy.collector.engine.message import BOOL, DOUBLE, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, Decoder, Option, register
 
 log = logging.getLogger("hekapy.decoder.collectd")
 

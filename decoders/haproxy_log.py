@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from hekapy.collector.message import BOOL, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, register
+from hekapy.collector.engine.message import BOOL, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, register
 from hekapy.decoders.base import FieldCache
 from hekapy.decoders.syslog import SyslogDecoder, apply_syslog, parse_syslog
 

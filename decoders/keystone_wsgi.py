@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, Option, OptionError, register
+from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, Option, OptionError, register
 from hekapy.decoders.base import LogDecoder, month_number, parse_offset
 
 DEFAULT_PATTERN = ('%{X-Forwarded-For}i %l %u %t "%r" %>s %b %D "%{Referer}i" '

@@ -62,9 +62,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from hekapy.collector.heka_protobuf import ProtobufDecoder
-from hekapy.collector.message import BOOL, DOUBLE, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, Option, OptionError, register
+from hekapy.collector.engine.message import BOOL, DOUBLE, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, Option, OptionError, register
+from hekapy.decoders.protobuf import ProtobufDecoder
 
 
 def _loggers(value: Any) -> frozenset[str]:

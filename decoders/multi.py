@@ -22,9 +22,16 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from hekapy.collector.message import Message
-from hekapy.collector.plugin import DecodeError, Decoder, Option, OptionError, Plugin, register
-from hekapy.collector.stats import RateLimitedLog
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.plugin import (
+    DecodeError,
+    Decoder,
+    Option,
+    OptionError,
+    Plugin,
+    register,
+)
+from hekapy.collector.engine.stats import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,11 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, Option, OptionError, register
+from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, Option, OptionError, register
+from hekapy.collector.engine.severity import SEVERITY_BY_LABEL
 from hekapy.decoders.base import CACHE_MAX as _CACHE_MAX
-from hekapy.decoders.base import SEVERITY_BY_LABEL, FieldCache, LogDecoder, parse_offset
+from hekapy.decoders.base import FieldCache, LogDecoder, parse_offset
 
 _LINE_RE = re.compile(
     r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d(?::?\d\d)?)? "

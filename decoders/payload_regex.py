@@ -16,11 +16,11 @@ from datetime import UTC, date, datetime, tzinfo
 from types import SimpleNamespace
 from typing import Any
 
-from hekapy.collector.message import STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, Decoder, Option, OptionError, register
-from hekapy.collector.regex import compile_regex
-from hekapy.collector.stats import RateLimitedLog
-from hekapy.decoders.base import load_location
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, Decoder, Option, OptionError, register
+from hekapy.collector.engine.regex import compile_regex
+from hekapy.collector.engine.stats import RateLimitedLog
+from hekapy.collector.engine.wallclock import load_location
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT_RE = re.compile(r"[+-]?[0-9]+")

@@ -25,8 +25,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from hekapy.collector.message import STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, Decoder, Option, OptionError, register
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, Decoder, Option, OptionError, register
 from hekapy.decoders.payload_regex import _check_message_fields, _parse_int32, _parse_uuid
 
 _HEADERS = ("Type", "Logger", "Payload", "Hostname", "Pid", "Severity", "Uuid")
@@ -72,33 +72,3 @@ class ScribbleDecoder(Decoder):
         msg.fields.extend(self.fields)
         msg.raw = None  # the message no longer is the record's bytes
         return msg
-
-
-@register
-class NoopDecoder(Decoder):
-    """LMA's noop.lua (the aggregator's HTTP health check on port 5566): every record
-    becomes an empty message of Type `msg_type` ("lma.http-check") and Severity 7
-    (debug), with the record's Timestamp and Hostname; nothing else is kept. A
-    SandboxDecoder section naming noop.lua runs this decoder.
-
-    Keys: msg_type ("lma.http-check").
-
-        [http-check_decoder]
-        type = "SandboxDecoder"
-        filename = "/usr/share/lma_collector/decoders/noop.lua"
-          [http-check_decoder.config]
-          msg_type = "lma.http-check"
-
-        [http-check_httplisten]
-        type = "HttpListenInput"
-        address = "192.168.0.2:5566"
-        decoder = "http-check_decoder"
-    """
-
-    options: ClassVar[dict[str, Option]] = {
-        "msg_type": Option("str", "lma.http-check", doc="Type of the messages"),
-    }
-
-    def decode(self, msg: Message) -> Message:
-        return Message(timestamp=msg.timestamp, type=self.cfg.msg_type, severity=7,
-                       hostname=msg.hostname)

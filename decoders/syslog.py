@@ -34,16 +34,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hekapy.collector.message import INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError, register
-from hekapy.decoders.base import (
-    LABEL_BY_SEVERITY,
-    LogDecoder,
-    WallClock,
-    fraction_ns,
-    month_number,
-    parse_offset,
-)
+from hekapy.collector.engine.message import INTEGER, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError, register
+from hekapy.collector.engine.severity import LABEL_BY_SEVERITY
+from hekapy.collector.engine.wallclock import WallClock
+from hekapy.decoders.base import LogDecoder, fraction_ns, month_number, parse_offset
 
 _PRI = r"(?:<(\d{1,3})>)?"
 _TAG = r"([^\s:\[]{1,128})(?:\[([^\]\s]*)\])?:?"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import FilterContext
-from hekapy.collector.plugin import Filter, register
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import FilterContext
+from hekapy.collector.engine.plugin import Filter, register
 
 OUTPUT_TYPE = "heka.counter-output"
 

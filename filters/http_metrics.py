@@ -9,7 +9,7 @@ rate (count / interval), tags hostname, http_method (GET POST OPTIONS DELETE PUT
 TRACE CONNECT PATCH only) and http_status (1xx … 5xx). Lines older than the previous
 tick minus `grace_time` are ignored (a backlog replayed after an outage would otherwise
 land in the current bucket). Under `hekapy replay` the ticks follow the lines' own
-Timestamps (collector/message_clock.py), so a backfill gets its metrics at their time.
+Timestamps (collector/engine/message_clock.py), so a backfill gets its metrics at their time.
 
 Keys: ticker_interval (10), percentile (90), grace_time (5 s).
 
@@ -23,9 +23,9 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import FilterContext
-from hekapy.collector.plugin import Filter, Option, OptionError, register
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import FilterContext
+from hekapy.collector.engine.plugin import Filter, Option, OptionError, register
 from hekapy.filters.metrics import metric_message
 
 METHODS = frozenset(("GET", "POST", "OPTIONS", "DELETE", "PUT", "HEAD", "TRACE", "CONNECT",

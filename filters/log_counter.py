@@ -3,7 +3,7 @@ logs_counter.lua (spec/lma.md §5.1): every `ticker_interval` seconds (60) one
 `log_messages` metric per service (second Logger token: openstack.nova → nova) and
 level (the 8 syslog levels, lower case), zeros included for every service seen so far,
 tags hostname, service, level. Under `hekapy replay` the ticks follow the lines' own
-Timestamps (collector/message_clock.py), so a backfill counts each minute's lines.
+Timestamps (collector/engine/message_clock.py), so a backfill counts each minute's lines.
 
 Keys: ticker_interval (60).
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import FilterContext
-from hekapy.collector.plugin import Filter, OptionError, register
-from hekapy.decoders.base import LABEL_BY_SEVERITY
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import FilterContext
+from hekapy.collector.engine.plugin import Filter, OptionError, register
+from hekapy.collector.engine.severity import LABEL_BY_SEVERITY
 from hekapy.filters.metrics import metric_message
 
 LEVELS = tuple(label.lower() for label in LABEL_BY_SEVERITY)

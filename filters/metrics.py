@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
 
 
 def _value_field(name: str, value: Any) -> Field:

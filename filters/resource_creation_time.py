@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 
 import orjson
 
-from hekapy.collector.message import STRING, Field, Message
-from hekapy.collector.pipeline import FilterContext
-from hekapy.collector.plugin import Filter, register
-from hekapy.decoders.notification import parse_timestamp_ns
+from hekapy.collector.engine.datetimes import parse_timestamp_ns
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.pipeline import FilterContext
+from hekapy.collector.engine.plugin import Filter, register
 from hekapy.filters.metrics import metric_message
 
 METRIC_BY_EVENT: dict[str, str] = {

@@ -40,18 +40,18 @@ from typing import Any, ClassVar
 import aio_pika
 from aio_pika.exceptions import DeliveryError
 
-from hekapy.collector.heka_protobuf import default_use_framing, frame_record
-from hekapy.collector.inputs.amqp import (
+from hekapy.collector.engine.framing import default_use_framing, frame_record
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, Output, register
+from hekapy.collector.engine.redact import redact_url
+from hekapy.collector.engine.retry import Backoff
+from hekapy.collector.net.amqp import (
     CONNECT_ERRORS,
     EXCHANGE_TYPES,
     check_amqp_url,
     connect_broker,
 )
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, Output, register
-from hekapy.collector.redact import redact_url
-from hekapy.collector.retry import Backoff
-from hekapy.collector.tls import tls_settings
+from hekapy.collector.net.tls import tls_settings
 from hekapy.outputs.batching import Abandoned
 
 

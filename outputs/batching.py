@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, Output
-from hekapy.collector.queue import Batch
-from hekapy.collector.retry import Backoff
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, Output
+from hekapy.collector.engine.queue import Batch
+from hekapy.collector.engine.retry import Backoff
 
 # While backing off from a server that did not answer, how often to ask whether it is
 # back (BatchingOutput.retry_later's `probe`), and how long one asking may take.

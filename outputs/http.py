@@ -18,7 +18,7 @@ go in an Authorization header and never into logs, errors or the dead-letter fil
 Keys (Heka's): address (required: http:// or https:// URL), method ("POST"; GET, PUT
 or POST; GET sends no body), headers (table: name → string or list of strings),
 username, password (basic auth when given), http_timeout (0 ms = none), tls (table,
-collector/tls.py, for https), encoder (required), use_framing (false). hekapy's:
+collector/net/tls.py, for https), encoder (required), use_framing (false). hekapy's:
 max_per_request (1, as Heka: one request per message; more joins up to that many
 encoded messages in one body, for newline-delimited encoders), max_in_flight (1:
 requests at once, 1 keeps the order), flush_count / flush_interval / flush_bytes
@@ -53,11 +53,11 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
-from hekapy.collector.heka_protobuf import frame_record
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, register
-from hekapy.collector.queue import Batch
-from hekapy.collector.tls import client_ssl_context, tls_settings
+from hekapy.collector.engine.framing import frame_record
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, register
+from hekapy.collector.engine.queue import Batch
+from hekapy.collector.net.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import BatchingOutput, describe
 from hekapy.outputs.elasticsearch.client import split_credentials
 from hekapy.outputs.elasticsearch.deadletter import DeadLetterFile

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import OptionError, Output, register
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import OptionError, Output, register
 
 
 @register

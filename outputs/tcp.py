@@ -32,7 +32,7 @@ Signing (hekapy; hekad's outputs never sign, heka-flood/heka-inject do): a
 HekaFramingSplitter needs `[<splitter>.signer.<name>_<version>] hmac_key`.
 
 Keys (Heka's): address ("localhost:9125"), local_address (source "host" or
-"host:port"), use_tls (false), tls (table, collector/tls.py; server_name defaults to
+"host:port"), use_tls (false), tls (table, collector/net/tls.py; server_name defaults to
 the address's host), keep_alive (false), keep_alive_period (7200 s), reconnect_after
 (0 = never: reconnect after that many messages, to spread load behind a balancer),
 encoder ("ProtobufEncoder"), use_framing (true with the ProtobufEncoder),
@@ -64,19 +64,19 @@ import termios
 from collections import deque
 from typing import Any, ClassVar
 
-from hekapy.collector.heka_protobuf import default_use_framing
-from hekapy.collector.inputs.tcp import (
+from hekapy.collector.engine.framing import check_output_signer, default_use_framing
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, Output, register
+from hekapy.collector.engine.protobuf import frame
+from hekapy.collector.engine.queue import Batch
+from hekapy.collector.engine.retry import Backoff
+from hekapy.collector.net.tcp import (
     NET_ERRORS,
     net_family,
     set_keep_alive,
     split_host_port,
 )
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, Output, register
-from hekapy.collector.protobuf import frame
-from hekapy.collector.queue import Batch
-from hekapy.collector.retry import Backoff
-from hekapy.collector.tls import client_ssl_context, tls_settings
+from hekapy.collector.net.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import Abandoned
 
 # How often the kernel's unacknowledged byte count is looked at while batches wait.
@@ -85,33 +85,6 @@ CONFIRM_POLL = 0.005
 # acknowledgement of what was written before closing anyway.
 SETTLE_TIMEOUT = 5.0
 WRITE_BUFFER_HIGH = 1 << 20
-_SIGNER_KEYS = ("name", "hmac_key", "version", "hmac_hash")
-
-
-def _check_signer(table: dict) -> dict:
-    """`[X.signer]`: name, hmac_key, version (0), hmac_hash ("md5" | "sha1")."""
-    if not table:
-        return {}
-    by_lower = {k.lower(): v for k, v in table.items()}
-    unknown = sorted(k for k in by_lower if k not in _SIGNER_KEYS)
-    if unknown:
-        raise OptionError(f"unknown key(s) {', '.join(unknown)}; valid keys: "
-                          f"{', '.join(_SIGNER_KEYS)}")
-    name, key = by_lower.get("name"), by_lower.get("hmac_key")
-    version = by_lower.get("version", 0)
-    hmac_hash = by_lower.get("hmac_hash", "md5")
-    if not isinstance(name, str) or not name:
-        raise OptionError("signer.name must be a non-empty string")
-    if not isinstance(key, str) or not key:
-        raise OptionError("signer.hmac_key must be a non-empty string")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise OptionError("signer.version must be an integer >= 0")
-    if not isinstance(hmac_hash, str) or hmac_hash.lower() not in ("md5", "sha1"):
-        raise OptionError("signer.hmac_hash must be \"md5\" or \"sha1\"")
-    return {"name": name, "hmac_key": key, "version": version,
-            "hmac_hash": hmac_hash.lower()}
-
-
 def _unacked_in_kernel(fd: int) -> int | None:
     """Bytes the peer has not acknowledged yet (SIOCOUTQ); None if unknown."""
     if fd < 0:
@@ -237,7 +210,7 @@ class TcpOutput(Output):
         "keep_alive": Option("bool", False),
         "keep_alive_period": Option("int", 7200, doc="seconds"),
         "reconnect_after": Option("int", 0, doc="messages per connection; 0 = no limit"),
-        "signer": Option("table", {}, check=_check_signer,
+        "signer": Option("table", {}, check=check_output_signer,
                          doc="hekapy: name, hmac_key, version, hmac_hash"),
         "connect_timeout": Option("duration", "10s"),
         "retry_delay": Option("duration", "250ms"),

@@ -29,12 +29,12 @@ import logging
 import socket
 from typing import Any, ClassVar
 
-from hekapy.collector.inputs.tcp import net_family, split_host_port
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, Output, register
-from hekapy.collector.protobuf import frame
-from hekapy.collector.retry import Backoff
-from hekapy.outputs.tcp import _check_signer
+from hekapy.collector.engine.framing import check_output_signer
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, Output, register
+from hekapy.collector.engine.protobuf import frame
+from hekapy.collector.engine.retry import Backoff
+from hekapy.collector.net.tcp import net_family, split_host_port
 
 MAX_DATAGRAM = 65507
 
@@ -67,7 +67,7 @@ class UdpOutput(Output):
         "net": Option("str", "udp", choices=("udp", "udp4", "udp6", "unixgram")),
         "local_address": Option("str", ""),
         "max_message_size": Option("int", MAX_DATAGRAM, doc="bytes per datagram"),
-        "signer": Option("table", {}, check=_check_signer,
+        "signer": Option("table", {}, check=check_output_signer,
                          doc="hekapy: name, hmac_key, version, hmac_hash"),
         "retry_delay": Option("duration", "250ms"),
         "retry_max_delay": Option("duration", "30s"),

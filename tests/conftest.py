@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from hekapy.collector.compiled import HOT_MODULES, source_path
-from hekapy.collector.config import Config, load_config
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import FilterContext, InputContext, OutputContext
-from hekapy.collector.plugin import Filter, Input, Option, Output, Plugin, register
+from hekapy.collector.engine.config import Config, load_config
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import FilterContext, InputContext, OutputContext
+from hekapy.collector.engine.plugin import Filter, Input, Option, Output, Plugin, register
 
 
 def pytest_configure(config) -> None:

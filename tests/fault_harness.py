@@ -26,7 +26,7 @@ from typing import Any
 
 from hekapy.benchmarks.es_double import EsDouble
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 
 ROWS: list[dict[str, object]] = []
 # Every daemon started, so that a failing test does not leave one running (conftest).

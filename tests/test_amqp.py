@@ -16,7 +16,7 @@ import aio_pika
 import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import config_from, until, write_config
 from tests.services import RabbitMQ, stop_process
 
@@ -228,7 +228,7 @@ async def test_broker_restart_and_kill_9_lose_nothing(broker, tmp_path):
                       input_extra="queue_durability = true\nexchange_durability = true",
                       es_extra=es_extra).replace("flush_count = 500", "flush_count = 50")
         path = write_config(tmp_path, text)
-        cmd = [sys.executable, "-m", "hekapy.collector.cli", "run", "-c", str(path)]
+        cmd = [sys.executable, "-m", "hekapy.collector.app.cli", "run", "-c", str(path)]
         log = open(tmp_path / "hekapy.log", "ab")  # the children keep it
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
         try:

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.buffer import HEADER_SIZE, BufferFull, DiskBuffer
-from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.serialize import (
+from hekapy.collector.engine.buffer import HEADER_SIZE, BufferFull, DiskBuffer
+from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.serialize import (
     pack_batch,
     pack_message,
     pack_messages,
@@ -124,7 +124,7 @@ async def test_close_wakes_a_waiting_reader(tmp_path):
 
 WRITER = r"""
 import asyncio, sys
-from hekapy.collector.buffer import DiskBuffer
+from hekapy.collector.engine.buffer import DiskBuffer
 async def main():
     buf = DiskBuffer(sys.argv[1], max_file_size=20000)
     i = 0
@@ -201,7 +201,7 @@ def test_wire_bytes_pass_through_survives_the_disk_buffer():
     """A message ProtobufDecoder made, unmodified, is still passed through byte for byte
     after the disk buffer (TcpOutput's default); one changed before buffering, or after
     reading back, is encoded afresh."""
-    from hekapy.collector.protobuf import WireBytes, decode_message, encode_message
+    from hekapy.collector.engine.protobuf import WireBytes, decode_message, encode_message
     original = Message(type="log", payload="x", fields=[Field("a", ["b"])])
     # Bytes whose re-marshal would differ: an unknown field (number 99) at the end.
     wire = encode_message(original) + b"\xfa\x06\x01z"

@@ -15,7 +15,7 @@ import pytest
 from hekapy.collector import __version__
 from tests.conftest import write_config
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 
 # A configuration in Heka's own style (CamelCase keys from Heka's docs, a ProcessInput
 # chain, a matcher on a field, the default TokenSplitter by name).
@@ -187,8 +187,8 @@ def test_cat_prints_a_heka_stream(tmp_path):
     between frames skipped and counted."""
     import gzip
 
-    from hekapy.collector.message import STRING, Field, Message
-    from hekapy.collector.protobuf import encode_message, frame
+    from hekapy.collector.engine.message import STRING, Field, Message
+    from hekapy.collector.engine.protobuf import encode_message, frame
     msgs = [Message(type="log", logger="openstack.nova", payload=f"line {i}",
                     severity=i % 8, fields=[Field("programname", ["nova-api"], STRING)])
             for i in range(20)]

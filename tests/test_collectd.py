@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.message import DOUBLE, Message
-from hekapy.collector.plugin import DecodeError
+from hekapy.collector.engine.message import DOUBLE, Message
+from hekapy.collector.engine.plugin import DecodeError
 from hekapy.decoders.collectd import CollectdDecoder
 from hekapy.outputs.influxdb.line_protocol import message_points
 from tests.conftest import make_plugin
@@ -55,7 +55,7 @@ def test_lma_vectors(case):
                 assert getattr(msg, header.lower()) == want[header], header
     if "expected_influxdb_line" in case:
         # The collector's deployment tags (added by the pipeline) as LMA's extra tags.
-        from hekapy.collector.message import STRING, Field
+        from hekapy.collector.engine.message import STRING, Field
         msg = msgs[0]
         msg.fields += [Field("deployment_id", ["1"], STRING),
                        Field("environment_label", ["env-1"], STRING)]
@@ -255,7 +255,7 @@ def test_a_bad_sample_is_skipped_and_the_rest_kept(caplog):
 
 
 def test_lma_sandbox_section_runs_the_native_decoder(tmp_path):
-    from hekapy.collector.pipeline import Pipeline
+    from hekapy.collector.engine.pipeline import Pipeline
     from tests.conftest import config_from
     p = Pipeline(config_from(tmp_path, """
         [collectd_decoder]

@@ -44,19 +44,19 @@ def test_pure_switch_and_version_say_what_runs(pure):
     status = json.loads(_python(["-c", "import json; from hekapy.collector import compiled; "
                                        "print(json.dumps(compiled.status()))"], pure).stdout)
     assert set(status.values()) == {not pure}
-    version = _python(["-m", "hekapy.collector.cli", "--version"], pure).stdout
+    version = _python(["-m", "hekapy.collector.app.cli", "--version"], pure).stdout
     assert ("pure Python (HEKAPY_PURE set)" in version) == pure
     assert ("(hot path: compiled)" in version) == (not pure)
 
 
 def test_pure_switch_for_some_modules():
-    some = "hekapy.decoders.openstack_log,hekapy.collector.message"
+    some = "hekapy.decoders.openstack_log,hekapy.collector.engine.message"
     out = _python(["-c", "import json; from hekapy.collector import compiled; "
                          "print(json.dumps([compiled.status(), compiled.summary()]))"],
                   pure=False, env_extra={compiled.PURE_ENV: some}).stdout
     status, summary = json.loads(out)
     assert [m for m, done in status.items() if not done] == \
-        ["hekapy.collector.message", "hekapy.decoders.openstack_log"]
+        ["hekapy.collector.engine.message", "hekapy.decoders.openstack_log"]
     assert summary == f"{len(status) - 2} of {len(status)} hot modules compiled " \
         "(HEKAPY_PURE set)"
 

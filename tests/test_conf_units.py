@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.config import load_config
+from hekapy.collector.engine.config import load_config
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 KINDS = ("log", "metric")

@@ -8,7 +8,7 @@ import filecmp
 import json
 
 from hekapy.benchmarks.corpus import Corpus
-from hekapy.collector.message import Message
+from hekapy.collector.engine.message import Message
 from hekapy.decoders.haproxy_log import HaproxyLogDecoder
 from hekapy.decoders.keystone_wsgi import KeystoneWsgiDecoder
 from hekapy.decoders.notification import NotificationDecoder

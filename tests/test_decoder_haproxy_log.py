@@ -15,8 +15,8 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.message import new_record_message
-from hekapy.collector.plugin import DecodeError
+from hekapy.collector.engine.message import new_record_message
+from hekapy.collector.engine.plugin import DecodeError
 from hekapy.decoders.haproxy_log import HaproxyLogDecoder, access_fields
 from tests.conftest import make_plugin
 from tests.services import free_port, haproxy, syslog_sink

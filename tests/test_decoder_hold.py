@@ -3,8 +3,8 @@ message they belong to is delivered; holds never stall an input; deployment tags
 
 from __future__ import annotations
 
-from hekapy.collector.pipeline import InputContext, Pipeline
-from hekapy.collector.plugin import Input, register
+from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.plugin import Input, register
 from tests.conftest import CollectOutput, config_from, settle, until
 
 
@@ -152,7 +152,7 @@ programname = "never-overrides", build = 7 }
 
 
 def test_bad_deployment_tag_names_the_key(tmp_path):
-    from hekapy.collector.config import load_config
+    from hekapy.collector.engine.config import load_config
     from tests.conftest import write_config
     cfg = load_config(write_config(tmp_path, """
         [hekad]

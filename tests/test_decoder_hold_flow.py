@@ -14,11 +14,11 @@ import re
 
 import pytest
 
-from hekapy.collector.acks import AckTracker
-from hekapy.collector.message import new_record_message
-from hekapy.collector.pipeline import InputContext, OutputContext, Pipeline
-from hekapy.collector.plugin import Input, Option, Output, register
-from hekapy.collector.status import Snapshot, render_metrics
+from hekapy.collector.app.status import Snapshot, render_metrics
+from hekapy.collector.engine.acks import AckTracker
+from hekapy.collector.engine.message import new_record_message
+from hekapy.collector.engine.pipeline import InputContext, OutputContext, Pipeline
+from hekapy.collector.engine.plugin import Input, Option, Output, register
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
 from tests.conftest import CollectOutput, config_from, make_plugin, settle, until
 

@@ -3,9 +3,9 @@ decoders, checked through the config loader and a running pipeline."""
 
 from __future__ import annotations
 
-from hekapy.collector.config import load_config
-from hekapy.collector.message import new_record_message
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.message import new_record_message
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
 from tests.conftest import CollectOutput, config_from, until, write_config
 from tests.test_decoder_hold import ScriptInput
@@ -61,7 +61,7 @@ def test_hold_timeout_and_max_message_size_reach_the_subs(tmp_path):
 def test_first_wins_fails_when_all_fail(tmp_path):
     import pytest
 
-    from hekapy.collector.plugin import DecodeError
+    from hekapy.collector.engine.plugin import DecodeError
     multi = _build(tmp_path, MULTI.replace("STRATEGY", "first-wins"), "multi")
     with pytest.raises(DecodeError, match="no sub-decoder succeeded"):
         multi.decode(new_record_message(1, "t", "nova_api", "h", "neither\n"))

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.message import Message, new_record_message
-from hekapy.collector.plugin import DecodeError
+from hekapy.collector.engine.message import Message, new_record_message
+from hekapy.collector.engine.plugin import DecodeError
 from hekapy.decoders.openstack_log import (
     OpenStackLogDecoder,
     context_fields,
@@ -206,7 +206,7 @@ def test_naive_time_is_read_in_tz_and_offsets_win():
 
 
 def test_unknown_tz_is_a_config_error(tmp_path):
-    from hekapy.collector.config import load_config
+    from hekapy.collector.engine.config import load_config
     from tests.conftest import write_config
     cfg = load_config(write_config(tmp_path, """
         [dec]

@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.message import Message, new_record_message
-from hekapy.collector.plugin import DecodeError, load_builtins
-from hekapy.decoders.base import WallClock, load_location
+from hekapy.collector.catalog import load_all
+from hekapy.collector.engine.message import Message, new_record_message
+from hekapy.collector.engine.plugin import DecodeError
+from hekapy.collector.engine.wallclock import WallClock, load_location
 from hekapy.decoders.syslog import parse_syslog, year_for
 from tests.conftest import make_plugin
 
@@ -34,7 +35,7 @@ DECODERS = sorted(set(FILES.values()))
 
 
 def decoder(type_name: str, **kw):
-    return make_plugin(load_builtins()[type_name], tz=kw.pop("tz", "UTC"), **kw)
+    return make_plugin(load_all()[type_name], tz=kw.pop("tz", "UTC"), **kw)
 
 
 def record(line: str, logger: str) -> Message:
@@ -122,7 +123,7 @@ def test_mysql8_prefix():
 
 
 def test_rabbitmq_lager_lines_and_splitter():
-    from hekapy.collector.splitters import RegexSplitter
+    from hekapy.collector.splitters.regex import RegexSplitter
     dec = decoder("RabbitmqLogDecoder")
     m = dec.decode(record("2024-01-02 03:04:05.123 [error] <0.123.0> boom\n  detail\n",
                           "rabbitmq.node-1"))
@@ -139,7 +140,7 @@ def test_rabbitmq_lager_lines_and_splitter():
 
 
 def test_keystone_custom_pattern_and_bad_directive():
-    from hekapy.collector.plugin import OptionError
+    from hekapy.collector.engine.plugin import OptionError
     dec = decoder("KeystoneWsgiDecoder", apache_log_pattern='%h %t "%r" %>s %T')
     m = dec.decode(record('10.0.0.1 [30/Nov/2015:09:38:59 +0100] "GET /v3 HTTP/1.1" 300 2.5',
                           "keystone-wsgi-admin"))

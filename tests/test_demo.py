@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from hekapy.collector.demo import FILES, DemoLogWriter, generate
+from hekapy.collector.app.demo import FILES, DemoLogWriter, generate
 
 OSLO = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ (DEBUG|INFO|WARNING|ERROR) "
                   r"[\w.]+ (\[-\]|\[req-[0-9a-f-]{36} \w+ \w+ - - -\]) .+$")

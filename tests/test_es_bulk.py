@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from hekapy.collector.redact import redact_url
+from hekapy.collector.engine.redact import redact_url
 from hekapy.outputs.elasticsearch.bulk import (
     BulkResponseError,
     all_stored,

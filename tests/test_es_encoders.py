@@ -12,14 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import OptionError
-from hekapy.outputs.elasticsearch.encoders import (
-    ESJsonEncoder,
-    ESLogstashV0Encoder,
-    doc_string,
-    go_float,
-)
+from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.plugin import OptionError
+from hekapy.outputs.elasticsearch.es_encoder import doc_string, go_float
+from hekapy.outputs.elasticsearch.es_json import ESJsonEncoder
+from hekapy.outputs.elasticsearch.es_logstash_v0 import ESLogstashV0Encoder
 from tests.conftest import make_plugin
 
 UUID = uuid.UUID("87cf1ac2-e810-4ddf-a02d-a5ce44d13a85").bytes
@@ -195,7 +192,7 @@ def test_always_two_valid_json_lines(msg, cls, dynamic_first):
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=40) | st.text(max_size=40).map(lambda t: t + "\n"))
 def test_fast_paths_escape_exactly_like_the_table(text):
-    from hekapy.outputs.elasticsearch.encoders import _DOC_ESCAPES
+    from hekapy.outputs.elasticsearch.es_encoder import _DOC_ESCAPES
     assert doc_string(text) == '"' + text.translate(_DOC_ESCAPES) + '"'
 
 

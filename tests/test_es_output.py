@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import config_from, settle, until, write_config
 
 
@@ -173,7 +173,7 @@ async def test_wrong_credentials_are_retried_not_dropped_and_not_logged(tmp_path
 
 
 def test_config_errors_name_the_key(tmp_path):
-    from hekapy.collector.config import load_config
+    from hekapy.collector.engine.config import load_config
     cfg = load_config(write_config(tmp_path, """
         [JsonEncoder]
         [a]
@@ -244,7 +244,7 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, 
         conf = write_config(tmp_path, KILL_CONFIG.format(state=tmp_path / "state",
                                                          logdir=logdir, url=es.url,
                                                          buffering=buffering))
-        cmd = [sys.executable, "-m", "hekapy.collector.cli", "run", "-c", str(conf)]
+        cmd = [sys.executable, "-m", "hekapy.collector.app.cli", "run", "-c", str(conf)]
         log = tmp_path / "hekapy.log"  # a file, not a pipe: a full pipe would block it
         proc: subprocess.Popen | None = None
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.inputs.haproxy_stats import (
     LMA_IGNORE,
     LMA_RENAME,
@@ -22,7 +23,6 @@ from hekapy.collector.inputs.haproxy_stats import (
     parse_stat,
     stats_points,
 )
-from hekapy.collector.pipeline import Pipeline
 from tests.conftest import config_from
 from tests.services import free_port, haproxy, influxdb
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.message import Message
-from hekapy.collector.plugin import OptionError
-from hekapy.filters.hdd_errors import HddErrorsCounterFilter, lua_pattern
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.plugin import OptionError
+from hekapy.filters.hdd_errors_counter import HddErrorsCounterFilter, lua_pattern
 from hekapy.outputs.influxdb.line_protocol import message_points
 from tests.conftest import make_plugin
 from tests.test_metric_filters import Ctx, values

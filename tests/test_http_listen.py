@@ -11,7 +11,7 @@ import ssl
 import aiohttp
 import pytest
 
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import CollectOutput, config_from, settle, until
 from tests.services import collectd, free_port, influxdb, make_certificates, stop_process
 
@@ -205,7 +205,7 @@ async def test_tls_with_client_certificates(tmp_path):
 
 
 def test_bad_settings_are_named(tmp_path):
-    from hekapy.collector.config import ConfigInvalid, load_config
+    from hekapy.collector.engine.config import ConfigInvalid, load_config
     from tests.conftest import write_config
     path = write_config(tmp_path, """
         [listen]
@@ -288,7 +288,7 @@ def test_no_secret_in_check_output(tmp_path):
                     'username = "u"\npassword = "hunter2-secret"\n'
                     '[out]\ntype = "LogOutput"\nmessage_matcher = "TRUE"\n'
                     'encoder = "PayloadEncoder"\n[PayloadEncoder]\n')
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.cli", "check", "-c",
+    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "check", "-c",
                         str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "listen" in r.stdout

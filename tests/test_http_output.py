@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import config_from, until
 from tests.services import free_port, make_certificates
 
@@ -216,7 +216,7 @@ def test_no_secret_in_check_output(tmp_path):
     path = tmp_path / "h.toml"
     path.write_text(config(tmp_path, 9, ["x"], f'password = "{SECRET}"\nusername = "u"')
                     .replace("http://", f"http://ops:{SECRET}-url@"))
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.cli", "check", "-c",
+    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "check", "-c",
                         str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "http_out (HttpOutput)" in r.stdout

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.config import load_config
-from hekapy.collector.demo import DemoLogWriter
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.app.demo import DemoLogWriter
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import until
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "lma_log_collector.toml"

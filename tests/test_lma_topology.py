@@ -24,20 +24,20 @@ from pathlib import Path
 import aiohttp
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.buffer import buffer_dir
-from hekapy.collector.config import load_config
-from hekapy.collector.matcher import compile_matcher
-from hekapy.collector.message import DOUBLE, Field, Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.protobuf import encode_message, frame
+from hekapy.collector.engine.buffer import buffer_dir
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.matcher import compile_matcher
+from hekapy.collector.engine.message import DOUBLE, Field, Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.protobuf import encode_message, frame
 from hekapy.decoders.metric import MetricDecoder
-from hekapy.decoders.scribble import NoopDecoder
+from hekapy.decoders.noop import NoopDecoder
 from hekapy.filters.metrics import metric_message
 from tests.conftest import CollectOutput, until, write_config
 from tests.services import InfluxDB, free_port, influxdb, stop_process, wait_for_port
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 HOST = "node-7"
 LMA_ENV = {"HOSTNAME": HOST, "HEKAPY_DEPLOYMENT_ID": "42", "ES_URL": "http://127.0.0.1:9200",
            "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "lmapass"}

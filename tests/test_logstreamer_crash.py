@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import write_config
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 
 # Writes `total` lines in bursts, renaming app.log to app.log.1 (older ones shifted, all
 # kept) every `every` lines, like logrotate's `create`.

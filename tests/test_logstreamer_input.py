@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
-from hekapy.collector.config import ConfigInvalid
+from hekapy.collector.engine.config import ConfigInvalid
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.inputs.logstreamer.journal import Journal, Position, decode, window_hash
-from hekapy.collector.inputs.logstreamer.plugin import (
+from hekapy.collector.inputs.logstreamer.logstreamer_input import (
     identity_key,
     record_offsets,
     record_uuid,
 )
-from hekapy.collector.pipeline import Pipeline
 from tests.conftest import CollectOutput, config_from
 
 SEQ_MATCH = r"app\.log\.?(?P<Seq>\d*)$"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
-from hekapy.collector.config import ConfigInvalid
+from hekapy.collector.engine.config import ConfigInvalid
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
 from hekapy.collector.inputs.logstreamer.journal import Position, decode, encode, window_hash
 from hekapy.collector.inputs.logstreamer.reader import READ_SIZE, StreamReader, Switched

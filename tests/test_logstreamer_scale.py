@@ -10,8 +10,8 @@ import time
 import psutil
 
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
-from hekapy.collector.pipeline import Pipeline
 from tests.conftest import CollectOutput
 from tests.test_logstreamer_input import eventually, journal_of, make_config, out_messages
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import pytest
 
-from hekapy.collector.matcher import (
+from hekapy.collector.engine.matcher import (
     MATCH_ALL,
     MATCH_NONE,
     MatcherSyntaxError,
     compile_matcher,
     matcher_warnings,
 )
-from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.regex import compile_regex
+from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.regex import compile_regex
 
 UUID = bytes.fromhex("0fae7c1f2f6a4b49a8c6e1d2b3c4d5e6")
 UUID_TEXT = "0fae7c1f-2f6a-4b49-a8c6-e1d2b3c4d5e6"
@@ -76,7 +76,7 @@ MALFORMED = [
 ]
 
 # Checklist row 8 and other rejections (some are deliberate departures from Heka, which
-# accepts juxtaposed expressions and unknown capitalised words, see collector/matcher.py).
+# accepts juxtaposed expressions and unknown capitalised words, see collector/engine/matcher.py).
 MALFORMED_EXTRA = [
     "Type =~ 'x'",
     "Fields[x] > NIL",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hekapy.collector.message import (
+from hekapy.collector.engine.message import (
     BOOL,
     BYTES,
     DOUBLE,

@@ -1,10 +1,10 @@
-"""Message-time ticks for replay (collector/message_clock.py): the watermark over the
+"""Message-time ticks for replay (collector/engine/message_clock.py): the watermark over the
 files being read and the next one to start, and a filter's buckets closing in order."""
 
 from __future__ import annotations
 
-from hekapy.collector.message import Message
-from hekapy.collector.message_clock import MAX_IDLE_TICKS, MessageClock, TickSchedule
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.message_clock import MAX_IDLE_TICKS, MessageClock, TickSchedule
 
 S = 1_000_000_000
 

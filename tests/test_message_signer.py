@@ -13,14 +13,15 @@ from pathlib import Path
 
 import msgpack
 
-from hekapy.collector.heka_protobuf import HekaFramingSplitter, SignedRecord
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.protobuf import PbHeader, encode_message, frame
-from hekapy.collector.queue import Batch, BatchQueue
-from hekapy.collector.router import Route, Router
-from hekapy.collector.serialize import pack_message, unpack_message
-from hekapy.collector.stats import PluginStats
+from hekapy.collector.engine.framing import SignedRecord
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.protobuf import PbHeader, encode_message, frame
+from hekapy.collector.engine.queue import Batch, BatchQueue
+from hekapy.collector.engine.router import Route, Router
+from hekapy.collector.engine.serialize import pack_message, unpack_message
+from hekapy.collector.engine.stats import PluginStats
+from hekapy.collector.splitters.heka_framing import HekaFramingSplitter
 from tests.conftest import CollectOutput, config_from, make_plugin, settle, until
 from tests.services import free_port
 

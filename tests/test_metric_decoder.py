@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.config import load_config
-from hekapy.collector.message import BOOL, DOUBLE, STRING, Field, Message, new_record_message
-from hekapy.collector.pipeline import add_tags, deployment_tag_fields
-from hekapy.collector.plugin import DecodeError
-from hekapy.collector.protobuf import encode_message
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.message import BOOL, DOUBLE, STRING, Field, Message, new_record_message
+from hekapy.collector.engine.pipeline import add_tags, deployment_tag_fields
+from hekapy.collector.engine.plugin import DecodeError
+from hekapy.collector.engine.protobuf import encode_message
 from hekapy.decoders.metric import MetricDecoder
 from hekapy.outputs.influxdb.line_protocol import message_points
 from tests.conftest import make_plugin, write_config

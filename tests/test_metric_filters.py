@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.filters.http_metrics import HttpMetricsFilter
 from hekapy.filters.log_counter import LogCounterFilter
 from hekapy.outputs.influxdb.line_protocol import message_points

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.plugin import DecodeError
-from hekapy.decoders.notification import (
-    LOGGER_BY_PREFIX,
-    NotificationDecoder,
-    format_datetime,
-    normalize_uuid,
-    parse_timestamp_ns,
-)
+from hekapy.collector.engine.datetimes import format_datetime, parse_timestamp_ns
+from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.plugin import DecodeError
+from hekapy.decoders.notification import LOGGER_BY_PREFIX, NotificationDecoder, normalize_uuid
 from hekapy.filters.resource_creation_time import ResourceCreationTimeFilter
 from hekapy.outputs.influxdb.line_protocol import message_points
 from tests.conftest import config_from, make_plugin
@@ -289,7 +284,7 @@ def test_helpers():
 
 
 def test_sandbox_section_runs_the_native_decoder(tmp_path):
-    from hekapy.collector.pipeline import Pipeline
+    from hekapy.collector.engine.pipeline import Pipeline
     p = Pipeline(config_from(tmp_path, """
         [notification_decoder]
         type = "SandboxDecoder"
@@ -303,7 +298,7 @@ def test_sandbox_section_runs_the_native_decoder(tmp_path):
 
 
 def test_native_section_defaults(tmp_path):
-    from hekapy.collector.pipeline import Pipeline
+    from hekapy.collector.engine.pipeline import Pipeline
     p = Pipeline(config_from(tmp_path, """
         [notification_decoder]
         type = "NotificationDecoder"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psutil
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import config_from, until
 from tests.test_es_output import es_config
 

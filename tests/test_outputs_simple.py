@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.outputs.encoders import PayloadEncoder, RstEncoder
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.outputs.encoders.payload import PayloadEncoder
+from hekapy.outputs.encoders.rst import RstEncoder
 from tests.conftest import config_from, make_plugin, until
 
 
@@ -131,7 +132,7 @@ async def test_log_output_prints_to_stdout(tmp_path, capfd):
 async def test_file_output_frames_protobuf_records(tmp_path):
     """With the ProtobufEncoder, FileOutput writes a Heka stream (framed by default, as
     Heka's use_framing): read back with the framing parser, every message intact."""
-    from hekapy.collector.protobuf import decode_message, split_frames
+    from hekapy.collector.engine.protobuf import decode_message, split_frames
     out = tmp_path / "stream.heka"
     p = Pipeline(config_from(tmp_path, f"""
         [src]

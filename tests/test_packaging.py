@@ -22,8 +22,8 @@ def test_every_package_is_listed_in_pyproject():
 
 
 def test_builtin_plugins_register():
-    from hekapy.collector.plugin import load_builtins
-    reg = load_builtins()
+    from hekapy.collector.catalog import load_all
+    reg = load_all()
     for name in ("TokenSplitter", "RegexSplitter", "PatternGroupingSplitter", "NullSplitter",
                  "ProcessInput", "PayloadRegexDecoder", "CounterFilter", "PayloadEncoder",
                  "JsonEncoder", "RstEncoder", "FileOutput", "LogOutput"):

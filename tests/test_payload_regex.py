@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hekapy.collector.config import convert_options
-from hekapy.collector.message import STRING, Field, Message
-from hekapy.collector.plugin import REGISTRY, DecodeError, OptionError
-from hekapy.collector.regex import compile_regex
+from hekapy.collector.engine.config import convert_options
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.plugin import REGISTRY, DecodeError, OptionError
+from hekapy.collector.engine.regex import compile_regex
 from hekapy.decoders import payload_regex
 from hekapy.decoders.payload_regex import (
     GO_BASIC_LAYOUTS,

@@ -6,7 +6,7 @@ import asyncio
 
 import psutil
 
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import CollectOutput, config_from, settle, until
 
 
@@ -351,7 +351,7 @@ async def test_acknowledged_batches_are_not_kept_by_the_output_context(tmp_path)
 
 def test_release_memory_gives_freed_heap_back():
     """After a burst is freed, release_memory() returns the heap pages glibc kept."""
-    from hekapy.collector.gc_tuning import _malloc_trim, release_memory
+    from hekapy.collector.app.gc_tuning import _malloc_trim, release_memory
     assert _malloc_trim is not None, "glibc's malloc_trim not found"
 
     def rss_mib() -> float:

@@ -10,18 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.config import load_config
-from hekapy.collector.heka_protobuf import (
-    HekaFramingSplitter,
-    ProtobufDecoder,
-    ProtobufEncoder,
-    default_use_framing,
-    frame_record,
-)
-from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.pipeline import InputContext, Pipeline
-from hekapy.collector.plugin import DecodeError, Input, Option, load_builtins, register
-from hekapy.collector.protobuf import (
+from hekapy.collector.catalog import load_all
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.framing import default_use_framing, frame_record
+from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.plugin import DecodeError, Input, Option, register
+from hekapy.collector.engine.protobuf import (
     MAX_MESSAGE_SIZE,
     FrameReader,
     FrameStats,
@@ -33,6 +28,9 @@ from hekapy.collector.protobuf import (
     frame,
     split_frames,
 )
+from hekapy.collector.splitters.heka_framing import HekaFramingSplitter
+from hekapy.decoders.protobuf import ProtobufDecoder
+from hekapy.outputs.encoders.protobuf import ProtobufEncoder
 from tests.conftest import CollectOutput, config_from, make_plugin, until, write_config
 
 UUID = bytes(range(16))
@@ -334,7 +332,7 @@ def test_frame_refuses_too_big():
 # --- plugins ----------------------------------------------------------------------------------
 
 def test_plugins_registered_and_defaults():
-    reg = load_builtins()
+    reg = load_all()
     for name in ("HekaFramingSplitter", "ProtobufDecoder", "ProtobufEncoder"):
         assert name in reg
     sp = make_plugin(HekaFramingSplitter)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.benchmarks.openstack_config import es_output, openstack_logs
-from hekapy.collector.demo import generate
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.replay import parse_time
+from hekapy.collector.app.demo import generate
+from hekapy.collector.app.replay import parse_time
+from hekapy.collector.engine.pipeline import Pipeline
 from tests.conftest import config_from, write_config
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 DAY = 1_763_856_000.0  # 2025-11-23T00:00:00Z
 
 
@@ -62,7 +62,7 @@ def archive(root: Path) -> dict[str, int]:
 def expected_messages(evs: list[list[str]]) -> int:
     """How many messages the OpenStackLogDecoder makes of these lines (a traceback's
     lines merge into one message)."""
-    from hekapy.collector.message import Message
+    from hekapy.collector.engine.message import Message
     from hekapy.decoders.openstack_log import OpenStackLogDecoder
     from tests.conftest import make_plugin
     dec = make_plugin(OpenStackLogDecoder, tz="UTC")
@@ -197,8 +197,8 @@ async def test_heka_stream_files_keep_their_uuids(tmp_path):
     replayed with HekaFramingSplitter + ProtobufDecoder: same Uuids, same fields."""
     import uuid
 
-    from hekapy.collector.message import STRING, Field, Message
-    from hekapy.collector.protobuf import encode_message, frame
+    from hekapy.collector.engine.message import STRING, Field, Message
+    from hekapy.collector.engine.protobuf import encode_message, frame
     msgs = [Message(uuid=uuid.uuid4().bytes, timestamp=int(DAY) * 10**9 + i * 10**9,
                     type="log", logger="openstack.nova", severity=6, hostname="cmp-1",
                     payload=f"line {i}", fields=[Field("programname", ["nova-api"], STRING)])

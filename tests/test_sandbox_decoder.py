@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.config import ConfigInvalid, load_config
-from hekapy.collector.message import (
+from hekapy.collector.engine.config import ConfigInvalid, load_config
+from hekapy.collector.engine.message import (
     BOOL,
     DOUBLE,
     INTEGER,
@@ -19,12 +19,12 @@ from hekapy.collector.message import (
     Message,
     new_record_message,
 )
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.plugin import DecodeError
-from hekapy.collector.protobuf import encode_message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.plugin import DecodeError
+from hekapy.collector.engine.protobuf import encode_message
 from hekapy.collector.sandbox import TERMINATED_TYPE
+from hekapy.collector.sandbox.sandbox_decoder import SandboxDecoder
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
-from hekapy.decoders.sandbox import SandboxDecoder
 from tests.conftest import CollectOutput, config_from, until, write_config
 from tests.test_decoder_hold import ScriptInput
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.message import STRING, Field, Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.protobuf import decode_message
-from hekapy.outputs.sandbox_encoder import EncodeError
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.protobuf import decode_message
+from hekapy.collector.sandbox.sandbox_encoder import EncodeError
 from tests.conftest import config_from
 from tests.test_decoder_hold import ScriptInput
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from hekapy.collector.config import Config
-from hekapy.collector.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.pipeline import Pipeline
+from hekapy.collector.engine.config import Config
+from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.sandbox import Sandbox, SandboxTerminated
 from hekapy.collector.sandbox.api import FILTER
-from hekapy.filters.sandbox import SandboxFilter
+from hekapy.collector.sandbox.sandbox_filter import SandboxFilter
 from tests.conftest import CollectOutput, config_from, make_plugin, until
 from tests.test_decoder_hold import ScriptInput
 

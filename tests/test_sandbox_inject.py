@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.plugin import DecodeError
-from hekapy.collector.protobuf import decode_message, encode_message
+from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.plugin import DecodeError
+from hekapy.collector.engine.protobuf import decode_message, encode_message
 from hekapy.collector.sandbox.api import derived_uuid, format_number
 from tests.conftest import CollectOutput, config_from, until
 from tests.test_decoder_hold import ScriptInput

@@ -4,7 +4,7 @@ OpenStackLogDecoder, compared header by header and field by field.
 
 Lines: LMA's decoder cases (tests/data/lma/openstack_log.json), the lab capture of
 oslo.log output (tests/data/lab/oslo_log_sample.log) and lines of the demo generators
-(collector/demo.py) for the services hekapy's benchmarks use. The Lua decoder makes
+(collector/app/demo.py) for the services hekapy's benchmarks use. The Lua decoder makes
 one message per line; the native one merges tracebacks and continuation lines, so each
 line is compared alone (the native decoder is flushed after every line).
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.demo import generate
-from hekapy.collector.message import Message, new_record_message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.plugin import DecodeError
+from hekapy.collector.app.demo import generate
+from hekapy.collector.engine.message import Message, new_record_message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.plugin import DecodeError
+from hekapy.collector.sandbox.sandbox_decoder import SandboxDecoder
 from hekapy.decoders.openstack_log import _LINE_RE, OpenStackLogDecoder
-from hekapy.decoders.sandbox import SandboxDecoder
 from tests.conftest import config_from
 
 DATA = Path(__file__).parent / "data"

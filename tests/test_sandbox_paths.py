@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from hekapy.collector.config import load_config
-from hekapy.collector.pipeline import InputContext, Pipeline
-from hekapy.collector.plugin import Input, register
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.plugin import Input, register
 from tests.conftest import CollectOutput, config_from, until, write_config
 
 

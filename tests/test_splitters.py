@@ -6,13 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hekapy.collector.plugin import OptionError
-from hekapy.collector.splitters import (
-    NullSplitter,
-    PatternGroupingSplitter,
-    RegexSplitter,
-    TokenSplitter,
-)
+from hekapy.collector.engine.plugin import OptionError
+from hekapy.collector.splitters.null import NullSplitter
+from hekapy.collector.splitters.pattern_grouping import PatternGroupingSplitter
+from hekapy.collector.splitters.regex import RegexSplitter
+from hekapy.collector.splitters.token import TokenSplitter
 from tests.conftest import make_plugin
 
 

@@ -19,13 +19,13 @@ import orjson
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector import compiled
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.status import Redactor, StatusServer
-from hekapy.collector.tap import basic_auth_header
+from hekapy.collector.app.status import Redactor, StatusServer
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.tap import basic_auth_header
 from tests.conftest import CollectOutput, config_from, write_config
 from tests.services import free_port
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 STATUS_PASSWORD = "St4tus-Pa55word"
 ES_PASSWORD = "Es-s3cret-99"
 
@@ -608,15 +608,15 @@ def test_process_start_time_is_the_process_start_not_the_servers():
 
     import psutil
 
-    from hekapy.collector.status import process_start_time
+    from hekapy.collector.app.status import process_start_time
     assert abs(process_start_time() - psutil.Process(os.getpid()).create_time()) < 0.1
 
 
 async def test_health_degraded_while_state_writes_fail(tmp_path):
     """Journal or disk-buffer writes that fail (read-only or full file system) make
     /health degraded, with the reason, for a minute after the last failure."""
-    from hekapy.collector.pipeline import Pipeline
-    from hekapy.collector.status import Snapshot
+    from hekapy.collector.app.status import Snapshot
+    from hekapy.collector.engine.pipeline import Pipeline
     from tests.conftest import config_from
     (tmp_path / "logs").mkdir()
     p = Pipeline(config_from(tmp_path, f"""

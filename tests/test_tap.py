@@ -16,17 +16,17 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from hekapy.collector.matcher import compile_matcher
-from hekapy.collector.message import Message
-from hekapy.collector.queue import Batch, BatchQueue
-from hekapy.collector.router import Route, Router
-from hekapy.collector.stats import PluginStats
-from hekapy.collector.tap import TapRegistry, TapViewer, format_message_text
+from hekapy.collector.engine.matcher import compile_matcher
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.queue import Batch, BatchQueue
+from hekapy.collector.engine.router import Route, Router
+from hekapy.collector.engine.stats import PluginStats
+from hekapy.collector.engine.tap import TapRegistry, TapViewer, format_message_text
 from tests.conftest import write_config
 from tests.services import free_port
 from tests.test_status import parse_prometheus, sample, stop_collector, wait_status
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 
 
 def msgs(*payloads: str, logger: str = "app") -> list[Message]:

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
-from hekapy.collector.config import ConfigInvalid, load_config
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.protobuf import decode_message, encode_message, frame
+from hekapy.collector.engine.config import ConfigInvalid, load_config
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.protobuf import decode_message, encode_message, frame
 from tests.conftest import CollectOutput, config_from, settle, until, write_config
 from tests.services import free_port, make_certificates, stop_process
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.cli"]
+HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 KEY = "4865ey9urgkidls xtb0[7lf9rzcivthkm"
 
 

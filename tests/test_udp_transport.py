@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import Pipeline
-from hekapy.collector.protobuf import encode_message, frame
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.protobuf import encode_message, frame
 from tests.conftest import CollectOutput, config_from, until
 from tests.services import free_port
 

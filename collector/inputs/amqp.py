@@ -45,19 +45,17 @@ import contextlib
 import hashlib
 import logging
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import InputContext
-from hekapy.collector.plugin import Input, Option, OptionError, register
-from hekapy.collector.redact import redact_url
-from hekapy.collector.retry import Backoff
-from hekapy.collector.tls import client_ssl_context, tls_settings
-
-EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import InputContext
+from hekapy.collector.engine.plugin import Input, Option, OptionError, register
+from hekapy.collector.engine.redact import redact_url
+from hekapy.collector.engine.retry import Backoff
+from hekapy.collector.net.amqp import CONNECT_ERRORS, EXCHANGE_TYPES, check_amqp_url, connect_broker
+from hekapy.collector.net.tls import tls_settings
 
 
 def body_uuid(body: bytes) -> bytes:
@@ -66,28 +64,6 @@ def body_uuid(body: bytes) -> bytes:
     u[6] = (u[6] & 0x0F) | 0x40
     u[8] = (u[8] & 0x3F) | 0x80
     return bytes(u)
-
-
-# What a connection attempt raises when the broker is down or refuses us.
-CONNECT_ERRORS = (OSError, TimeoutError, aio_pika.exceptions.AMQPError)
-
-
-async def connect_broker(url: str, tls: Any, timeout: float
-                         ) -> aio_pika.abc.AbstractRobustConnection:
-    """A robust connection (it reconnects and restores channels, QoS, declarations and
-    consumers by itself); `tls` is a validated `tls` table or None."""
-    kwargs: dict[str, Any] = {"timeout": timeout or None}
-    if tls is not None:
-        kwargs["ssl_context"] = client_ssl_context(tls)
-    return await aio_pika.connect_robust(url, **kwargs)
-
-
-def check_amqp_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-        raise OptionError(f"expected amqp://user:password@host:port/vhost, got "
-                          f"{redact_url(url)!r}", key="url")
-    return url
 
 
 @register

@@ -37,10 +37,10 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from hekapy.collector.message import STRING, Field, Message
-from hekapy.collector.pipeline import InputContext
-from hekapy.collector.plugin import Input, Option, OptionError, register
-from hekapy.collector.tls import server_ssl_context, tls_settings
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.pipeline import InputContext
+from hekapy.collector.engine.plugin import Input, Option, OptionError, register
+from hekapy.collector.net.tls import server_ssl_context, tls_settings
 
 
 def split_address(address: str) -> tuple[str, int]:

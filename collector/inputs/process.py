@@ -9,9 +9,9 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
-from hekapy.collector.message import INTEGER, STRING, Field, Message
-from hekapy.collector.pipeline import InputContext
-from hekapy.collector.plugin import Input, Option, OptionError, register
+from hekapy.collector.engine.message import INTEGER, STRING, Field, Message
+from hekapy.collector.engine.pipeline import InputContext
+from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 
 READ_SIZE = 1 << 16
 

@@ -36,16 +36,16 @@ import stat
 from collections import deque
 from typing import Any, ClassVar
 
-from hekapy.collector.heka_protobuf import _check_signers
-from hekapy.collector.inputs.tcp import (
+from hekapy.collector.engine.framing import check_signers
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.pipeline import InputContext
+from hekapy.collector.engine.plugin import Input, Option, OptionError, Splitter, register
+from hekapy.collector.net.tcp import (
     SplitterLosses,
     framing_splitter,
     net_family,
     split_host_port,
 )
-from hekapy.collector.message import Message
-from hekapy.collector.pipeline import InputContext
-from hekapy.collector.plugin import Input, Option, OptionError, Splitter, register
 
 # Datagrams handed to the pipeline as one batch, at most.
 BATCH_DATAGRAMS = 2000
@@ -62,7 +62,7 @@ class UdpInput(Input):
         "address": Option("str", None, required=True),
         "net": Option("str", "udp", choices=("udp", "udp4", "udp6", "unixgram")),
         "set_hostname": Option("bool", False),
-        "signer": Option("table", {}, check=_check_signers,
+        "signer": Option("table", {}, check=check_signers,
                          doc="legacy [X.signer.<name>_<version>] tables with hmac_key"),
         "max_queued": Option("int", 10000, doc="datagrams waiting for the pipeline"),
     }

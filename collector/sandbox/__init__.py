@@ -4,12 +4,13 @@ cjson, the Heka-Go API, limits and preserved data.
 - host.py: the restricted Lua state, module loading, limits, termination;
 - api.py: read_message, inject_message and the other functions scripts call;
 - preserve.py: `preserve_data` files in lua_sandbox's format;
-- runner.py: the common plugin keys and the entry-point calls the plugins use
-  (decoders/sandbox.py, filters/sandbox.py, outputs/sandbox_encoder.py).
+- runner.py: the common plugin keys and the entry-point calls the plugins use;
+- sandbox_decoder.py, sandbox_filter.py, sandbox_encoder.py: SandboxDecoder,
+  SandboxFilter and SandboxEncoder.
 """
 
-from .host import ApiError, SandboxError, SandboxTerminated
-from .runner import (
+from hekapy.collector.sandbox.host import ApiError, SandboxError, SandboxTerminated
+from hekapy.collector.sandbox.runner import (
     HEKAD_SETTINGS,
     SANDBOX_OPTIONS,
     TERMINATED_TYPE,

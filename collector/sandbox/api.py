@@ -25,9 +25,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from ..protobuf import PbMessage, encode_message, from_protobuf
-from .host import ApiError, LuaSandbox
+from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.protobuf import PbMessage, encode_message, from_protobuf
+from hekapy.collector.sandbox.host import ApiError, LuaSandbox
 
 DECODER, FILTER, ENCODER = "decoder", "filter", "encoder"
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from .host import LuaSandbox, SandboxError, first_line
+from hekapy.collector.sandbox.host import LuaSandbox, SandboxError, first_line
 
 _SERIALIZER = r"""
 local G, loaded = _G, package.loaded

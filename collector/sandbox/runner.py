@@ -10,11 +10,11 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
-from ..message import STRING, Field, Message
-from ..plugin import Option, OptionError
-from . import preserve
-from .api import SandboxApi
-from .host import LuaSandbox, SandboxError
+from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.plugin import Option, OptionError
+from hekapy.collector.sandbox import preserve
+from hekapy.collector.sandbox.api import SandboxApi
+from hekapy.collector.sandbox.host import LuaSandbox, SandboxError
 
 # Heka's defaults, for a plugin built without a config (tests, tools): the loader gives
 # sandbox plugins the [hekad] share_dir as `cfg.hekad` (config.plugin_globals).

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from hekapy.collector.redact import redact_url
+from hekapy.collector.engine.redact import redact_url
 from hekapy.outputs.batching import server_answers
 
 

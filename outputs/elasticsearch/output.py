@@ -4,7 +4,7 @@ several requests in flight, nothing lost, nothing acknowledged early.
 Heka keys: server (a URL, or a list of URLs tried in turn; default
 "http://localhost:9200"), flush_interval (1000 ms), flush_count (10), username,
 password, connect_timeout and http_timeout (ms, 0 = none), http_disable_keepalives,
-tls (table, collector/tls.py), encoder (required: ESJsonEncoder or
+tls (table, collector/net/tls.py), encoder (required: ESJsonEncoder or
 ESLogstashV0Encoder), use_buffering.
 hekapy keys: flush_bytes (request body size that triggers a flush, 5 MiB),
 max_in_flight (bulk requests at once, 4), compression ("none" | "gzip"), api_key,
@@ -36,11 +36,11 @@ import os
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, register
-from hekapy.collector.redact import redact_url
-from hekapy.collector.retry import Backoff
-from hekapy.collector.tls import client_ssl_context, tls_settings
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, register
+from hekapy.collector.engine.redact import redact_url
+from hekapy.collector.engine.retry import Backoff
+from hekapy.collector.net.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import BatchingOutput, describe
 from hekapy.outputs.elasticsearch.bulk import BulkResponseError, parse_bulk_response
 from hekapy.outputs.elasticsearch.client import EsClient, TransportError

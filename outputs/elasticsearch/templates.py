@@ -4,7 +4,7 @@ for current Elasticsearch (7.8+, 8.x) and OpenSearch (1.x, 2.x): composable
 `text` for Payload, so `http_status` is an integer and ids are keywords whatever the
 first document of a day looks like (the trap of dynamic mapping, ES #18917).
 
-`hekapy es-setup` installs them (collector/cli.py).
+`hekapy es-setup` installs them (collector/app/cli.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hekapy.collector.message import Message
+from hekapy.collector.engine.message import Message
 
 PRECISION_DIVISORS = {"ns": 1, "us": 1_000, "u": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 # LMA escaped spaces and commas only; "=", newlines and tabs are escaped too here, as

@@ -41,11 +41,11 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from hekapy.collector.pipeline import OutputContext
-from hekapy.collector.plugin import Option, OptionError, register
-from hekapy.collector.queue import Batch
-from hekapy.collector.redact import redact_url
-from hekapy.collector.tls import client_ssl_context, tls_settings
+from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.plugin import Option, OptionError, register
+from hekapy.collector.engine.queue import Batch
+from hekapy.collector.engine.redact import redact_url
+from hekapy.collector.net.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import BatchingOutput, describe, server_answers
 from hekapy.outputs.influxdb.line_protocol import (
     DEFAULT_TAG_FIELDS,

@@ -19,10 +19,11 @@ import orjson
 
 from hekapy.benchmarks.openstack_config import es_output
 from hekapy.collector import compiled
-from hekapy.collector.config import load_config
-from hekapy.collector.matcher import compile_matcher
-from hekapy.collector.message import new_record_message
-from hekapy.collector.plugin import DecodeError, load_builtins
+from hekapy.collector.catalog import load_all
+from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.matcher import compile_matcher
+from hekapy.collector.engine.message import new_record_message
+from hekapy.collector.engine.plugin import DecodeError
 
 # What reaches the hot path besides oslo.log's own lines: bytes a file can hold.
 ODD_LINES = [
@@ -39,7 +40,7 @@ MATCHERS = ["Type == 'log' && Severity < 5", "Fields[programname] =~ /nova/",
 
 
 def digest(corpus: Path) -> dict:
-    registry = load_builtins()
+    registry = load_all()
     state = Path(tempfile.mkdtemp())
     config = state / "hekad.toml"
     config.write_text(f'[hekad]\nbase_dir = "{state}"\n' + es_output("http://127.0.0.1:1"))

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hekapy.collector.regex import compile_regex
+from hekapy.collector.engine.regex import compile_regex
 
 MONTHS = {
     "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4,
@@ -58,7 +58,7 @@ def path_regex(root: str, file_match: str) -> str:
 def check_translation(value: Any) -> dict[str, dict[str, int]]:
     """Validate `[X.translation.<group>]` maps; keys are lowercased (Heka matches them
     case-insensitively). A one-entry map must be `missing = N`."""
-    from hekapy.collector.plugin import OptionError
+    from hekapy.collector.engine.plugin import OptionError
 
     if not isinstance(value, dict):
         raise OptionError(f"expected a table of tables, got {value!r}")

@@ -46,8 +46,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .discovery import Logfile
-from .journal import HASH_WINDOW, Position, window_hash
+from hekapy.collector.inputs.logstreamer.discovery import Logfile
+from hekapy.collector.inputs.logstreamer.journal import HASH_WINDOW, Position, window_hash
 
 READ_SIZE = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"

@@ -1,0 +1,528 @@
+"""The `hekapy` command: run, check, replay, cat, quickstart, demo, es-setup, and the
+operator's views of a running collector, tap and top (collector/engine/tap.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hekapy.collector import __version__, catalog, compiled
+from hekapy.collector.engine.config import Config, load_config
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+log = logging.getLogger("hekapy")
+
+
+def _setup_logging(level: str, log_file: str = "") -> None:
+    """stderr (the journal, under systemd), or `log_file` through a WatchedFileHandler:
+    when logrotate renames the file, the next record goes to a new one (no copytruncate,
+    no signal needed)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if log_file:
+        from logging.handlers import WatchedFileHandler
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handler: logging.Handler = WatchedFileHandler(log_file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # aio-pika/aiormq log every failed reconnection attempt (an error and an info line
+    # each time, unlimited): hekapy's AMQP plugins report those, rate-limited.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+
+
+def _reloaded(path: str, running: Config) -> Config | None:
+    """The configuration at `path` when it is valid and differs from the running one;
+    None otherwise, with the reason logged (errors name file, section and key)."""
+    try:
+        new = load_config(path)
+    except Exception as e:  # unreadable files, TOML syntax: the loader's own message
+        log.error("reload refused, still running the previous configuration: %s", e)
+        return None
+    for w in new.warnings:
+        log.warning("reload: %s", w)
+    if new.errors:
+        for e in new.errors:
+            log.error("reload refused: %s", e)
+        log.error("reload refused: %d error(s) in %s; still running the previous "
+                  "configuration", len(new.errors), path)
+        return None
+    if _settings(new) == _settings(running):
+        log.info("reload: %s has not changed; nothing to do", path)
+        return None
+    return new
+
+
+def _settings(config: Config) -> tuple:
+    """What a configuration asks for, comparable: [hekad] and every section's type and
+    values (the files' layout and comments do not count)."""
+    return (vars(config.hekad),
+            {name: (spec.type_name, vars(spec.cfg)) for name, spec in config.plugins.items()})
+
+
+def _load_or_exit(path: str) -> Config:
+    config = load_config(path)
+    for w in config.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if config.errors:
+        for e in config.errors:
+            click.echo(f"error: {e}", err=True)
+        n = len(config.errors)
+        click.echo(f"{n} error{'s' if n > 1 else ''} in {path}; nothing started", err=True)
+        sys.exit(EXIT_CONFIG)
+    return config
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+async def _serve(config: Config, extra_tasks: tuple = (), path: str | None = None) -> int:
+    """Run the pipeline until SIGTERM/SIGINT; a second signal stops without draining.
+
+    SIGHUP (with `path`): the configuration is read again. Invalid, it is refused and
+    the running one goes on; unchanged, nothing happens; changed, the running pipeline
+    drains as for a stop (inputs checkpoint their positions, outputs deliver or keep
+    what they hold in their disk buffers) and the new one starts from those positions
+    and buffers: nothing is lost or read twice, at the cost of a pause of the drain's
+    length. (Heka could not reload at all.)"""
+    from hekapy.collector.app.gc_tuning import tune_gc
+    from hekapy.collector.engine.pipeline import Pipeline
+
+    pipeline = Pipeline(config)
+    tune_gc()
+    log.info("hekapy %s starting; hot path: %s", __version__, compiled.summary())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signame: str) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("%s received: draining (send it again to stop at once)", signame)
+            stop.set()
+        else:
+            log.warning("%s received again: stopping without draining", signame)
+            for t in asyncio.all_tasks(loop):
+                if t is not asyncio.current_task():
+                    t.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    reload = asyncio.Event()
+    if path is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+
+    async def start_status(config: Config, pipeline: Pipeline) -> Any:
+        if not config.hekad.status_address:
+            return None
+        from hekapy.collector.app.status import StatusServer
+        server = StatusServer(pipeline, config)
+        await server.start()
+        return server
+
+    status = await start_status(config, pipeline)
+    await pipeline.start()
+    helpers = [asyncio.create_task(c) for c in extra_tasks]
+    from hekapy.collector.app.gc_tuning import release_memory_periodically
+    helpers.append(asyncio.create_task(release_memory_periodically(
+        lambda: pipeline.router.messages_routed)))  # the current pipeline, after reloads
+    while True:
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait()),
+                   asyncio.create_task(reload.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        if not reload.is_set() or stop.is_set() or pipeline.stopping.is_set():
+            break
+        reload.clear()
+        log.info("SIGHUP received: reading %s again", path)
+        assert path is not None
+        new = _reloaded(path, config)
+        if new is None:
+            continue
+        log.info("reload: the configuration changed; draining the running pipeline")
+        await pipeline.stop()
+        if status is not None:
+            await status.stop()
+        config, pipeline = new, Pipeline(new)
+        _setup_logging(config.hekad.log_level, config.hekad.log_file)
+        status = await start_status(config, pipeline)
+        await pipeline.start()
+        log.info("reload: the new configuration is running")
+    for w in helpers:
+        w.cancel()
+    await pipeline.stop()
+    if status is not None:
+        await status.stop()
+    if pipeline.failed:
+        log.error("stopped: %s", pipeline.failed)
+        return EXIT_FAILED
+    log.info("stopped cleanly")
+    return 0
+
+
+def run_config(config: Config, extra_tasks: tuple = (), path: str | None = None) -> int:
+    _setup_logging(config.hekad.log_level, config.hekad.log_file)
+    loop = _new_loop()
+    try:
+        return loop.run_until_complete(_serve(config, extra_tasks, path))
+    finally:
+        loop.close()
+
+
+def _print_version(ctx: click.Context) -> None:
+    # Importing the hot modules tells whether they are the compiled ones.
+    click.echo(f"hekapy {__version__} (hot path: {compiled.summary()})")
+    ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+              help="Show the version and whether the hot path runs compiled, and exit.")
+def main() -> None:
+    """hekapy: a Heka-compatible log and metrics collector."""
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(),
+              help="TOML file or directory of *.toml files")
+def run(path: str) -> None:
+    """Run the collector until SIGTERM or SIGINT (drains, checkpoints, exits 0); SIGHUP
+    reads the configuration again and applies it (an invalid one is refused)."""
+    config = _load_or_exit(path)
+    sys.exit(run_config(config, path=path))
+
+
+def describe_graph(config: Config) -> list[str]:
+    """The plugin graph as text: inputs with splitter and decoder, consumers with their
+    matcher and encoder."""
+    lines = []
+    inputs = config.by_category("Input")
+    lines.append(f"inputs ({len(inputs)}):")
+    for s in inputs:
+        parts = [f"  {s.name} ({s.type_name})"]
+        if s.cfg.splitter:
+            parts.append(f"splitter {s.cfg.splitter}")
+        if s.cfg.decoder:
+            d = config.resolve(s.cfg.decoder, "Decoder")
+            parts.append(f"decoder {s.cfg.decoder} ({d.type_name if d else '?'})")
+        lines.append(" → ".join(parts) + " → router")
+    for cat in ("Filter", "Output"):
+        specs = config.by_category(cat)
+        lines.append(f"{cat.lower()}s ({len(specs)}):")
+        for s in specs:
+            m = s.cfg.message_matcher or "(no matcher: receives nothing)"
+            enc = ""
+            if cat == "Output" and s.cfg.encoder:
+                e = config.resolve(s.cfg.encoder, "Encoder")
+                enc = f" → encoder {s.cfg.encoder} ({e.type_name if e else '?'})"
+            lines.append(f"  router → [{m}] → {s.name} ({s.type_name}){enc}")
+    return lines
+
+
+@main.command()
+@click.option("-c", "--config", "path", type=click.Path(),
+              help="TOML file or directory of *.toml files")
+@click.option("--sample", "sample", metavar="TYPE",
+              help="print a plugin type's keys and a sample section instead")
+def check(path: str | None, sample: str | None) -> None:
+    """Validate a configuration and print its plugin graph (exit 2 on any error)."""
+    if sample:
+        cls = catalog.plugin_class(sample)
+        if cls is None:
+            click.echo(f"error: unknown plugin type {sample!r}; valid types: "
+                       f"{', '.join(catalog.type_names())}", err=True)
+            sys.exit(EXIT_CONFIG)
+        click.echo(cls.sample() or f"{sample}: no documentation")
+        opts = cls.all_options()
+        click.echo("\nAll keys (default):")
+        for k in sorted(opts):
+            o = opts[k]
+            req = " required" if o.required else ""
+            default = cls.defaults.get(k, o.default)  # the plugin's own default wins
+            click.echo(f"  {k} = {default!r}{req}  {o.doc}".rstrip())
+        return
+    if not path:
+        raise click.UsageError("give -c PATH (or --sample TYPE)")
+    config = _load_or_exit(path)
+    for line in describe_graph(config):
+        click.echo(line)
+    click.echo(f"OK: {len(config.plugins)} plugins in {', '.join(config.files)}")
+
+
+@main.command()
+@click.option("--data-dir", default="data/quickstart", show_default=True,
+              type=click.Path(file_okay=False),
+              help="where demo logs, journals and decoded documents go")
+@click.option("--rate", default=20.0, show_default=True, help="demo log lines per second")
+@click.option("-c", "--config", "path", default=None, type=click.Path(),
+              help="config to run (default: the built-in conf/quickstart.toml)")
+def quickstart(data_dir: str, rate: float, path: str | None) -> None:
+    """Write demo OpenStack logs and run the collector on them, no server needed."""
+    from hekapy.collector.app.demo import DemoLogWriter
+
+    data = Path(data_dir).resolve()
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    os.environ["HEKAPY_DATA"] = str(data)
+    if path is None:
+        path = str(importlib.resources.files("hekapy.conf") / "quickstart.toml")
+    config = _load_or_exit(path)
+    writer = DemoLogWriter(data / "logs", rate=rate)
+    writer.write_batch(max(1, int(rate)) * 5)  # every demo file exists before the first scan
+    click.echo(f"hekapy quickstart: demo logs in {data / 'logs'}, decoded documents in "
+               f"{data / 'output'}; Ctrl-C stops.", err=True)
+    stop_writer = asyncio.Event()
+    sys.exit(run_config(config, (writer.run(stop_writer),)))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def demo(args: tuple[str, ...]) -> None:
+    """Write realistic OpenStack demo logs into a directory (see --help)."""
+    from hekapy.collector.app.demo import main as demo_main
+    sys.exit(demo_main(list(args)) or 0)
+
+
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(exists=True),
+              help="the daemon's config: its decoders, filters and outputs")
+@click.option("--since", help="keep messages from this time on (ISO 8601, UTC by default)")
+@click.option("--until", help="keep messages before this time")
+@click.option("--workers", default=max(1, (os.cpu_count() or 1)), show_default=True,
+              help="decoding processes")
+@click.option("--resume", is_flag=True, help="go on from the state file")
+@click.option("--dry-run", is_flag=True, help="show which decoder each file gets, and stop")
+@click.option("--decoder", default="", help="this decoder section for every file")
+@click.option("--state", "state_path", type=click.Path(), help="state file (default "
+              "<base_dir>/replay/state.json)")
+@click.argument("paths", nargs=-1, required=True)
+def replay(path: str, since: str | None, until: str | None, workers: int, resume: bool,
+           dry_run: bool, decoder: str, state_path: str | None,
+           paths: tuple[str, ...]) -> None:
+    """Backfill archived logs (plain, .gz, .bz2, .xz, .zst, Heka streams) through the
+    config's decoders, filters and outputs; resumable, without duplicates."""
+    from hekapy.collector.app.replay import (
+        Replay,
+        ReplayError,
+        ReplayState,
+        default_state_path,
+        describe_plan,
+        parse_time,
+        plan,
+    )
+
+    config = _load_or_exit(path)
+    _setup_logging(config.hekad.log_level)
+    try:
+        since_ns = parse_time(since) if since else None
+        until_ns = parse_time(until) if until else None
+        files = plan(config, list(paths), decoder)
+    except ReplayError as e:
+        raise click.UsageError(str(e)) from None
+    if dry_run:
+        describe_plan(files, sys.stdout)
+        sys.exit(0)
+    if not files.tasks:
+        raise click.UsageError("no file to replay (none matched a LogstreamerInput "
+                               "file_match; see --dry-run, or give --decoder)")
+    state = ReplayState(Path(state_path) if state_path else default_state_path(config))
+    if resume:
+        state.load()
+    elif state.path.exists():
+        state.path.unlink()  # a fresh replay: forget an earlier run's positions
+    job = Replay(config, path, files, workers, since_ns, until_ns, state)
+    loop = _new_loop()
+    try:
+        sys.exit(loop.run_until_complete(job.run()))
+    finally:
+        loop.close()
+
+
+@main.command("cat")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: Heka's RST dump; json: one object per line")
+@click.option("--match", "match", default="TRUE", help="message matcher (Heka syntax)")
+@click.option("--head", type=int, default=0, help="stop after this many matches")
+@click.argument("path", type=click.Path(exists=True))
+def cat(fmt: str, match: str, head: int, path: str) -> None:
+    """Print the messages of a Heka stream file (as heka-cat does; .gz etc. too)."""
+    from types import SimpleNamespace
+
+    from hekapy.collector.app.replay_worker import READ_ERRORS, open_archive
+    from hekapy.collector.engine.matcher import MatcherSyntaxError, compile_matcher
+    from hekapy.collector.engine.protobuf import FrameReader, WireError, decode_message
+
+    try:
+        pred = compile_matcher(match)
+    except MatcherSyntaxError as e:
+        raise click.UsageError(f"--match: {e}") from None
+    encoder_class = catalog.plugin_class("JsonEncoder" if fmt == "json" else "RstEncoder")
+    assert encoder_class is not None
+    encoder: Any = encoder_class("cat", SimpleNamespace(append_newlines=True))
+    reader = FrameReader()
+    shown = bad = 0
+    f, raw = open_archive(path)
+    out = sys.stdout.buffer
+    try:
+        while not head or shown < head:
+            try:
+                chunk = f.read(1 << 20)
+            except READ_ERRORS as e:
+                click.echo(f"error: {path}: {type(e).__name__}: {e}", err=True)
+                break
+            if not chunk:
+                break
+            for _header, body in reader.feed(chunk):
+                try:
+                    msg = decode_message(body)
+                except WireError:
+                    bad += 1
+                    continue
+                if pred(msg):
+                    out.write(encoder.encode(msg))
+                    shown += 1
+                    if head and shown >= head:
+                        break
+    finally:
+        raw.close()
+        out.flush()
+    skipped = reader.stats.skipped_bytes
+    if bad or skipped:
+        click.echo(f"{bad} undecodable message(s), {skipped} byte(s) of garbage skipped",
+                   err=True)
+    click.echo(f"{shown} message(s) shown", err=True)
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(),
+              help="the running collector's config (its [hekad] status_* keys)")
+@click.option("--match", "match", default="TRUE", show_default=True,
+              help="message matcher (Heka syntax)")
+@click.option("--plugin", default="", help="only what the router hands this filter or "
+              "output (its message_matcher, and --match)")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: one line per message; json: Heka's JSON")
+@click.option("--head", type=int, default=0, help="stop after this many messages")
+@click.option("--buffer", type=int, default=1000, show_default=True,
+              help="messages the collector queues for this viewer before dropping")
+def tap(path: str, match: str, plugin: str, fmt: str, head: int, buffer: int) -> None:
+    """Watch the messages flowing through a running collector. The collector drops
+    (and reports) what this viewer cannot keep up with: it never waits for it."""
+    from hekapy.collector.engine.matcher import MatcherSyntaxError, compile_matcher
+    from hekapy.collector.engine.tap import StatusClientError, run_client, run_tap
+
+    try:
+        compile_matcher(match)
+    except MatcherSyntaxError as e:
+        raise click.UsageError(f"--match: {e}") from None
+    config = _load_or_exit(path)
+    try:
+        sys.exit(run_client(run_tap(config, match, plugin, fmt, head, buffer)))
+    except StatusClientError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.option("-c", "--config", "path", required=True, type=click.Path(),
+              help="the running collector's config (its [hekad] status_* keys)")
+@click.option("--once", is_flag=True, help="print one snapshot (rates over one interval)")
+@click.option("--interval", type=float, default=2.0, show_default=True,
+              help="seconds between refreshes")
+def top(path: str, once: bool, interval: float) -> None:
+    """Per-plugin message rates, queue depths, buffers and errors of a running
+    collector, refreshed in the terminal."""
+    from hekapy.collector.engine.tap import StatusClientError, run_client, run_top
+
+    config = _load_or_exit(path)
+    try:
+        sys.exit(run_client(run_top(config, once, max(0.05, interval))))
+    except StatusClientError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("es-setup")
+@click.option("-c", "--config", "path", type=click.Path(),
+              help="take server, credentials and TLS from this config's "
+                   "ElasticSearchOutput")
+@click.option("--output", "output_name", help="which ElasticSearchOutput (default: the "
+              "only one)")
+@click.option("--server", "servers", multiple=True,
+              help="Elasticsearch/OpenSearch URL (instead of -c); credentials from "
+                   "HEKAPY_ES_USERNAME / HEKAPY_ES_PASSWORD or HEKAPY_ES_API_KEY")
+@click.option("--shards", default=1, show_default=True)
+@click.option("--replicas", default=1, show_default=True)
+def es_setup(path: str | None, output_name: str | None, servers: tuple[str, ...],
+             shards: int, replicas: int) -> None:
+    """Install the log, notification and audit index templates (LMA's, for current
+    Elasticsearch and OpenSearch)."""
+    from hekapy.outputs.elasticsearch.client import EsClient, TransportError
+    from hekapy.outputs.elasticsearch.templates import all_templates
+
+    if path:
+        config = _load_or_exit(path)
+        outputs = [s for s in config.by_category("Output")
+                   if s.cls.type_name == "ElasticSearchOutput"
+                   and (output_name is None or s.name == output_name)]
+        if len(outputs) != 1:
+            names = ", ".join(s.name for s in outputs) or "none"
+            raise click.UsageError(f"need exactly one ElasticSearchOutput in {path} "
+                                   f"(found: {names}); choose with --output")
+        client = outputs[0].build()._client()  # type: ignore[attr-defined]
+    elif servers:
+        client = EsClient(list(servers), username=os.environ.get("HEKAPY_ES_USERNAME", ""),
+                          password=os.environ.get("HEKAPY_ES_PASSWORD", ""),
+                          api_key=os.environ.get("HEKAPY_ES_API_KEY", ""))
+    else:
+        raise click.UsageError("give -c CONFIG or --server URL")
+
+    async def install() -> int:
+        failed = 0
+        try:
+            for name, body in all_templates(shards, replicas).items():
+                try:
+                    status, reply = await client.request("PUT", f"/_index_template/{name}",
+                                                         body)
+                except TransportError as e:
+                    click.echo(f"error: {e}", err=True)
+                    return EXIT_FAILED
+                ok = 200 <= status < 300
+                failed += not ok
+                click.echo(f"{'installed' if ok else 'FAILED'} index template {name!r} "
+                           f"({name}-*) on {client.server}: {status}"
+                           + ("" if ok else f" {reply[:300].decode('utf-8', 'replace')}"),
+                           err=not ok)
+        finally:
+            await client.close()
+        return EXIT_FAILED if failed else 0
+
+    sys.exit(asyncio.run(install()))
+
+
+if __name__ == "__main__":
+    main()

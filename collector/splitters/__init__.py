@@ -1,0 +1,1 @@
+"""Splitters: cut a byte stream into records, one module per Heka type."""

@@ -1,0 +1,1 @@
+"""Encoders that serve any output; an encoder made for one output lives beside it."""
