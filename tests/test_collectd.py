@@ -1,6 +1,8 @@
-"""CollectdDecoder: LMA's collectd.lua naming rules (spec/lma.md §2.10), the LMA
-research vectors (tests/data/lma/collectd.json, copied from ../shared/data/lma), and bad
-samples."""
+"""CollectdDecoder: LMA's collectd.lua naming rules
+(https://github.com/openstack/fuel-plugin-lma-collector, decoders/collectd.lua), the
+vectors of tests/data/lma/collectd.json (its "source" says where they come from), the
+naming of every covered plugin held to tests/data/collectd_naming.json, collectd's
+`virt` plugin, and bad samples."""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ from hekapy.decoders.collectd import CollectdDecoder
 from hekapy.outputs.influxdb.line_protocol import message_points
 from tests.conftest import make_plugin
 
-VECTORS = json.loads((Path(__file__).parent / "data" / "lma" / "collectd.json").read_text())
+DATA = Path(__file__).parent / "data"
+VECTORS = json.loads((DATA / "lma" / "collectd.json").read_text())
+# One sample per naming branch and what the decoder made of it before its naming became
+# a table of functions (tests/tools/collectd_naming_golden.py wrote it).
+NAMING = json.loads((DATA / "collectd_naming.json").read_text())
 
 
 def decode(samples: list | str, **options) -> list[Message]:
@@ -60,6 +66,32 @@ def test_lma_vectors(case):
         msg.fields += [Field("deployment_id", ["1"], STRING),
                        Field("environment_label", ["env-1"], STRING)]
         assert message_points(msg) == [case["expected_influxdb_line"]]
+
+
+def as_recorded(msgs: list[Message]) -> list[dict]:
+    """Messages in the shape of collectd_naming.json's "messages"."""
+    return [{"Type": m.type, "Logger": m.logger, "Severity": m.severity,
+             "Hostname": m.hostname, "Timestamp": m.timestamp, "Payload": m.payload,
+             "Fields": [[f.name, f.value_type, f.representation, f.values]
+                        for f in m.fields]} for m in msgs]
+
+
+@pytest.mark.parametrize("case", NAMING["cases"], ids=lambda c: c["id"])
+def test_naming_is_unchanged(case):
+    """Every header, field, value type, representation and field order, per sample."""
+    options = {"swap_size": case["options"].get("swap_size", 0.0)}
+    if "error" in case:
+        with pytest.raises(DecodeError) as e:
+            decode([case["input"]], **options)
+        assert str(e.value) == case["error"]
+        return
+    assert as_recorded(decode([case["input"]], **options)) == case["messages"]
+
+
+def test_naming_cases_cover_every_plugin_the_rules_name():
+    """The recorded cases reach each plugin the hand-written rules below use."""
+    recorded = {c["input"]["plugin"] for c in NAMING["cases"]}
+    assert {s["plugin"] for s, *_ in RULES} <= recorded
 
 
 # (sample, metric name, tags (field → value), hostname field or None)
