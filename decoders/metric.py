@@ -1,8 +1,8 @@
 """MetricDecoder: what the metric_collector's TcpInput from the log_collector decodes with,
 as LMA's metric.lua did (spec/lma.md §1.3, §2.11).
 
-Each record is a Heka protobuf message (a HekaFramingSplitter record, decoded by
-ProtobufDecoder). A message whose Type ends with `bulk_metric` and whose Logger is one
+Each record is a Heka protobuf message (a HekaFramingSplitter record, decoded as
+ProtobufDecoder does). A message whose Type ends with `bulk_metric` and whose Logger is one
 of `deserialize_bulk_metric_for_loggers` carries a JSON Payload, a list of points
 `{"name": ..., "value": v}` or `{"name": ..., "values": {field: v, ...}}`, each with
 optional `"tags": {tag: value, ...}`, as LMA's filters made them (lma_utils'
@@ -63,8 +63,8 @@ from typing import Any, ClassVar
 import orjson
 
 from hekapy.collector.engine.message import BOOL, DOUBLE, STRING, Field, Message
-from hekapy.collector.engine.plugin import DecodeError, Option, OptionError, register
-from hekapy.decoders.protobuf import ProtobufDecoder
+from hekapy.collector.engine.plugin import DecodeError, Decoder, Option, OptionError, register
+from hekapy.decoders.protobuf import decode_record
 
 
 def _loggers(value: Any) -> frozenset[str]:
@@ -148,7 +148,7 @@ def explode_bulk(bulk: Message) -> list[Message]:
 
 
 @register
-class MetricDecoder(ProtobufDecoder):
+class MetricDecoder(Decoder):
     __doc__ = __doc__
 
     options: ClassVar[dict[str, Option]] = {
@@ -164,7 +164,7 @@ class MetricDecoder(ProtobufDecoder):
         self.points = 0  # messages made of their points
 
     def decode(self, msg: Message) -> Message | list[Message] | None:
-        decoded = super().decode(msg)
+        decoded = decode_record(msg)
         if not decoded.type.endswith("bulk_metric") or decoded.logger not in self.loggers:
             return decoded
         points = explode_bulk(decoded)

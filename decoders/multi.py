@@ -62,9 +62,11 @@ class MultiDecoder(Decoder):
         self._batch = 0
 
     def link(self, build: Callable[[str, str], Plugin]) -> None:
-        self.subs = [build(n, "Decoder") for n in self.cfg.subs]  # type: ignore[misc]
+        subs = [build(n, "Decoder") for n in self.cfg.subs]
+        self.subs = [d for d in subs if isinstance(d, Decoder)]
+        assert len(self.subs) == len(subs), "the config loader checks that subs are decoders"
 
-    @property  # type: ignore[override]
+    @property
     def max_message_size(self) -> int:
         return self.subs[0].max_message_size if self.subs else Decoder.max_message_size
 
@@ -73,13 +75,13 @@ class MultiDecoder(Decoder):
         for d in self.subs:
             d.max_message_size = n
 
-    @property  # type: ignore[override]
-    def hold_timeout(self) -> float:
+    @property
+    def hold_timeout(self) -> float:  # type: ignore[override]  # read-only: the subs' say
         """The longest of the subs' (a sub holding a message waits as it was told)."""
         return max((d.hold_timeout for d in self.subs), default=Decoder.hold_timeout)
 
     @property
-    def batch(self) -> int:  # type: ignore[override]
+    def batch(self) -> int:
         return self._batch
 
     @batch.setter

@@ -272,7 +272,7 @@ class OpenStackLogDecoder(LogDecoder):
         prefix) is finished instead and returned; the line starts the next held message,
         with the same headers, still joining the lines that follow."""
         parts = self._parts.get(stream)
-        size = self._sizes.get(stream) if parts is not None else \
+        size = self._sizes[stream] if parts is not None else \
             len(self._held[stream].payload)
         if size + len(text) > self.max_message_size:
             tb_key = self._tb_key.get(stream)
@@ -372,11 +372,11 @@ class OpenStackLogDecoder(LogDecoder):
         if held is not None:
             held = self._finish(stream)
 
-        r = self._streams.get(stream)
-        logger, program = r if r is not None else self._stream(stream)
+        known = self._streams.get(stream)
+        logger, program = known if known is not None else self._stream(stream)
         severity, label = _LEVELS[level]
-        r = self._modules.get(module)
-        module_field, lbaas = r if r is not None else self._module(module)
+        seen = self._modules.get(module)
+        module_field, lbaas = seen if seen is not None else self._module(module)
         msg.type = "log"
         msg.logger = logger
         msg.timestamp = ts

@@ -27,11 +27,16 @@ class ProtobufDecoder(Decoder):
     """
 
     def decode(self, msg: Message) -> Message:
-        data = msg.raw
-        if data is None:
-            raise DecodeError("no message bytes: use a splitter with use_message_bytes = "
-                              "true (e.g. HekaFramingSplitter)")
-        try:
-            return decode_message(data)
-        except WireError as e:
-            raise DecodeError(str(e)) from None
+        return decode_record(msg)
+
+
+def decode_record(msg: Message) -> Message:
+    """The Heka message a record's bytes (`raw`) hold; DecodeError when they are none."""
+    data = msg.raw
+    if data is None:
+        raise DecodeError("no message bytes: use a splitter with use_message_bytes = "
+                          "true (e.g. HekaFramingSplitter)")
+    try:
+        return decode_message(data)
+    except WireError as e:
+        raise DecodeError(str(e)) from None

@@ -114,9 +114,9 @@ def parse_syslog(line: str, clock: WallClock, now_ns: int | None = None) -> Sysl
             month = month_number(mon)
             if not month:
                 raise DecodeError(f"bad month {mon!r}")
-            d, h, mi, s = int(day), int(hh), int(mm), int(ss)
-            year = _cached_year(clock, month, d, h, now_ns)
-            ts = clock.to_ns(year, month, d, h, mi, s)
+            dd, hour, minute, sec = int(day), int(hh), int(mm), int(ss)
+            year = _cached_year(clock, month, dd, hour, now_ns)
+            ts = clock.to_ns(year, month, dd, hour, minute, sec)
             return SyslogParts(ts, host or "", prog, _pid(pid), _pri(pri), msg)
         if text[:1] == "<":
             m = _RFC5424_RE.match(text)

@@ -27,6 +27,7 @@ class LogOutput(Output):
             raise OptionError("LogOutput needs an encoder", key="encoder")
 
     async def run(self, ctx: OutputContext) -> None:
+        assert ctx.encoder is not None  # required: checked by __init__
         encode = ctx.encoder.encode
         out = sys.stdout.buffer
         while (batch := await ctx.next_batch()) is not None:

@@ -124,6 +124,7 @@ def plan(config: Config, paths: list[str], decoder: str = "") -> Plan:
     for path, root in walk(paths):
         rel = strip_compression(os.path.relpath(path, root))
         first_line = fingerprint(path)
+        task: FileTask | None
         if is_heka_stream(first_line):
             task = FileTask(len(result.tasks), path, "replay", "HekaFramingSplitter",
                             "ProtobufDecoder")
@@ -151,9 +152,9 @@ def plan(config: Config, paths: list[str], decoder: str = "") -> Plan:
                 best = (rank, order)
                 task = FileTask(len(result.tasks), path, d.stream_name(groups),
                                 spec.cfg.splitter or "TokenSplitter", spec.cfg.decoder)
-            if task is None:
-                result.unmatched.append(path)
-                continue
+        if task is None:
+            result.unmatched.append(path)
+            continue
         task.fingerprint = first_line
         result.tasks.append(task)
         result.sizes.append(os.path.getsize(path))

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, cast
 
 from hekapy.collector.engine.config import Config, load_config
 from hekapy.collector.engine.message import Message, new_record_message
@@ -64,21 +65,22 @@ def strip_compression(name: str) -> str:
     return root if ext in COMPRESSED else name
 
 
-class CountingReader:
+class CountingReader(io.RawIOBase):
     """The raw file, counting the bytes read (progress and ETA on compressed files)."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: io.BufferedReader) -> None:
+        super().__init__()
         self.f = f
         self.count = 0
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         data = self.f.read(n)
         self.count += len(data)
         return data
 
     def readinto(self, b: Any) -> int:
         n = self.f.readinto(b)
-        self.count += n or 0
+        self.count += n
         return n
 
     def readable(self) -> bool:
@@ -86,26 +88,25 @@ class CountingReader:
 
     def close(self) -> None:
         self.f.close()
-
-    @property
-    def closed(self) -> bool:
-        return self.f.closed
+        super().close()
 
 
-def open_archive(path: str) -> tuple[BinaryIO, CountingReader]:
+def open_archive(path: str) -> tuple[IO[bytes], CountingReader]:
     """A stream of the file's uncompressed bytes, and the counter of raw bytes read."""
     raw = CountingReader(open(path, "rb"))  # closed by the caller
+    # Every one of these is a binary file; typeshed only does not say so of them all.
+    file = cast(IO[bytes], raw)
     kind = compression_of(path)
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[arg-type]
+        return cast(IO[bytes], gzip.GzipFile(fileobj=file, mode="rb")), raw
     if kind == "bzip2":
-        return bz2.BZ2File(raw, "rb"), raw  # type: ignore[arg-type]
+        return cast(IO[bytes], bz2.BZ2File(file, "rb")), raw
     if kind == "xz":
-        return lzma.LZMAFile(raw, "rb"), raw  # type: ignore[arg-type]
+        return cast(IO[bytes], lzma.LZMAFile(file, "rb")), raw
     if kind == "zstd":
         import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(raw), raw  # type: ignore[arg-type]
-    return raw, raw  # type: ignore[return-value]
+        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(file)), raw
+    return file, raw
 
 
 READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)

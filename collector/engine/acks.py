@@ -87,12 +87,12 @@ class AckTracker:
     @property
     def full(self) -> bool:
         """No room for another batch: ticket() would wait."""
-        return bool(self._full())
+        return self._full()
 
     def _full(self) -> bool:
         # A lone batch larger than max_bytes still goes through: never deadlock on it.
-        return self._pending and (len(self._pending) >= self.max_batches
-                                  or self._bytes >= self.max_bytes)
+        return bool(self._pending) and (len(self._pending) >= self.max_batches
+                                        or self._bytes >= self.max_bytes)
 
     async def ticket(self, position: Any, nbytes: int = 0,
                      earlier: list[Any] | None = None) -> Ticket:

@@ -17,6 +17,7 @@ from typing import Any
 from hekapy.collector.engine.plugin import (
     OptionError,
     PluginSpec,
+    Splitter,
 )
 from hekapy.collector.engine.protobuf import (
     MAX_MESSAGE_SIZE,
@@ -77,7 +78,9 @@ def may_tag_signers(splitter: PluginSpec | None, input_cfg: SimpleNamespace) -> 
     """Whether an input's records can carry verified signers (SignedRecord): its
     splitter's class says so for its configuration (HekaFramingSplitter with keys).
     Inputs for which this is false skip the per-record signer check entirely."""
-    return splitter is not None and splitter.cls.may_sign(splitter.cfg, input_cfg)
+    if splitter is None or not issubclass(splitter.cls, Splitter):
+        return False
+    return splitter.cls.may_sign(splitter.cfg, input_cfg)
 
 
 

@@ -126,7 +126,7 @@ class Message:
                  hostname: str = "", fields: list[Field] | None = None,
                  raw: bytes | None = None, signer: str = "") -> None:
         self._uuid = uuid
-        self._text_of = None  # the Uuid bytes _uuid_text was made from
+        self._text_of: bytes | None = None  # the Uuid bytes _uuid_text was made from
         self._uuid_text = ""
         self.timestamp = time.time_ns() if timestamp is None else timestamp
         self.type = type

@@ -33,7 +33,7 @@ _SIGNED_LEN = 13
 def _as_list(m: Message) -> list[Any]:
     # m.uuid, not m._uuid: a lazy Uuid is fixed now, so a record read twice (after a
     # restart) keeps its Elasticsearch _id.
-    raw = m.raw
+    raw: bytes | list[bytes] | None = m.raw
     if isinstance(raw, WireBytes) and unchanged(m, raw):
         raw = [bytes(raw)]  # still the message's Heka wire form: passed through later
     r = [_VERSION, m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload,
@@ -105,8 +105,9 @@ class PackedFieldsMessage(Message):
     bytes: building eight Field objects per message was most of its work."""
 
     __slots__ = ("_packed",)
+    _packed: bytes | None
 
-    @property  # type: ignore[override]
+    @property
     def fields(self) -> list[Field]:
         packed = self._packed
         if packed is not None:

@@ -106,9 +106,9 @@ class ProcessInput(Input):
         stdin: int = asyncio.subprocess.DEVNULL
         try:
             for i, step in enumerate(steps):
-                last = i == len(steps) - 1
+                is_last = i == len(steps) - 1
                 # Steps are joined by plain OS pipes; only the last step's output is ours.
-                read_fd, write_fd = (None, None) if last else os.pipe()
+                read_fd, write_fd = (None, None) if is_last else os.pipe()
                 env = None
                 if step["env"] is not None:
                     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **step["env"]}
@@ -116,8 +116,8 @@ class ProcessInput(Input):
                     p = await asyncio.create_subprocess_exec(
                         step["bin"], *step["args"], stdin=stdin, cwd=step["directory"],
                         env=env,
-                        stdout=asyncio.subprocess.PIPE if last else write_fd,
-                        stderr=asyncio.subprocess.PIPE if (last and self.cfg.stderr)
+                        stdout=asyncio.subprocess.PIPE if is_last else write_fd,
+                        stderr=asyncio.subprocess.PIPE if (is_last and self.cfg.stderr)
                         else asyncio.subprocess.DEVNULL)
                 except OSError as e:
                     if read_fd is not None:

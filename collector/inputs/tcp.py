@@ -196,11 +196,11 @@ class TcpInput(Input):
             if tasks:
                 _done, late = await asyncio.wait(tasks, timeout=self.cfg.drain_timeout)
                 for task in late:
-                    writer = self._open.get(task)
-                    if writer is not None:
+                    late_writer = self._open.get(task)
+                    if late_writer is not None:
                         ctx.log.warning("%s did not close within drain_timeout; cutting "
-                                        "it off", peer_name(writer))
-                        writer.transport.abort()  # its read ends, what it read is delivered
+                                        "it off", peer_name(late_writer))
+                        late_writer.transport.abort()  # its read ends, what it read is delivered
                 if late:
                     await asyncio.wait(late)
         finally:

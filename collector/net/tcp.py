@@ -121,9 +121,7 @@ def framing_splitter(ctx: InputContext, signers: dict[str, str]) -> Splitter:
     """A new splitter for one stream, with the input's legacy signer keys added."""
     sp = ctx.new_splitter()
     if signers:
-        if isinstance(getattr(sp, "signers", None), dict):  # HekaFramingSplitter's keys
-            sp.signers = {**signers, **sp.signers}
-        else:
+        if not sp.add_signers(signers):
             ctx.limited_log(logging.WARNING, "signer keys need a HekaFramingSplitter; "
                             "%s ignores them", type(sp).__name__)
     return sp

@@ -69,6 +69,10 @@ class HekaFramingSplitter(Splitter):
         self.truncated = 0
         self._buf = b""
 
+    def add_signers(self, keys: dict[str, str]) -> bool:
+        self.signers = {**keys, **self.signers}
+        return True
+
     @property
     def max_message_size(self) -> int:
         return self.max_record_size - 3 - MAX_HEADER_SIZE

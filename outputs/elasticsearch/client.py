@@ -58,8 +58,9 @@ class EsClient:
             token = base64.b64encode(f"{username}:{password}".encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
         elif auth_from_url is not None:
-            token = base64.b64encode(f"{auth_from_url[0]}:{auth_from_url[1]}".encode())
-            self.headers["Authorization"] = f"Basic {token.decode()}"
+            token = base64.b64encode(
+                f"{auth_from_url[0]}:{auth_from_url[1]}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
         if gzip_level:
             self.headers["Content-Encoding"] = "gzip"
         self.gzip_level = gzip_level

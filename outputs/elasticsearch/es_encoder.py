@@ -269,7 +269,7 @@ class ESEncoder(Encoder):
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
         self.index = Interpolation(cfg.index, cfg.es_index_from_timestamp)
-        self.type_name = Interpolation(cfg.type_name, cfg.es_index_from_timestamp)
+        self.doc_type = Interpolation(cfg.type_name, cfg.es_index_from_timestamp)
         self.id = Interpolation(cfg.id, cfg.es_index_from_timestamp) if cfg.id else None
         self._id_is_uuid = cfg.id == "%{UUID}"
         self.fields = _field_list(cfg.fields)
@@ -287,9 +287,9 @@ class ESEncoder(Encoder):
         # Index and type that change only with the message's second and at most one
         # header (LMA's "%{Type}-%{%Y.%m.%d}", "log-%{%Y.%m.%d}"): the action's head is
         # looked up by those alone, without rendering.
-        headers = {h for i in (self.index, self.type_name) for h in i.key_headers}
+        headers = {h for i in (self.index, self.doc_type) for h in i.key_headers}
         self._head_by_second = len(headers) <= 1 and all(
-            i.constant or i.per_second for i in (self.index, self.type_name))
+            i.constant or i.per_second for i in (self.index, self.doc_type))
         self._head_header = headers.pop() if headers else None
         self._head_second = -1
         self._head_value: object = None
@@ -315,7 +315,7 @@ class ESEncoder(Encoder):
                 return self._action_head
             self._head_second, self._head_value = sec, value
         index, _ = self.index.render(msg)
-        type_name = self.type_name.render(msg)[0] if self.cfg.type_name else None
+        type_name = self.doc_type.render(msg)[0] if self.cfg.type_name else None
         key = (index, type_name)
         if key != self._action_key:  # the same index and type for many messages
             head = '{"index":{"_index":' + name_string(index.lower())

@@ -64,7 +64,7 @@ class ESJsonEncoder(ESEncoder):
         keys = {h: doc_string(mapping.get(h, h)) + ":" for h in HEADERS}
         render_time = self.render_time
         # One small function per document member, chosen once here.
-        makers: dict[str, Callable[[Message], str]] = {
+        makers: dict[str, Callable[..., str]] = {
             "Timestamp": lambda m, k=keys["Timestamp"]: k + doc_string(render_time(
                 m.timestamp)),
             "Severity": lambda m, k=keys["Severity"]: k + str(m.severity),
@@ -221,6 +221,7 @@ def _fast_value(f: Any, raw: bool) -> Any:
     """A dynamic field's value for orjson, or _SLOW."""
     vt = f.value_type
     values = f.values
+    out: list[Any]
     if vt == 0:  # STRING
         if raw:
             out = [orjson.Fragment(str(v)) for v in values]

@@ -47,7 +47,7 @@ class ESLogstashV0Encoder(ESEncoder):
                 if self.cfg.use_message_type or not self.cfg.type_name:
                     members.append(key + doc_string(msg.type))
                 else:
-                    members.append(key + doc_string(self.type_name.render(msg)[0]))
+                    members.append(key + doc_string(self.doc_type.render(msg)[0]))
             else:
                 value = {"Logger": msg.logger, "Payload": msg.payload,
                          "EnvVersion": msg.env_version, "Hostname": msg.hostname}[item]
