@@ -23,6 +23,7 @@ class ProtobufDecoder(Decoder):
 
         [tcp_in]
         type = "TcpInput"
+        address = "127.0.0.1:5565"
         decoder = "ProtobufDecoder"
     """
 

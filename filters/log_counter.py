@@ -9,7 +9,7 @@ Keys: ticker_interval (60).
 
     [logs_counter]
     type = "LogCounterFilter"
-    message_matcher = "Type == 'log' && Logger =~ /^openstack\\./"
+    message_matcher = 'Type == "log" && Logger =~ /^openstack\\./'
 """
 
 from __future__ import annotations

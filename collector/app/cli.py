@@ -255,14 +255,8 @@ def check(path: str | None, sample: str | None) -> None:
             click.echo(f"error: unknown plugin type {sample!r}; valid types: "
                        f"{', '.join(catalog.type_names())}", err=True)
             sys.exit(EXIT_CONFIG)
-        click.echo(cls.sample() or f"{sample}: no documentation")
-        opts = cls.all_options()
-        click.echo("\nAll keys (default):")
-        for k in sorted(opts):
-            o = opts[k]
-            req = " required" if o.required else ""
-            default = cls.defaults.get(k, o.default)  # the plugin's own default wins
-            click.echo(f"  {k} = {default!r}{req}  {o.doc}".rstrip())
+        from hekapy.collector.app.plugin_docs import sample_text
+        click.echo(sample_text(cls))
         return
     if not path:
         raise click.UsageError("give -c PATH (or --sample TYPE)")

@@ -11,11 +11,19 @@ from hekapy.outputs.elasticsearch.es_encoder import COMMON_OPTIONS, ESEncoder, d
 
 @register
 class ESLogstashV0Encoder(ESEncoder):
-    """Heka's ESLogstashV0Encoder: the Logstash v0 event format (§6.4): @uuid,
-    @timestamp, @type, @logger, @severity, @message, @envversion, @pid, @source_host and
-    the dynamic fields nested in @fields. Keys as ESJsonEncoder (index default
-    "logstash-%{%Y.%m.%d}"), plus use_message_type (false): @type is the message Type
-    instead of the interpolated type_name (also when type_name is empty)."""
+    """Heka's ESLogstashV0Encoder: the Logstash v0 event format (docs/compatibility.md,
+    "Elasticsearch encoders"): @uuid, @timestamp, @type, @logger, @severity, @message,
+    @envversion, @pid, @source_host and the dynamic fields nested in @fields. Keys as
+    ESJsonEncoder (index default "logstash-%{%Y.%m.%d}"), plus use_message_type (false):
+    @type is the message Type instead of the interpolated type_name (also when
+    type_name is empty).
+
+        [logstash_encoder]
+        type = "ESLogstashV0Encoder"
+        index = "logstash-%{%Y.%m.%d}"
+        es_index_from_timestamp = true
+        use_message_type = true
+    """
 
     options: ClassVar[dict[str, Option]] = {
         "index": Option("str", "logstash-%{%Y.%m.%d}"),

@@ -21,6 +21,8 @@ class ProtobufEncoder(Encoder):
 
         [out]
         type = "FileOutput"
+        message_matcher = "TRUE"
+        path = "/var/log/hekapy/messages.heka"
         encoder = "ProtobufEncoder"
     """
 
