@@ -103,13 +103,15 @@ def test_directory_merges_toml_files_alphabetically_later_wins(tmp_path, monkeyp
     assert cfg.plugins["out"].file.endswith("20-second.toml")
 
 
-def test_unset_env_is_empty_and_unclosed_env_is_an_error(tmp_path, monkeypatch):
+def test_unset_env_is_an_error_and_unclosed_env_is_an_error(tmp_path, monkeypatch):
+    # tests/test_config_env.py has the rest of %ENV.
     monkeypatch.delenv("NOPE", raising=False)
     p = write_config(tmp_path, """
         [hekad]
         base_dir = "/x%ENV[NOPE]"
     """)
-    assert load_config(p, strict=True).hekad.base_dir == "/x"
+    (err,) = errors_of(p)
+    assert "[hekad] base_dir: environment variable NOPE is not set" in err
     p = write_config(tmp_path, '[hekad]\nbase_dir = "%ENV[NOPE"\n')
     (err,) = errors_of(p)
     assert "unclosed %ENV[" in err and "line 2" in err

@@ -100,7 +100,7 @@ HEKAD_OPTIONS: dict[str, Option] = {
                               "produces, unless present (LMA's extra_fields: deployment_id, "
                               "environment_label, openstack_region, openstack_release, "
                               "openstack_roles)"),
-    # the status server (collector/app/status.py): /metrics, /health, /heka.all-report, tap
+    # the status server (collector/app/status/): /metrics, /health, /heka.all-report, tap
     "status_address": Option("str", "127.0.0.1:4352",
                              doc="host:port of the status server; \"\" turns it off"),
     "status_username": Option("str", "", doc="basic auth for the status server"),
@@ -195,7 +195,12 @@ class Config:
         return spec if spec is not None and spec.category == category else None
 
 
-def _substitute_env(text: str, file: str, errors: list[ConfigError]) -> str:
+def _substitute_env(text: str, file: str, errors: list[ConfigError],
+                    unset: dict[str, int]) -> str:
+    """`%ENV[NAME]` replaced by the variable's value. A variable that is not set stays
+    as written, so that the parsed value names it (`_unset_env_errors`); `unset` gets
+    its name and first line. (hekad replaced it by "", which only showed later, as a
+    missing or bad value somewhere else.)"""
     start = text.find("%ENV[")
     while start != -1:
         if text.find("]", start) == -1:
@@ -204,10 +209,77 @@ def _substitute_env(text: str, file: str, errors: list[ConfigError]) -> str:
                                       f"unclosed %ENV[ on line {line}"))
             return text
         start = text.find("%ENV[", start + 5)
-    return _ENV_RE.sub(lambda m: os.environ.get(m.group(1), ""), text)
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        v = os.environ.get(name)
+        if v is None:
+            unset.setdefault(name, text.count("\n", 0, m.start()) + 1)
+            return m.group(0)
+        return v
+
+    return _ENV_RE.sub(value, text)
 
 
-def _read_sections(path: Path, errors: list[ConfigError]) -> tuple[list[str], dict, dict]:
+def read_env_file(path: str | os.PathLike) -> dict[str, str]:
+    """`KEY=VALUE` lines as systemd's EnvironmentFile= reads them: blank lines and lines
+    starting with # or ; are skipped, whitespace around the key and the value is dropped,
+    a value in single or double quotes loses them (backslash escapes in double quotes),
+    a backslash at the end of a line continues the value. ValueError naming the file and
+    line for anything else."""
+    out: dict[str, str] = {}
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        n, line = i + 1, lines[i].strip()
+        i += 1
+        while line.endswith("\\") and i < len(lines):
+            line = line[:-1] + lines[i].strip()
+            i += 1
+        if not line or line[0] in "#;":
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            # The line itself is not quoted: it may hold a secret.
+            raise ValueError(f"{path}, line {n}: expected KEY=VALUE")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = re.sub(r'\\(.)', r"\1", value)
+        out[key] = value
+    return out
+
+
+def _unset_env_errors(data: dict[str, Any], file: str, unset: dict[str, int],
+                      errors: list[ConfigError], where: set[tuple[str, str | None]]) -> None:
+    """An error for each value that uses an unset variable, naming the variable, the
+    section and the key; `where` collects (section, key) so that the loader's later
+    complaints about the same value (a bad URL, say) do not bury the cause."""
+    def walk(section: str, key: str | None, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(section, k if key is None else f"{key}.{k}", v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(section, key, v)
+        elif isinstance(value, str) and "%ENV[" in value:
+            for name in _ENV_RE.findall(value):
+                if name in unset:
+                    errors.append(ConfigError(file, section, key, (
+                        f"environment variable {name} is not set (%ENV[{name}]); set it, "
+                        "or give an environment file with --env-file")))
+                    where.add((section, key))
+
+    for section, body in data.items():
+        walk(section, None, body)
+
+
+def _read_sections(path: Path, errors: list[ConfigError],
+                   env_values: set[tuple[str, str | None]] | None = None
+                   ) -> tuple[list[str], dict, dict]:
+    """Every section of the file or directory, and the file each came from.
+    `env_values` collects the (section, key) of values that name an unset variable."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".toml" and p.is_file())
         if not files:
@@ -226,12 +298,20 @@ def _read_sections(path: Path, errors: list[ConfigError]) -> tuple[list[str], di
         except (OSError, UnicodeDecodeError) as e:
             errors.append(ConfigError(name, None, None, f"cannot read: {e}"))
             continue
-        text = _substitute_env(text, name, errors)
+        unset: dict[str, int] = {}
+        text = _substitute_env(text, name, errors, unset)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             errors.append(ConfigError(name, None, None, f"not valid TOML: {e}"))
+            for var, line in unset.items():  # e.g. a bare `poolsize = %ENV[POOL]`
+                errors.append(ConfigError(name, None, None, (
+                    f"environment variable {var} is not set (%ENV[{var}] on line "
+                    f"{line})")))
             continue
+        if unset:
+            _unset_env_errors(data, name, unset, errors,
+                              env_values if env_values is not None else set())
         for section, body in data.items():
             sections[section] = body
             origin[section] = name
@@ -348,7 +428,9 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
     inspects `config.errors` (so `hekapy check` can print every problem at once).
     """
     errors: list[ConfigError] = []
-    files, sections, origin = _read_sections(Path(path), errors)
+    env_values: set[tuple[str, str | None]] = set()
+    files, sections, origin = _read_sections(Path(path), errors, env_values)
+    n_env = len(errors)
 
     hekad_file = origin.get("hekad", files[0] if files else str(path))
     hekad_body = sections.pop("hekad", {})
@@ -400,6 +482,11 @@ def load_config(path: str | os.PathLike, strict: bool = False) -> Config:
                 config.defaults[dname] = PluginSpec(dname, dname, cls, cfg)
 
     _check_plugins(config)
+    if env_values:  # the unset variable is the cause: drop what follows from it
+        errors[n_env:] = [e for e in errors[n_env:]
+                          if (e.section, e.key) not in env_values
+                          and not (e.section is not None and e.key is not None
+                                   and (e.section, e.key.split(".")[0]) in env_values)]
     if strict and config.errors:
         raise ConfigInvalid(config.errors)
     return config
