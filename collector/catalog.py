@@ -28,6 +28,7 @@ MODULES: dict[str, str] = {
     # Inputs: collector/inputs/
     "AMQPInput": f"{_IN}.amqp",
     "HaproxyStatsInput": f"{_IN}.haproxy_stats",
+    "HekapyStatsInput": f"{_IN}.hekapy_stats",
     "HttpListenInput": f"{_IN}.http_listen",
     "LogstreamerInput": f"{_IN}.logstreamer.logstreamer_input",
     "ProcessInput": f"{_IN}.process",
