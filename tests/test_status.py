@@ -19,9 +19,10 @@ import orjson
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector import compiled
-from hekapy.collector.app.status import Redactor, StatusServer
+from hekapy.collector.app.status import StatusServer
+from hekapy.collector.app.status.client import basic_auth_header
 from hekapy.collector.engine.pipeline import Pipeline
-from hekapy.collector.engine.tap import basic_auth_header
+from hekapy.collector.engine.redact import Redactor
 from tests.conftest import CollectOutput, config_from, write_config
 from tests.services import free_port
 

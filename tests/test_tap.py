@@ -16,12 +16,13 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from hekapy.collector.app.tap import format_message_text
 from hekapy.collector.engine.matcher import compile_matcher
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.queue import Batch, BatchQueue
 from hekapy.collector.engine.router import Route, Router
 from hekapy.collector.engine.stats import PluginStats
-from hekapy.collector.engine.tap import TapRegistry, TapViewer, format_message_text
+from hekapy.collector.engine.tap import TapRegistry, TapViewer
 from tests.conftest import write_config
 from tests.services import free_port
 from tests.test_status import parse_prometheus, sample, stop_collector, wait_status

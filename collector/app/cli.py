@@ -1,5 +1,5 @@
 """The `hekapy` command: run, check, replay, cat, quickstart, demo, es-setup, and the
-operator's views of a running collector, tap and top (collector/engine/tap.py)."""
+operator's views of a running collector, tap and top (collector/app/tap.py, top.py)."""
 
 from __future__ import annotations
 
@@ -426,8 +426,9 @@ def cat(fmt: str, match: str, head: int, path: str) -> None:
 def tap(path: str, match: str, plugin: str, fmt: str, head: int, buffer: int) -> None:
     """Watch the messages flowing through a running collector. The collector drops
     (and reports) what this viewer cannot keep up with: it never waits for it."""
+    from hekapy.collector.app.status.client import StatusClientError, run_client
+    from hekapy.collector.app.tap import run_tap
     from hekapy.collector.engine.matcher import MatcherSyntaxError, compile_matcher
-    from hekapy.collector.engine.tap import StatusClientError, run_client, run_tap
 
     try:
         compile_matcher(match)
@@ -450,7 +451,8 @@ def tap(path: str, match: str, plugin: str, fmt: str, head: int, buffer: int) ->
 def top(path: str, once: bool, interval: float) -> None:
     """Per-plugin message rates, queue depths, buffers and errors of a running
     collector, refreshed in the terminal."""
-    from hekapy.collector.engine.tap import StatusClientError, run_client, run_top
+    from hekapy.collector.app.status.client import StatusClientError, run_client
+    from hekapy.collector.app.top import run_top
 
     config = _load_or_exit(path)
     try:

@@ -1,5 +1,5 @@
 """Per-plugin counters, read by `hekapy check`'s summary, logs and the status server
-(collector/app/status.py: /metrics, /health, /heka.all-report, `hekapy top`).
+(collector/app/status/: /metrics, /health, /heka.all-report, `hekapy top`).
 
 Counters are plain attributes, bumped with `+=` on the hot path. Two of them are
 properties that also remember *when* they moved, which /health needs and a counter

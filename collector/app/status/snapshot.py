@@ -1,0 +1,289 @@
+"""What the pipeline looks like now, as plain data: the one reading of the running
+pipeline that every status endpoint renders (`Snapshot.collect`), and its health.
+
+`/health` is `{"status": "ok"}` (200); `{"status": "degraded", "reasons": [...]}` (200)
+when an output has retried without storing a single message for longer than
+`status_degraded_after` (its server is unreachable or refusing everything), a disk buffer
+is over 80% of its max_buffer_size, a plugin restarted in the last
+max(60 s, status_degraded_after), journal or disk-buffer writes failed in the last 60 s
+(read-only or full file system), or hekapy is stopping; `{"status": "failing", ...}` (503)
+when a plugin gave up for good (its [X.retries] are exhausted) or the pipeline failed (a
+plugin that may not exit failed, a full disk buffer with full_action = "shutdown"). An
+output counts as retrying until it stores or dead-letters a message, or until it has not
+retried for max(60 s, 2 * status_degraded_after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import resource
+import time
+from typing import TYPE_CHECKING, Any
+
+from hekapy.collector import __version__, compiled
+from hekapy.collector.engine.stats import COUNTERS
+from hekapy.collector.engine.tap import TapRegistry
+
+if TYPE_CHECKING:
+    from hekapy.collector.engine.pipeline import Pipeline
+
+log = logging.getLogger("hekapy.status")
+
+BUFFER_DEGRADED = 0.8
+RESTART_WINDOW = 60.0
+
+
+def process_start_time() -> float:
+    """When this process started (epoch seconds): Linux's /proc, else this module's
+    import. The status server's own start is later, and a reload starts it again."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
+
+
+def process_info(started: float) -> dict[str, Any]:
+    """RSS, CPU seconds, open descriptors of this process (Linux /proc, else rusage)."""
+    rss = 0
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t = os.times()
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = -1
+    return {"rss_bytes": rss, "cpu_seconds": t.user + t.system, "open_fds": fds,
+            "start_time": started}
+
+
+def _event_loop_name() -> str:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return ""
+    return type(loop).__module__.split(".")[0]
+
+
+class Snapshot:
+    """Reads the running pipeline into plain data; shared by every endpoint."""
+
+    def __init__(self, pipeline: Pipeline, tap: TapRegistry | None = None) -> None:
+        self.pipeline = pipeline
+        self.tap = tap
+        self.started = process_start_time()
+        # Uptime on the monotonic clock, from the process's start (a wall-clock jump
+        # must not make it jump).
+        self.started_mono = time.monotonic() - max(0.0, time.time() - self.started)
+        h = pipeline.hekad
+        self.degraded_after = float(getattr(h, "status_degraded_after", 30.0))
+        # Failure counters (journal, disk buffer writes): last value, when it moved.
+        self._failure_marks: dict[str, tuple[int, float]] = {}
+        # Journaled positions of LogstreamerInput streams with no acknowledgement yet
+        # in this run: read once per stream (the journal cannot move before an ack).
+        self._journaled: dict[tuple[int, str], Any] = {}
+
+    # health -----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        p = self.pipeline
+        now = time.monotonic()
+        failing: list[str] = []
+        degraded: list[str] = []
+        if p.failed:
+            failing.append(f"pipeline failed: {p.failed}")
+        stale = max(RESTART_WINDOW, 2 * self.degraded_after)
+        restart_window = max(RESTART_WINDOW, self.degraded_after)
+        for category, ctx in self._contexts():
+            st = ctx.stats
+            if st.gave_up:
+                failing.append(f"{category} {ctx.name!r} gave up after {st.restarts} "
+                               f"restart(s) and is not running")
+                continue
+            if st.last_restart and now - st.last_restart < restart_window:
+                degraded.append(f"{category} {ctx.name!r} restarted {st.restarts} time(s), "
+                                f"last {now - st.last_restart:.0f} s ago")
+            if category == "output":
+                retrying = st.retrying_for(now, stale)
+                if retrying is not None and retrying > self.degraded_after:
+                    degraded.append(f"output {ctx.name!r} has retried for {retrying:.0f} s "
+                                    "without storing a message (server unreachable or "
+                                    "refusing)")
+        # Failing writes of the state that keeps delivery exact: while they fail, a
+        # restart would read or send again more than it should, and a full disk stalls.
+        for plugin, ctx in p.inputs:
+            errors = getattr(plugin, "counters", {}).get("journal_errors", 0)
+            if self._recently_grew(f"journal:{ctx.name}", errors, now):
+                degraded.append(f"input {ctx.name!r}: journal writes failing "
+                                f"({errors} so far; see the log)")
+        for name, buf in p.buffers.items():
+            if self._recently_grew(f"buffer:{name}", buf.disk.write_failures, now):
+                degraded.append(f"output {name!r}: disk buffer writes failing "
+                                f"({buf.disk.write_failures} so far; full disk?)")
+        for name, buf in p.buffers.items():
+            cap = buf.disk.max_buffer_size
+            if cap > 0 and buf.disk.size_bytes > BUFFER_DEGRADED * cap:
+                degraded.append(f"output {name!r}: disk buffer "
+                                f"{100 * buf.disk.size_bytes / cap:.0f}% full "
+                                f"({buf.disk.size_bytes} of {cap} bytes)")
+        if p.stopping.is_set() and not p.failed:
+            degraded.append("stopping: draining queues")
+        if failing:
+            return {"status": "failing", "reasons": failing + degraded}
+        if degraded:
+            return {"status": "degraded", "reasons": degraded}
+        return {"status": "ok"}
+
+    def _recently_grew(self, key: str, value: int, now: float) -> bool:
+        """Whether the failure counter `key` moved within the last RESTART_WINDOW
+        seconds (as far as the health checks that saw it can tell)."""
+        last_value, changed_at = self._failure_marks.get(key, (0, 0.0))
+        if value > last_value:
+            changed_at = now
+        self._failure_marks[key] = (value, changed_at)
+        return changed_at > 0 and now - changed_at < RESTART_WINDOW
+
+    def _contexts(self) -> list[tuple[str, Any]]:
+        p = self.pipeline
+        return ([("input", c) for _, c in p.inputs] + [("filter", c) for _, c, _ in p.filters]
+                + [("output", c) for _, c in p.outputs])
+
+    # the whole picture ------------------------------------------------------------------
+    def collect(self) -> dict[str, Any]:
+        p = self.pipeline
+        now = time.monotonic()
+        stale = max(RESTART_WINDOW, 2 * self.degraded_after)
+        queues: dict[str, list[dict]] = {}
+        for name, role, q in p.queues():
+            queues.setdefault(name, []).append({
+                "queue": role, "batches": len(q), "messages": q.nmessages,
+                "bytes": q.nbytes, "max_batches": q.max_batches, "max_bytes": q.max_bytes})
+        plugins: list[dict[str, Any]] = []
+        decoders: dict[str, dict[str, Any]] = {}
+        for plugin, ctx in p.inputs:
+            row = self._row(ctx, "input", ctx.spec.type_name)
+            row["unacked_batches"] = ctx.tracker.in_flight
+            row["unacked_bytes"] = ctx.tracker.in_flight_bytes
+            row["window_batches"] = ctx.tracker.max_batches
+            row["forced_flushes"] = ctx.forced_flushes
+            if ctx.decoder is not None:
+                row["decoder"] = ctx.decoder.name
+            if ctx.spec.type_name == "LogstreamerInput":
+                row["streams"] = self._streams(plugin)
+            plugins.append(row)
+            dec = ctx.decoder
+            if dec is not None:
+                d = decoders.get(dec.name)
+                if d is None:
+                    d = decoders[dec.name] = {
+                        "name": dec.name, "type": type(dec).type_name, "category": "decoder",
+                        **dict.fromkeys(COUNTERS, 0), "inputs": [], "gave_up": False}
+                d["inputs"].append(ctx.name)
+                st = ctx.stats
+                d["messages_in"] += st.messages_in
+                d["messages_out"] += st.messages_out
+                d["bytes_in"] += st.bytes_out
+                d["decode_failures"] += st.decode_failures
+        plugins.extend(decoders.values())
+        for _plugin, ctx, _q in p.filters:
+            row = self._row(ctx, "filter", ctx.spec.type_name)
+            row["queues"] = queues.get(ctx.name, [])
+            plugins.append(row)
+        encoders: dict[str, dict[str, Any]] = {}
+        for _plugin, ctx in p.outputs:
+            row = self._row(ctx, "output", ctx.spec.type_name)
+            row["queues"] = queues.get(ctx.name, [])
+            row["retrying_for"] = ctx.stats.retrying_for(now, stale) or 0.0
+            row["unacked_batches"] = len(ctx.unacknowledged())
+            buf = p.buffers.get(ctx.name)
+            if buf is not None:
+                d = buf.disk
+                row["buffer"] = {"bytes": d.size_bytes, "max_bytes": d.max_buffer_size,
+                                 "full_action": d.full_action, "dropped": d.dropped,
+                                 "corrupt_bytes": d.corrupt_bytes}
+            if ctx.encoder is not None:
+                enc = ctx.encoder
+                e = encoders.setdefault(enc.name, {"name": enc.name,
+                                                   "type": type(enc).type_name,
+                                                   "category": "encoder", "outputs": []})
+                e["outputs"].append(ctx.name)
+                row["encoder"] = enc.name
+            plugins.append(row)
+        tap = self.tap
+        return {
+            "version": __version__,
+            "hot_path": compiled.summary(),
+            "python": platform.python_version(),
+            "event_loop": _event_loop_name(),
+            "hostname": p.hekad.hostname,
+            "pid": os.getpid(),
+            "time": time.time(),
+            "uptime": now - self.started_mono,
+            "process": process_info(self.started),
+            "router": {"messages": p.router.messages_routed,
+                       "unmatched": p.router.messages_unmatched},
+            "tap": {"viewers": len(tap.viewers) if tap else 0,
+                    "dropped": tap.dropped() if tap else 0},
+            "health": self.health(),
+            "plugins": plugins,
+            "encoders": list(encoders.values()),
+        }
+
+    @staticmethod
+    def _row(ctx: Any, category: str, type_name: str) -> dict[str, Any]:
+        st = ctx.stats
+        return {"name": ctx.name, "type": type_name, "category": category,
+                **st.as_dict(), "matcher_seconds": st.matcher_seconds,
+                "gave_up": st.gave_up}
+
+    def _streams(self, plugin: Any) -> list[dict[str, Any]]:
+        """Per stream of a LogstreamerInput: read offset, acknowledged offset, lag."""
+        out = []
+        try:
+            streams = dict(getattr(plugin, "_streams", {}))
+            acked = getattr(plugin, "_acked", {})
+            journal = getattr(plugin, "_journal", None)
+            for name, s in streams.items():
+                cur = s.reader.cur
+                if cur is None:
+                    continue
+                read = cur.offset
+                a = acked.get(name)
+                acked_offset: int | None = None
+                if a is not None:
+                    _, f, seek, _h = a
+                    acked_offset = seek
+                    lag = read - seek if f is cur or f.path == cur.path else (
+                        max(0, f.offset - seek) + read)
+                else:
+                    key = (id(plugin), name)
+                    if key not in self._journaled:
+                        try:
+                            self._journaled[key] = journal.load(name) if journal else None
+                        except Exception:
+                            self._journaled[key] = None
+                    pos = self._journaled[key]
+                    if pos is not None and not pos.is_zero():
+                        acked_offset = pos.seek
+                        lag = read - pos.seek if pos.file_name == cur.path else read
+                    elif plugin.cfg.initial_tail:
+                        continue  # started at the end of the file: unknown start
+                    else:
+                        acked_offset = 0
+                        lag = read
+                out.append({"stream": name, "file": cur.path, "read_offset": read,
+                            "acked_offset": acked_offset, "lag_bytes": max(0, lag)})
+        except Exception as e:  # the tailer's internals moved: report nothing, not fail
+            log.debug("cannot read LogstreamerInput streams: %s", e)
+        return out
