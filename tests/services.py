@@ -286,10 +286,11 @@ def make_certificates(directory: Path) -> dict[str, Path]:
 
 
 async def collectd(directory: Path, url: str, interval: float = 0.2,
-                   plugins: tuple[str, ...] = ("load", "memory", "cpu")
-                   ) -> subprocess.Popen:
+                   plugins: tuple[str, ...] = ("load", "memory", "cpu"),
+                   plugin_config: str = "") -> subprocess.Popen:
     """Debian's collectd (foreground) posting its `plugins`' values every `interval`
-    seconds with write_http in JSON to `url`, as LMA configured it (StoreRates)."""
+    seconds with write_http in JSON to `url`, as LMA configured it (StoreRates);
+    `plugin_config`: their <Plugin> blocks."""
     binary = shutil.which("collectd") or "/usr/sbin/collectd"
     if not os.path.exists(binary):
         raise AssertionError("collectd is not installed: apt-get install collectd-core "
@@ -310,6 +311,7 @@ LoadPlugin logfile
   File "{directory}/collectd.log"
 </Plugin>
 {loads}
+{plugin_config}
 LoadPlugin write_http
 <Plugin write_http>
   <Node "hekapy">

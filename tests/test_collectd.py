@@ -6,16 +6,21 @@ naming of every covered plugin held to tests/data/collectd_naming.json, collectd
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from hekapy.collector.engine.message import DOUBLE, Message
-from hekapy.collector.engine.plugin import DecodeError
+from hekapy.collector.engine.pipeline import Pipeline
+from hekapy.collector.engine.plugin import DecodeError, Output, register
 from hekapy.decoders.collectd import CollectdDecoder
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import make_plugin
+from tests.conftest import config_from, make_plugin
+from tests.services import collectd, free_port, stop_process
 
 DATA = Path(__file__).parent / "data"
 VECTORS = json.loads((DATA / "lma" / "collectd.json").read_text())
@@ -268,6 +273,39 @@ def test_libvirt_messages_carry_the_local_host():
     assert fields(msg)["interface"] == "tap0"
 
 
+LIBVIRT_CASES = [c for c in NAMING["cases"] if c["input"]["plugin"] == "libvirt"]
+
+
+@pytest.mark.parametrize("case", LIBVIRT_CASES, ids=lambda c: c["id"])
+def test_virt_plugin_is_named_as_the_libvirt_plugin(case):
+    """collectd 5.5 renamed its libvirt plugin `virt`: same series, tags and node. Only
+    the `source` field (the plugin) and the Payload (the sample) say which it was."""
+    virt = decode([{**case["input"], "plugin": "virt"}])
+    assert virt, "no metric"
+    got = as_recorded(virt)
+    want = case["messages"]
+    for g, w in zip(got, want, strict=True):
+        assert json.loads(g.pop("Payload"))["plugin"] == "virt"
+        w = {k: v for k, v in w.items() if k != "Payload"}
+        assert ["source", 0, "", ["virt"]] in g["Fields"]
+        g["Fields"] = [f if f[0] != "source" else ["source", 0, "", ["libvirt"]]
+                       for f in g["Fields"]]
+        assert g == w
+        assert fields(virt[0])["name"].startswith("virt_")
+
+
+def test_virt_plugin_names_what_collectd_5_5_added_with_the_libvirt_rules():
+    """Values collectd 5.4 never sent (ExtraStats) keep the virt_ prefix and the guest's
+    tags, as the libvirt rules name anything else."""
+    msgs = decode([sample("virt", "percent", "virt_cpu_total", host="inst-9"),
+                   sample("virt", "domain_state", "", "", (1, 0), ("state", "reason"),
+                          host="inst-9")])
+    assert [(fields(m)["name"], fields(m)["instance_id"], m.hostname) for m in msgs] == [
+        ("virt_percent_virt_cpu_total", "inst-9", "compute-1"),
+        ("virt_domain_state_state", "inst-9", "compute-1"),
+        ("virt_domain_state_reason", "inst-9", "compute-1")]
+
+
 def test_bad_bodies_fail_whole():
     with pytest.raises(DecodeError, match="not JSON"):
         decode("[{")
@@ -287,8 +325,6 @@ def test_a_bad_sample_is_skipped_and_the_rest_kept(caplog):
 
 
 def test_lma_sandbox_section_runs_the_native_decoder(tmp_path):
-    from hekapy.collector.engine.pipeline import Pipeline
-    from tests.conftest import config_from
     p = Pipeline(config_from(tmp_path, """
         [collectd_decoder]
         type = "SandboxDecoder"
@@ -300,3 +336,82 @@ def test_lma_sandbox_section_runs_the_native_decoder(tmp_path):
     dec = p.build_plugin("collectd_decoder", "Decoder")
     assert isinstance(dec, CollectdDecoder)
     assert dec.local_host == "node-9" and dec.cfg.swap_size == 2147483648
+
+
+@register
+class VirtSeriesOutput(Output):
+    """Keeps the metric messages it gets and sets `complete` once it has had every
+    series name in `wanted`."""
+
+    instances: ClassVar[dict[str, VirtSeriesOutput]] = {}
+
+    def __init__(self, name, cfg) -> None:
+        super().__init__(name, cfg)
+        self.messages: list[Message] = []
+        self.wanted: set[str] = set()
+        self.complete = asyncio.Event()
+        VirtSeriesOutput.instances[name] = self
+
+    async def run(self, ctx) -> None:
+        while (batch := await ctx.next_batch()) is not None:
+            self.messages += batch.messages
+            batch.done()
+            if self.wanted <= {fields(m)["name"] for m in self.messages}:
+                self.complete.set()
+
+
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+async def test_real_collectd_virt_plugin_gives_lmas_virt_series(tmp_path):
+    """Debian's collectd 5.12 and its `virt` plugin on libvirt's built-in test driver (a
+    running guest without a hypervisor) → HttpListenInput → CollectdDecoder: the series
+    LMA's Hypervisor dashboard read, per instance_id, on this node. (The test driver
+    has no block statistics, so no virt_disk_* here: the recorded cases cover them.)"""
+    port = free_port()
+    p = Pipeline(config_from(tmp_path, f"""
+        [hekad]
+        base_dir = "{tmp_path / 'state'}"
+        [collectd_httplisten]
+        type = "HttpListenInput"
+        address = "127.0.0.1:{port}"
+        decoder = "collectd_decoder"
+        [collectd_decoder]
+        type = "CollectdDecoder"
+        hostname = "compute-7"
+        [virt_series]
+        type = "VirtSeriesOutput"
+        message_matcher = "Type == 'metric' && Fields[source] == 'virt'"
+    """))
+    await p.start()
+    out = VirtSeriesOutput.instances["virt_series"]
+    out.wanted = {"virt_cpu_time", "virt_vcpu_time", "virt_memory_total",
+                  "virt_if_octets_rx", "virt_if_octets_tx"}
+    # HostnameFormat uuid as LMA configured it; collectd 5.12 reports per-vCPU time
+    # only with ExtraStats "vcpu".
+    proc = await collectd(tmp_path / "collectd", f"http://127.0.0.1:{port}/",
+                          plugins=("virt",), plugin_config="""
+<Plugin virt>
+  Connection "test:///default"
+  HostnameFormat uuid
+  ExtraStats "vcpu"
+</Plugin>""")
+    try:
+        await asyncio.wait_for(out.complete.wait(), 60)
+    finally:
+        await stop_process(proc)
+        await p.stop()
+    by_name = {fields(m)["name"]: m for m in out.messages}
+    instance_ids = {fields(m)["instance_id"] for m in out.messages}
+    assert len(instance_ids) == 1 and UUID_RE.fullmatch(instance_ids.pop())
+    for name in out.wanted:
+        m = by_name[name]
+        assert m.hostname == "compute-7" and fields(m)["hostname"] == "compute-7"
+    assert {fields(m)["vcpu_number"] for m in out.messages
+            if fields(m)["name"] == "virt_vcpu_time"} >= {"0"}
+    assert fields(by_name["virt_if_octets_rx"])["interface"]
+    assert fields(by_name["virt_memory_total"])["value"] > 0
+    # As InfluxDB stores them: the measurement and the dashboard's tags.
+    line = message_points(by_name["virt_vcpu_time"])[0]
+    assert re.match(r"virt_vcpu_time,hostname=compute-7,instance_id=[0-9a-f-]{36},"
+                    r"vcpu_number=\d+ value=", line), line
