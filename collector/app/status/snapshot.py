@@ -262,7 +262,8 @@ class Snapshot:
                 a = acked.get(name)
                 acked_offset: int | None = None
                 if a is not None:
-                    _, f, seek, _h = a
+                    # (stream, file, offset, ...): the input may carry more after those.
+                    _, f, seek, *_ = a
                     acked_offset = seek
                     lag = read - seek if f is cur or f.path == cur.path else (
                         max(0, f.offset - seek) + read)
