@@ -12,6 +12,13 @@ Faithful where shippers depend on it:
   incompatible value later is a per-item 400 `mapper_parsing_exception`) and index
   templates (`_index_template`, legacy `_template`) that fix types up front;
 - `_count` and `_search` (match_all or one `term`), index wildcards like `log-*`;
+- lifecycle policies: ILM on Elasticsearch (`_ilm/policy/<name>`; an index's
+  `index.lifecycle.name` setting comes from its template or `PUT <index>/_settings`),
+  ISM on OpenSearch (`_plugins/_ism/policies/<name>` with OpenSearch's optimistic
+  concurrency: overwriting needs `if_seq_no`/`if_primary_term`, else 409; `ism_template`
+  puts new indices under a policy; `_plugins/_ism/add|change_policy|explain/<index>`);
+  the other flavor's API answers 400 "no handler found", as the real servers do.
+  Policies are stored, not run: nothing is deleted;
 - basic auth and `Authorization: ApiKey` when configured (401 otherwise).
 Not modelled: shards, refresh, analyzers, dates, nested queries, aggregations.
 
@@ -141,9 +148,12 @@ def _compatible(mapped: str, value: Any) -> bool:
 
 
 class Index:
-    def __init__(self, name: str, mapping: dict[str, str]) -> None:
+    def __init__(self, name: str, mapping: dict[str, str],
+                 settings: dict[str, Any] | None = None) -> None:
         self.name = name
         self.mapping = dict(mapping)
+        self.settings: dict[str, Any] = dict(settings or {})  # flat "index.x.y" keys
+        self.ism_policy: str | None = None  # OpenSearch: the ISM policy managing it
         self.docs: dict[str, bytes | None] = {}
         self.versions: Counter[str] = Counter()
         self.parsed: dict[str, dict] = {}
@@ -180,6 +190,9 @@ class EsDouble:
         self.indices: dict[str, Index] = {}
         self.templates: dict[str, dict] = {}
         self.legacy_templates: dict[str, dict] = {}
+        self.ilm_policies: dict[str, dict] = {}
+        self.ism_policies: dict[str, dict] = {}  # name → {"policy", "seq_no", "version"}
+        self._seq_no = 0
         self.write_counts: Counter[tuple[str, str]] = Counter()
         self.stats: Counter[str] = Counter()
         self.arrivals: dict[int, float] = {}
@@ -227,8 +240,32 @@ class EsDouble:
     def _index(self, name: str) -> Index:
         ix = self.indices.get(name)
         if ix is None:
-            ix = self.indices[name] = Index(name, self._template_mapping(name))
+            ix = self.indices[name] = Index(name, self._template_mapping(name),
+                                            self._template_settings(name))
+            ix.ism_policy = self._ism_policy_for(name)
         return ix
+
+    def _template_settings(self, name: str) -> dict[str, Any]:
+        """The settings of the composable template that wins for `name`, flattened."""
+        best: tuple[int, dict] | None = None
+        for body in self.templates.values():
+            if any(fnmatch.fnmatchcase(name, p) for p in body.get("index_patterns", [])):
+                prio = int(body.get("priority", 0))
+                if best is None or prio > best[0]:
+                    best = (prio, body.get("template", {}).get("settings", {}))
+        return _flat_settings(best[1]) if best else {}
+
+    def _ism_policy_for(self, name: str) -> str | None:
+        if not self.flavor.startswith("opensearch"):
+            return None
+        best: tuple[int, str] | None = None
+        for policy_id, stored in self.ism_policies.items():
+            for t in stored["policy"].get("ism_template") or []:
+                if any(fnmatch.fnmatchcase(name, p) for p in t.get("index_patterns", [])):
+                    prio = int(t.get("priority", 0))
+                    if best is None or prio > best[0]:
+                        best = (prio, policy_id)
+        return best[1] if best else None
 
     def _template_mapping(self, name: str) -> dict[str, str]:
         best: tuple[int, dict] | None = None
@@ -278,6 +315,13 @@ class EsDouble:
             r.add_post(path, self._put_template(store))
             r.add_get(path, self._get_template(store))
             r.add_delete(path, self._delete_template(store))
+        r.add_route("*", "/_ilm/policy/{name}", self._ilm_policy)
+        r.add_route("*", "/_plugins/_ism/policies/{name}", self._ism_policy)
+        r.add_post("/_plugins/_ism/add/{index}", self._ism_attach)
+        r.add_post("/_plugins/_ism/change_policy/{index}", self._ism_attach)
+        r.add_get("/_plugins/_ism/explain/{index}", self._ism_explain)
+        r.add_put("/{index}/_settings", self._put_settings)
+        r.add_get("/{index}/_settings", self._get_settings)
         r.add_route("*", "/_count", self._count)
         r.add_route("*", "/{index}/_count", self._count)
         r.add_route("*", "/_search", self._search)
@@ -420,6 +464,140 @@ class EsDouble:
                               "status": 404}, 404)
             return _json({"acknowledged": True})
         return handler
+
+    # --- lifecycle policies (stored, never run) ----------------------------------------
+    def _no_handler(self, request: web.Request) -> web.Response:
+        reason = f"no handler found for uri [{request.path_qs}] and method [{request.method}]"
+        return _json({"error": reason, "status": 400}, 400)
+
+    async def _ilm_policy(self, request: web.Request) -> web.Response:
+        if self.flavor.startswith("opensearch"):
+            return self._no_handler(request)
+        name = request.match_info["name"]
+        if request.method == "PUT":
+            body = await request.json()
+            phases = body.get("policy", {}).get("phases") if isinstance(body, dict) else None
+            if not isinstance(phases, dict) or set(body) != {"policy"}:
+                return _bad_request("policy must be {\"policy\": {\"phases\": {...}}}")
+            old = self.ilm_policies.get(name)
+            self.ilm_policies[name] = {"version": old["version"] + 1 if old else 1,
+                                       "policy": body["policy"]}
+            return _json({"acknowledged": True})
+        if request.method == "GET":
+            stored = self.ilm_policies.get(name)
+            if stored is None:
+                return _json({"error": {"type": "resource_not_found_exception",
+                                        "reason": f"Lifecycle policy not found: {name}"},
+                              "status": 404}, 404)
+            return _json({name: {"version": stored["version"],
+                                 "modified_date": "2026-01-01T00:00:00.000Z",
+                                 "policy": stored["policy"]}})
+        if request.method == "DELETE":
+            if self.ilm_policies.pop(name, None) is None:
+                return _json({"error": {"type": "resource_not_found_exception"},
+                              "status": 404}, 404)
+            return _json({"acknowledged": True})
+        return self._no_handler(request)
+
+    def _ism_answer(self, name: str) -> dict:
+        """A stored ISM policy as OpenSearch shows it, with the keys it adds."""
+        stored = self.ism_policies[name]
+        policy = orjson.loads(orjson.dumps(stored["policy"]))
+        for state in policy.get("states", []):
+            for action in state.get("actions", []):
+                action.setdefault("retry", {"count": 3, "backoff": "exponential",
+                                            "delay": "1m"})
+        for t in policy.get("ism_template") or []:
+            t["last_updated_time"] = 1767225600000
+        policy.update(policy_id=name, last_updated_time=1767225600000, schema_version=21,
+                      error_notification=None)
+        return {"_id": name, "_version": stored["version"], "_seq_no": stored["seq_no"],
+                "_primary_term": 1, "policy": policy}
+
+    async def _ism_policy(self, request: web.Request) -> web.Response:
+        if not self.flavor.startswith("opensearch"):
+            return self._no_handler(request)
+        name = request.match_info["name"]
+        stored = self.ism_policies.get(name)
+        if request.method == "GET":
+            if stored is None:
+                return _json({"error": {"type": "status_exception",
+                                        "reason": "Policy not found"}, "status": 404}, 404)
+            return _json(self._ism_answer(name))
+        if request.method == "DELETE":
+            if self.ism_policies.pop(name, None) is None:
+                return _json({"error": {"type": "status_exception"}, "status": 404}, 404)
+            return _json({"_id": name, "result": "deleted"})
+        if request.method != "PUT":
+            return self._no_handler(request)
+        body = await request.json()
+        policy = body.get("policy") if isinstance(body, dict) else None
+        states = policy.get("states") if isinstance(policy, dict) else None
+        if not isinstance(states, list) or policy.get("default_state") not in {
+                s.get("name") for s in states if isinstance(s, dict)}:
+            return _bad_request("policy needs states and a default_state among them")
+        if stored is not None:
+            seq, term = request.query.get("if_seq_no"), request.query.get("if_primary_term")
+            if seq is None or term is None or int(seq) != stored["seq_no"] or term != "1":
+                return _json({"error": {
+                    "type": "version_conflict_engine_exception",
+                    "reason": f"[{name}]: version conflict, required seqNo [{seq}], "
+                              f"primary term [{term}]. current document has seqNo "
+                              f"[{stored['seq_no']}] and primary term [1]"},
+                    "status": 409}, 409)
+        self._seq_no += 1
+        self.ism_policies[name] = {"policy": policy, "seq_no": self._seq_no,
+                                   "version": stored["version"] + 1 if stored else 1}
+        return _json(self._ism_answer(name), 200 if stored else 201)
+
+    async def _ism_attach(self, request: web.Request) -> web.Response:
+        if not self.flavor.startswith("opensearch"):
+            return self._no_handler(request)
+        policy_id = (await request.json()).get("policy_id")
+        if policy_id not in self.ism_policies:
+            return _json({"error": {"type": "status_exception",
+                                    "reason": f"Could not find policy={policy_id}"},
+                          "status": 404}, 404)
+        adding = request.path.startswith("/_plugins/_ism/add/")
+        updated, failed = 0, []
+        for ix in self._match(request.match_info["index"]):
+            if adding and ix.ism_policy is not None:
+                failed.append({"index_name": ix.name, "index_uuid": ix.name,
+                               "reason": "This index already has a policy, use the update "
+                                         "policy API to update index policies"})
+            elif not adding and ix.ism_policy is None:
+                failed.append({"index_name": ix.name, "index_uuid": ix.name,
+                               "reason": "This index does not have a policy"})
+            else:
+                ix.ism_policy = policy_id
+                updated += 1
+        return _json({"updated_indices": updated, "failures": bool(failed),
+                      "failed_indices": failed})
+
+    async def _ism_explain(self, request: web.Request) -> web.Response:
+        if not self.flavor.startswith("opensearch"):
+            return self._no_handler(request)
+        found = self._match(request.match_info["index"])
+        out: dict[str, Any] = {ix.name: {
+            "index.plugins.index_state_management.policy_id": ix.ism_policy,
+            "policy_id": ix.ism_policy} for ix in found}
+        out["total_managed_indices"] = sum(ix.ism_policy is not None for ix in found)
+        return _json(out)
+
+    async def _put_settings(self, request: web.Request) -> web.Response:
+        found = self._match(request.match_info["index"])
+        if not found and request.query.get("allow_no_indices") != "true":
+            return _json({"error": {"type": "index_not_found_exception"}, "status": 404}, 404)
+        settings = _flat_settings(await request.json())
+        for ix in found:
+            ix.settings.update(settings)
+        return _json({"acknowledged": True})
+
+    async def _get_settings(self, request: web.Request) -> web.Response:
+        found = self._match(request.match_info["index"])
+        if not found:
+            return _json({"error": {"type": "index_not_found_exception"}, "status": 404}, 404)
+        return _json({ix.name: {"settings": ix.settings} for ix in found})
 
     async def _create_index(self, request: web.Request) -> web.Response:
         name = request.match_info["index"]
@@ -629,6 +807,20 @@ class EsDouble:
         if self.flavor == "es7":
             out["_type"] = "_doc"
         return {op: out}
+
+
+def _flat_settings(settings: dict, prefix: str = "") -> dict[str, Any]:
+    """{"index": {"lifecycle": {"name": x}}} and {"number_of_shards": 1} as
+    {"index.lifecycle.name": x, "index.number_of_shards": 1}, as Elasticsearch
+    shows settings flattened."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "analysis":
+            out.update(_flat_settings(value, full + "."))
+        else:
+            out[full if full.startswith("index.") else "index." + full] = value
+    return out
 
 
 def _item_error(index: str, doc_id: str | None, status: int, kind: str, reason: str

@@ -9,7 +9,12 @@ notification itself (driver `messaging`, v1) or an envelope
 * A CADF audit event (its `payload` has `eventType` and `eventTime`) becomes
   `Type audit`: Logger = publisher_id, Severity from priority, Timestamp = eventTime,
   Fields action, notification_type (the oslo event_type), event_type (the CADF
-  eventType), outcome, severity_label.
+  eventType), outcome, severity_label, and who did what to what, when the event says:
+  initiator_id, initiator_name, initiator_project_id, initiator_host_address,
+  initiator_type_uri, target_id, target_name, target_type_uri, observer_id,
+  observer_type_uri (CADF's `typeURI`), request_id (Keystone's `initiator.request_id`)
+  and reason_code (keystonemiddleware's HTTP status, Keystone's failure code). The
+  initiator's credential (keystonemiddleware puts a masked token there) is never a field.
 * Anything else becomes `Type notification`: Logger from the first token of
   event_type (volume/snapshot → cinder, image → glance, orchestration → heat,
   identity → keystone, compute/compute_task/scheduler/keypair → nova, floatingip,
@@ -151,6 +156,39 @@ def _snippet(text: str) -> str:
     return repr(text[:64])
 
 
+# CADF resource attribute → field suffix. Only strings: a CADF id or typeURI of another
+# JSON type would give one field two mapped types in Elasticsearch.
+_RESOURCE_KEYS = (("id", "id"), ("name", "name"), ("typeURI", "type_uri"))
+
+
+def _cadf_parties(event: dict) -> list[Field]:
+    """The initiator, target and observer of a CADF event as flat string fields."""
+    out: list[Field] = []
+    for party in ("initiator", "target", "observer"):
+        resource = event.get(party)
+        if not isinstance(resource, dict):
+            continue
+        for key, suffix in _RESOURCE_KEYS:
+            value = resource.get(key)
+            if isinstance(value, str) and value:
+                out.append(Field(f"{party}_{suffix}", [value], STRING))
+    initiator = event.get("initiator")
+    if isinstance(initiator, dict):
+        host = initiator.get("host")
+        extra = (("initiator_project_id", initiator.get("project_id")),
+                 ("initiator_host_address",
+                  host.get("address") if isinstance(host, dict) else None),
+                 ("request_id", initiator.get("request_id")))
+        out += [Field(name, [value], STRING) for name, value in extra
+                if isinstance(value, str) and value]
+    reason = event.get("reason")
+    if isinstance(reason, dict):
+        code = reason.get("reasonCode")
+        if isinstance(code, str) and code:
+            out.append(Field("reason_code", [code], STRING))
+    return out
+
+
 @register
 class NotificationDecoder(Decoder):
     __doc__ = __doc__
@@ -231,6 +269,7 @@ class NotificationDecoder(Decoder):
             f = value_field(name, value)
             if f is not None:
                 fields.append(f)
+        fields += _cadf_parties(event)
 
     @staticmethod
     def _notification(msg: Message, notif: dict, payload: dict, event_type: str,

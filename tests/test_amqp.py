@@ -265,6 +265,7 @@ async def test_collector_to_aggregators_over_rabbitmq(broker, tmp_path, monkeypa
         monkeypatch.setenv("RABBITMQ_URL", broker.url)
         monkeypatch.setenv("ES_URL", es.url)
         monkeypatch.setenv("HOSTNAME", "ctl-1")
+        monkeypatch.setenv("HEKAPY_DEPLOYMENT_ID", "7")
 
         def load(name: str, state: str) -> Pipeline:
             text = (conf / name).read_text()
@@ -293,5 +294,7 @@ async def test_collector_to_aggregators_over_rabbitmq(broker, tmp_path, monkeypa
     d = next(d["_source"] for d in docs if d["_source"]["display_name"] == "vm-4")
     assert (d["Hostname"], d["Logger"], d["Severity"]) == ("node-1", "nova", 6)
     assert d["tenant_id"] == "11224573-0b1f-4858-ab62-e3673e1ee9e2"
+    # The deployment tags the Kibana dashboards filter on.
+    assert (d["environment_label"], d["deployment_id"]) == ("env-7", "7")
     taken = [p.inputs[0][1].stats.messages_in for p in aggregators]
     assert sum(taken) >= 600 and min(taken) > 0, taken

@@ -473,51 +473,21 @@ def top(path: str, once: bool, interval: float) -> None:
                    "HEKAPY_ES_USERNAME / HEKAPY_ES_PASSWORD or HEKAPY_ES_API_KEY")
 @click.option("--shards", default=1, show_default=True)
 @click.option("--replicas", default=1, show_default=True)
+@click.option("--retention-days", default=30, show_default=True,
+              help="delete log-*, notification-* and audit-* indices this many days "
+                   "after their creation (ILM or ISM); 0: keep them")
 def es_setup(path: str | None, output_name: str | None, servers: tuple[str, ...],
-             shards: int, replicas: int) -> None:
-    """Install the log, notification and audit index templates (LMA's, for current
-    Elasticsearch and OpenSearch)."""
-    from hekapy.outputs.elasticsearch.client import EsClient, TransportError
-    from hekapy.outputs.elasticsearch.templates import all_templates
+             shards: int, replicas: int, retention_days: int) -> None:
+    """Install the log, notification and audit index templates and the retention
+    policy (collector/app/es_setup.py)."""
+    from hekapy.collector.app import es_setup as es
 
-    if path:
-        config = _load_or_exit(path)
-        outputs = [s for s in config.by_category("Output")
-                   if s.cls.type_name == "ElasticSearchOutput"
-                   and (output_name is None or s.name == output_name)]
-        if len(outputs) != 1:
-            names = ", ".join(s.name for s in outputs) or "none"
-            raise click.UsageError(f"need exactly one ElasticSearchOutput in {path} "
-                                   f"(found: {names}); choose with --output")
-        client = outputs[0].build()._client()  # type: ignore[attr-defined]
-    elif servers:
-        client = EsClient(list(servers), username=os.environ.get("HEKAPY_ES_USERNAME", ""),
-                          password=os.environ.get("HEKAPY_ES_PASSWORD", ""),
-                          api_key=os.environ.get("HEKAPY_ES_API_KEY", ""))
-    else:
-        raise click.UsageError("give -c CONFIG or --server URL")
-
-    async def install() -> int:
-        failed = 0
-        try:
-            for name, body in all_templates(shards, replicas).items():
-                try:
-                    status, reply = await client.request("PUT", f"/_index_template/{name}",
-                                                         body)
-                except TransportError as e:
-                    click.echo(f"error: {e}", err=True)
-                    return EXIT_FAILED
-                ok = 200 <= status < 300
-                failed += not ok
-                click.echo(f"{'installed' if ok else 'FAILED'} index template {name!r} "
-                           f"({name}-*) on {client.server}: {status}"
-                           + ("" if ok else f" {reply[:300].decode('utf-8', 'replace')}"),
-                           err=not ok)
-        finally:
-            await client.close()
-        return EXIT_FAILED if failed else 0
-
-    sys.exit(asyncio.run(install()))
+    config = _load_or_exit(path) if path else None
+    try:
+        client = es.client_from(config, output_name, servers, path)
+    except es.SetupError as e:
+        raise click.UsageError(str(e)) from None
+    sys.exit(asyncio.run(es.setup(client, shards, replicas, retention_days)))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""LMA's index templates (spec/lma.md §4.2: `log`, `notification`, `audit`), rewritten
-for current Elasticsearch (7.8+, 8.x) and OpenSearch (1.x, 2.x): composable
-`_index_template`s without mapping types, `keyword` for LMA's not_analyzed strings,
-`text` for Payload, so `http_status` is an integer and ids are keywords whatever the
-first document of a day looks like (the trap of dynamic mapping, ES #18917).
+"""LMA's index templates (`log`, `notification`, `audit`), rewritten for current
+Elasticsearch (7.8+, 8.x) and OpenSearch (1.x, 2.x): composable `_index_template`s
+without mapping types, `keyword` for LMA's not_analyzed strings, `text` for Payload, so
+`http_status` is an integer and ids are keywords whatever the first document of a day
+looks like (the trap of dynamic mapping, ES #18917).
 
-`hekapy es-setup` installs them (collector/app/cli.py).
+Beyond LMA's: the notification fields and the CADF parties of audit events that the
+Kibana dashboards (conf/kibana/) aggregate on are keywords, numbers and dates up front,
+since a dynamically mapped string is `text`, which Kibana cannot split a chart by.
+
+`hekapy es-setup` installs them (collector/app/es_setup.py), on Elasticsearch with the
+ILM policy that deletes old indices (retention.py) named in their settings.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ ROLES = {"type": "text", "analyzer": "ost_roles", "fields": {"raw": KEYWORD}}
 # Both the second-precision LMA format and the ESJsonEncoder's nanosecond default.
 TIMESTAMP = {"type": "date",
              "format": "strict_date_optional_time_nanos||yyyy-MM-dd'T'HH:mm:ssZ||epoch_millis"}
+# decoders/notification.py writes these as YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM.
+NOTIFICATION_DATE = {"type": "date", "format": "date_optional_time"}
 
 _COMMON = {
     "Timestamp": TIMESTAMP,
@@ -43,19 +50,38 @@ PROPERTIES: dict[str, dict[str, Any]] = {
         "programname": KEYWORD, "request_id": KEYWORD, "tenant_id": KEYWORD,
         "user_id": KEYWORD, "hostname": KEYWORD, "event_type": KEYWORD,
         "syslogfacility": {"type": "long"},
-        "launched_at": {"type": "date", "format": "date_optional_time"},
-        "created_at": {"type": "date", "format": "date_optional_time"},
+        "launched_at": NOTIFICATION_DATE, "created_at": NOTIFICATION_DATE,
+        "deleted_at": NOTIFICATION_DATE, "terminated_at": NOTIFICATION_DATE,
+        # What decoders/notification.py copies from the payload.
+        "publisher": KEYWORD, "instance_id": KEYWORD, "network_id": KEYWORD,
+        "subnet_id": KEYWORD, "port_id": KEYWORD, "volume_id": KEYWORD,
+        "display_name": KEYWORD, "availability_zone": KEYWORD, "instance_type": KEYWORD,
+        "image_name": KEYWORD, "state": KEYWORD, "old_state": KEYWORD,
+        "old_task_state": KEYWORD, "new_task_state": KEYWORD,
+        "replication_status": KEYWORD,
+        "vcpus": {"type": "long"}, "memory_mb": {"type": "long"},
+        "disk_gb": {"type": "long"}, "size": {"type": "long"},
     },
     "audit": {
         **_COMMON,
         "event_type": KEYWORD, "action": KEYWORD, "notification_type": KEYWORD,
-        "outcome": KEYWORD,
+        "outcome": KEYWORD, "request_id": KEYWORD, "reason_code": KEYWORD,
+        # CADF's parties (decoders/notification.py): who did what to what, seen by whom.
+        "initiator_id": KEYWORD, "initiator_name": KEYWORD, "initiator_type_uri": KEYWORD,
+        "initiator_project_id": KEYWORD, "initiator_host_address": KEYWORD,
+        "target_id": KEYWORD, "target_name": KEYWORD, "target_type_uri": KEYWORD,
+        "observer_id": KEYWORD, "observer_type_uri": KEYWORD,
     },
 }
 
 
-def index_template(name: str, shards: int = 1, replicas: int = 1) -> dict[str, Any]:
-    """The composable template for `<name>-*` (PUT /_index_template/<name>)."""
+def index_template(name: str, shards: int = 1, replicas: int = 1,
+                   ilm_policy: str | None = None) -> dict[str, Any]:
+    """The composable template for `<name>-*` (PUT /_index_template/<name>); with
+    `ilm_policy`, Elasticsearch's indices get that lifecycle, aged from the date in
+    their name (`log-2016.11.04`), so a backfill of old days expires with its days."""
+    lifecycle = ({"index.lifecycle.name": ilm_policy,
+                  "index.lifecycle.parse_origination_date": True} if ilm_policy else {})
     return {
         "index_patterns": [f"{name}-*"],
         "priority": 100,
@@ -63,6 +89,7 @@ def index_template(name: str, shards: int = 1, replicas: int = 1) -> dict[str, A
             "settings": {
                 "number_of_shards": shards,
                 "number_of_replicas": replicas,
+                **lifecycle,
                 "analysis": {
                     "analyzer": {"ost_roles": {"type": "custom", "tokenizer": "ost_roles",
                                                "filter": ["lowercase"]}},
@@ -80,5 +107,6 @@ def index_template(name: str, shards: int = 1, replicas: int = 1) -> dict[str, A
     }
 
 
-def all_templates(shards: int = 1, replicas: int = 1) -> dict[str, dict[str, Any]]:
-    return {name: index_template(name, shards, replicas) for name in PROPERTIES}
+def all_templates(shards: int = 1, replicas: int = 1, ilm_policy: str | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    return {name: index_template(name, shards, replicas, ilm_policy) for name in PROPERTIES}
