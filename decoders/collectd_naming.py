@@ -21,7 +21,7 @@ CLUSTER_WIDE_PLUGINS = frozenset((
     "hypervisor_stats", "keystone", "neutron", "nova", "pacemaker"))
 
 # collectd's plugin for libvirt guests: `libvirt` up to collectd 5.4, `virt` since 5.5
-# (https://collectd.org/wiki/index.php/Plugin:virt). Its `host` is the guest (LMA
+# (docs/compatibility.md, "collectd virt plugin naming"). Its `host` is the guest (LMA
 # configured `HostnameFormat uuid`), so the metrics' node is this collector's.
 GUEST_PLUGINS = frozenset(("libvirt", "virt"))
 

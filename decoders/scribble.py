@@ -1,8 +1,6 @@
-"""Decoders that write constant values: Heka's ScribbleDecoder, and LMA's noop.lua (the
-aggregator's health-check decoder, spec/lma.md §1.2, §2.12).
-
-ScribbleDecoder sets what its `[X.message_fields]` table lists on every message, as
-Heka's did: Type, Logger, Payload, Hostname, Pid, Severity and Uuid set those headers;
+"""ScribbleDecoder sets what its `[X.message_fields]` table lists on every message, as
+Heka's did (Heka 0.10, https://hekad.readthedocs.io/, Decoders): Type, Logger, Payload,
+Hostname, Pid, Severity and Uuid set those headers;
 any other key adds a STRING field ("Name|repr" adds representation "repr"). The values
 are taken as written (no %Name% interpolation, there is nothing to interpolate from).
 A Pid, Severity or Uuid that does not parse is a config error here (Heka failed every
@@ -27,9 +25,13 @@ from typing import Any, ClassVar
 
 from hekapy.collector.engine.message import STRING, Field, Message
 from hekapy.collector.engine.plugin import DecodeError, Decoder, Option, OptionError, register
-from hekapy.decoders.payload_regex import _check_message_fields, _parse_int32, _parse_uuid
-
-_HEADERS = ("Type", "Logger", "Payload", "Hostname", "Pid", "Severity", "Uuid")
+from hekapy.decoders.message_fields import (
+    HEADER_NAMES,
+    check_message_fields,
+    parse_int32,
+    parse_pid,
+    parse_uuid,
+)
 
 
 @register
@@ -37,7 +39,7 @@ class ScribbleDecoder(Decoder):
     __doc__ = __doc__
 
     options: ClassVar[dict[str, Option]] = {
-        "message_fields": Option("table", {}, check=_check_message_fields,
+        "message_fields": Option("table", {}, check=check_message_fields,
                                  doc="[X.message_fields] header or field → value"),
     }
 
@@ -46,18 +48,18 @@ class ScribbleDecoder(Decoder):
         self.headers: dict[str, Any] = {}
         self.fields: list[Field] = []
         for key, value in (cfg.message_fields or {}).items():
-            if key not in _HEADERS:
+            if key not in HEADER_NAMES:
                 fname, _, rep = key.partition("|")
                 self.fields.append(Field(fname, [value], STRING, rep))
             elif key in ("Pid", "Severity"):
-                number = _parse_int32(value.split(".", 1)[0] if key == "Pid" else value)
+                number = parse_pid(value) if key == "Pid" else parse_int32(value)
                 if number is None:
                     raise OptionError(f"message_fields.{key}: {value!r} is not an integer",
                                       key="message_fields")
                 self.headers[key.lower()] = number
             elif key == "Uuid":
                 try:
-                    self.headers["uuid"] = _parse_uuid(value)
+                    self.headers["uuid"] = parse_uuid(value)
                 except DecodeError as e:
                     raise OptionError(f"message_fields.Uuid: {e}",
                                       key="message_fields") from None

@@ -1,4 +1,4 @@
-"""PayloadRegexDecoder: Heka's test vectors (plugins/payload/payload_decoder_test.go,
+"""PayloadRegexDecoder: Heka's test vectors (https://github.com/mozilla-services/heka:
 pipeline/message_template_test.go, message/date_helpers_test.go) plus Go time-layout,
 time zone, oslo.log and option-validation cases."""
 
@@ -17,12 +17,15 @@ from hekapy.collector.engine.message import STRING, Field, Message
 from hekapy.collector.engine.plugin import REGISTRY, DecodeError, OptionError
 from hekapy.collector.engine.regex import compile_regex
 from hekapy.decoders import payload_regex
-from hekapy.decoders.payload_regex import (
-    GO_BASIC_LAYOUTS,
-    GoLayout,
-    PayloadRegexDecoder,
-    TimestampParser,
+from hekapy.decoders.go_time import GO_BASIC_LAYOUTS, GoLayout, TimestampParser
+from hekapy.decoders.message_fields import (
+    check_message_fields,
+    parse_int32,
+    parse_pid,
+    parse_uuid,
 )
+from hekapy.decoders.payload_regex import PayloadRegexDecoder
+from hekapy.decoders.scribble import ScribbleDecoder
 
 APACHE_LAYOUT = "02/Jan/2006:15:04:05 -0700"
 BRACKET_TS = r"\[(?P<Timestamp>[^\]]+)\]"
@@ -544,6 +547,45 @@ def test_bad_pid_or_severity_is_a_decode_failure(text):
         dec.decode(Message(payload=text))
 
 
+@pytest.mark.parametrize(("text", "value"), [
+    ("2147483647", 2**31 - 1), ("-2147483648", -(2**31)), ("+0", 0), ("2147483648", None),
+    ("-2147483649", None), (" 1", None), ("1_000", None), ("", None),
+    ("\u0661", None)])  # an Arabic-Indic one: Python's int() takes it, Go's does not
+def test_parse_int32_is_gos_parseint_base_10_bits_32(text, value):
+    assert parse_int32(text) == value
+    assert parse_pid(text + ".9") == value
+
+
+def test_parse_uuid_and_check_message_fields_directly():
+    assert parse_uuid("0E3F6C1A-2B4D-4E5F-8A9B-0C1D2E3F4A5B").hex() == (
+        "0e3f6c1a2b4d4e5f8a9b0c1d2e3f4a5b")
+    with pytest.raises(DecodeError, match="invalid Uuid 'x'"):
+        parse_uuid("x")
+    table = {"Type": "t", "n": "v"}
+    assert check_message_fields(table) is table
+    with pytest.raises(OptionError, match=r"message_fields\.n: expected a string") as e:
+        check_message_fields({"n": 3})
+    assert e.value.key == "message_fields"
+
+
+def test_scribble_reads_pid_severity_and_uuid_as_payload_regex_does():
+    """One parser for both: the same text gives the same header, or fails in both (a
+    config error for ScribbleDecoder, a decode failure for PayloadRegexDecoder)."""
+    scribble = ScribbleDecoder
+    for key, text in [("Pid", "12.9"), ("Severity", "-3"),
+                      ("Uuid", "0e3f6c1a-2b4d-4e5f-8a9b-0c1d2e3f4a5b"),
+                      ("Pid", "x"), ("Severity", "4294967296"), ("Uuid", "0e3f")]:
+        regex = make(match_regex=r"(?P<V>.*)", message_fields={key: "%V%"})
+        try:
+            want = getattr(decode(regex, text), key.lower())
+        except DecodeError:
+            with pytest.raises(OptionError, match=key):
+                make(scribble, message_fields={key: text})
+            continue
+        got = make(scribble, message_fields={key: text}).decode(Message(payload=""))
+        assert getattr(got, key.lower()) == want
+
+
 def test_message_fields_severity_overrides_the_captured_one():
     dec = make(match_regex=r"(?P<Severity>\w+)", severity_map={"ERR": 3},
                message_fields={"Severity": "1"})
@@ -584,7 +626,9 @@ def test_successful_decode_clears_raw_bytes():
 # oslo.log
 # --------------------------------------------------------------------------------------
 
-# captured from oslo.log 8.3.2, shared/data/lab (oslo_log_sample.log lines 1, 2, 4, 5)
+# Lines in oslo.log 8.3.2's default context format (logging_context_format_string,
+# https://docs.openstack.org/oslo.log/latest/configuration/index.html) from a
+# neutron-lbaas agent.
 OSLO_LINES = [
     "2026-11-23 20:17:46.988 12731 INFO neutron_lbaas.drivers.haproxy.namespace_driver [-] Agent starting; no request context yet",  # noqa: E501
     "2026-11-23 20:17:46.988 12731 INFO neutron_lbaas.drivers.haproxy.namespace_driver [req-aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee req-1b8e7f2c-3d4a-4b5c-9d6e-7f8a9b0c1d2e 8f1c2a7e9b3d4e5f 0b1d2c3e4f5a6b7c - - - -] Deploying loadbalancer lb-6c1e0f5e with 2 members",  # noqa: E501
