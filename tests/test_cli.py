@@ -142,11 +142,12 @@ def test_version():
 @pytest.mark.parametrize("conf_path", sorted(
     str(p) for p in (Path(__file__).resolve().parents[1] / "conf").glob("*.toml")))
 def test_shipped_configs_check(conf_path, tmp_path):
-    # The variables the shipped configs read (quickstart; LMA log_collector).
+    # The variables the shipped configs read (quickstart; the LMA and AMQP roles).
     env = {**os.environ, "HEKAPY_DATA": str(tmp_path), "HOSTNAME": "node-1",
            "ES_URL": "http://127.0.0.1:9200", "HEKAPY_DEPLOYMENT_ID": "3",
            "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "pw",
-           "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/"}
+           "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/",
+           "MANAGEMENT_ADDRESS": "192.0.2.10"}
     r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr
