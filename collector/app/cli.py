@@ -490,5 +490,31 @@ def es_setup(path: str | None, output_name: str | None, servers: tuple[str, ...]
     sys.exit(asyncio.run(es.setup(client, shards, replicas, retention_days)))
 
 
+@main.command("influxdb-setup")
+@click.option("-c", "--config", "path", type=click.Path(),
+              help="take URL, database, retention policy, credentials and TLS from this "
+                   "config's InfluxdbOutput")
+@click.option("--output", "output_name", help="which InfluxdbOutput (default: the only one)")
+@click.option("--url", help="InfluxDB 1.x URL (instead of -c); credentials from "
+              "HEKAPY_INFLUXDB_USERNAME / HEKAPY_INFLUXDB_PASSWORD")
+@click.option("--database", default="lma", show_default=True, help="with --url")
+@click.option("--retention-days", default=30, show_default=True,
+              help="how long the database's default retention policy keeps points; "
+                   "0: forever")
+@click.option("--replication", default=1, show_default=True)
+def influxdb_setup(path: str | None, output_name: str | None, url: str | None,
+                   database: str, retention_days: int, replication: int) -> None:
+    """Create the InfluxDB 1.x database and make its default retention policy keep
+    --retention-days (collector/app/influxdb_setup.py)."""
+    from hekapy.collector.app import influxdb_setup as influx
+
+    config = _load_or_exit(path) if path else None
+    try:
+        target = influx.target_from(config, output_name, url, database, path)
+    except influx.SetupError as e:
+        raise click.UsageError(str(e)) from None
+    sys.exit(asyncio.run(influx.setup(target, retention_days, replication)))
+
+
 if __name__ == "__main__":
     main()

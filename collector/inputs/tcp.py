@@ -50,7 +50,7 @@ import stat
 from typing import Any, ClassVar
 
 from hekapy.collector.engine.framing import check_signers
-from hekapy.collector.engine.contexts import InputContext
+from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 from hekapy.collector.net.tcp import (
     NET_ERRORS,
