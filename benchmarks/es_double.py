@@ -1,5 +1,6 @@
 """An Elasticsearch test double: the one place tests and benchmarks get an
-Elasticsearch/OpenSearch-like server, since none can be installed here (DESIGN.md).
+Elasticsearch/OpenSearch-like server, since none can be installed here (docs/design.md,
+"Tests").
 
 Faithful where shippers depend on it:
 - `GET /` answers as Elasticsearch 7.17, 8.x or OpenSearch 2.x (`flavor`);

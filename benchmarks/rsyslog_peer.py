@@ -1,5 +1,6 @@
 """rsyslog from Debian as the compiled-shipper anchor, run on the same corpus and into
-the same Elasticsearch double as hekapy, in the same run (spec/peers.md §1.5).
+the same Elasticsearch double as hekapy, in the same run
+(https://www.rsyslog.com/doc/configuration/modules/omelasticsearch.html).
 
 - `rsyslog-es`: imfile → omelasticsearch (bulkmode, the same `log-YYYY.MM.DD` index
   from each line's date, an id from the file name and offset like hekapy's Uuid, so a

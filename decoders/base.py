@@ -1,7 +1,7 @@
 """What every log-family decoder shares: severity labels, wall-clock time in a zone, the
 `tz` option, and field building.
 
-The LMA decoders (spec/lma.md §2.0) produce `Type = log` messages with a
+The LMA decoders (docs/compatibility.md, "LMA decoders") produce `Type = log` messages with a
 `severity_label` string field and Syslog severities; timestamps without an offset are
 wall-clock time in the node's zone (LMA's `tz` config, bug 1633074). Unlike LMA, a
 timestamp that carries its own offset keeps it (LMA re-zoned it, which was a bug).

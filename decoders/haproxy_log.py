@@ -1,6 +1,7 @@
 """HaproxyLogDecoder: HAProxy's logs as syslog delivers them, with the fields of its
 `option httplog` and `option tcplog` access lines (the class docstring has the details).
-LMA kept /var/log/haproxy.log as plain syslog (spec/lma.md §1.4); hekapy also decodes
+LMA kept /var/log/haproxy.log as plain syslog (docs/compatibility.md, "LMA collectors");
+hekapy also decodes
 the requests.
 """
 

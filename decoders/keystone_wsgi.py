@@ -1,5 +1,5 @@
-"""KeystoneWsgiDecoder: Keystone's Apache access logs (LMA's keystone_wsgi_log.lua,
-spec/lma.md §2.2).
+"""KeystoneWsgiDecoder: Keystone's Apache access logs (LMA's keystone_wsgi_log.lua;
+docs/compatibility.md, "LMA decoders").
 
 The Apache `LogFormat` is the `apache_log_pattern` key (LMA's default below); each
 directive becomes a regex group once, at start. Output: Type log, Logger

@@ -1,5 +1,5 @@
-"""LibvirtLogDecoder: /var/log/libvirt/libvirtd.log (LMA's libvirt_log.lua,
-spec/lma.md §2.7).
+"""LibvirtLogDecoder: /var/log/libvirt/libvirtd.log (LMA's libvirt_log.lua;
+docs/compatibility.md, "LMA decoders").
 
 `2015-03-26 17:24:52.126+0000: 5263: error : virNetSocketReadWire:1454 : message` →
 Timestamp (the offset in the line; `tz` for a line without one), Pid, Severity from the

@@ -1,5 +1,5 @@
 """MetricDecoder: what the metric_collector's TcpInput from the log_collector decodes with,
-as LMA's metric.lua did (spec/lma.md §1.3, §2.11).
+as LMA's metric.lua did (docs/compatibility.md, "LMA metrics").
 
 Each record is a Heka protobuf message (a HekaFramingSplitter record, decoded as
 ProtobufDecoder does). A message whose Type ends with `bulk_metric` and whose Logger is one

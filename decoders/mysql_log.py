@@ -1,5 +1,5 @@
-"""MysqlLogDecoder: MySQL / Galera logs through syslog (LMA's mysql_log.lua,
-spec/lma.md §2.4).
+"""MysqlLogDecoder: MySQL / Galera logs through syslog (LMA's mysql_log.lua;
+docs/compatibility.md, "LMA decoders").
 
 The line is read as syslog (decoders/syslog.py); then a message starting with MySQL's
 own `YYMMDD H:MM:SS [Level] ` (5.x) or `YYYY-MM-DDTHH:MM:SS.ffffffZ N [Level] ` (8.x)

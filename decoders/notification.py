@@ -1,5 +1,5 @@
 """NotificationDecoder: OpenStack notifications read from RabbitMQ (LMA's
-notification.lua, spec/lma.md §3).
+notification.lua; docs/compatibility.md, "LMA notifications").
 
 The record (Payload) is an AMQP message body as oslo.messaging publishes it: the
 notification itself (driver `messaging`, v1) or an envelope

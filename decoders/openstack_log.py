@@ -1,5 +1,6 @@
 """OpenStackLogDecoder: oslo.log lines of every OpenStack service (LMA's
-openstack_log.lua, spec/lma.md §2.1), the Neutron LBaaS and Octavia agents included.
+openstack_log.lua; docs/compatibility.md, "LMA decoders"), the Neutron LBaaS and Octavia
+agents included.
 
 A line `2015-11-30 08:38:59.306 3434 INFO nova.compute.manager [req-…] message\\n`
 becomes a `log` message: Logger `openstack.<service>`, the line's time and pid, the

@@ -1,4 +1,4 @@
-"""OvsLogDecoder: Open vSwitch logs (LMA's ovs_log.lua, spec/lma.md §2.8).
+"""OvsLogDecoder: Open vSwitch logs (LMA's ovs_log.lua; docs/compatibility.md, "LMA decoders").
 
 `2016-02-25T08:20:06.145Z|00023|bridge|INFO|message` → Logger `ovs`, Timestamp, Pid =
 the sequence column (as LMA), Severity from the level, Payload = `module: message`,

@@ -1,5 +1,5 @@
-"""PacemakerLogDecoder: /var/log/pacemaker.log (LMA's pacemaker_log.lua,
-spec/lma.md §2.5).
+"""PacemakerLogDecoder: /var/log/pacemaker.log (LMA's pacemaker_log.lua;
+docs/compatibility.md, "LMA decoders").
 
 Syslog lines (NOTICE and above arrive through rsyslog) are decoded as syslog; the
 others are pacemaker's own format `Mon dd HH:MM:SS [pid] host prog: level: message`

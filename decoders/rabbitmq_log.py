@@ -1,4 +1,4 @@
-"""RabbitmqLogDecoder: RabbitMQ's log (LMA's rabbitmq.lua, spec/lma.md §2.6).
+"""RabbitmqLogDecoder: RabbitMQ's log (LMA's rabbitmq.lua; docs/compatibility.md, "LMA decoders").
 
 Records are cut by a RegexSplitter (`delimiter = '\\n\\n(=[^=]+====)'`,
 `delimiter_eol = false`, as LMA configured it) and look like

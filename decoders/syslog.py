@@ -1,5 +1,5 @@
-"""SyslogDecoder: system log files as rsyslog writes them (LMA's generic_syslog.lua,
-spec/lma.md §2.3), plus RFC 5424 lines.
+"""SyslogDecoder: system log files as rsyslog writes them (LMA's generic_syslog.lua;
+docs/compatibility.md, "LMA decoders"), plus RFC 5424 lines.
 
 Formats recognised, with or without a leading `<PRI>`:
 - rsyslog's traditional file format (RFC 3164 time, no year):

@@ -1,11 +1,12 @@
 """HddErrorsCounterFilter: hard-disk errors from the kernel log, as LMA's
-hdd_errors_counter.lua computed them (spec/lma.md §5.1): every `ticker_interval` (10 s)
-one `hdd_errors_rate` metric per device (errors per second since the previous tick),
-tag `device` only (LMA's points carry no hostname tag). A line counts for the first of
-`patterns` that matches it, its first capture being the device (`sdd2` → `sdd`). As in
-LMA: a device once seen is reported every tick (zeros included); nothing is sent for
-the first interval that had errors (its length is unknown); a line older than the
-previous tick (or than the start) by more than `grace_interval` is skipped.
+hdd_errors_counter.lua computed them (docs/compatibility.md, "LMA metrics"): every
+`ticker_interval` (10 s) one `hdd_errors_rate` metric per device (errors per second
+since the previous tick), tag `device` only (LMA's points carry no hostname tag). A line
+counts for the first of `patterns` that matches it, its first capture being the device
+(`sdd2` → `sdd`). As in LMA: a device once seen is reported every tick (zeros included);
+nothing is sent for the first interval that had errors (its length is unknown); a line
+older than the previous tick (or than the start) by more than `grace_interval` is
+skipped.
 
 Keys: patterns (LMA's form: Lua patterns between slashes, separated by spaces),
 grace_interval (10 s), ticker_interval (10).

@@ -1,5 +1,5 @@
 """HttpMetricsFilter: response-time statistics of the HTTP requests that the logs show,
-as LMA's http_metrics_aggregator.lua computed them (spec/lma.md §5.1).
+as LMA's http_metrics_aggregator.lua computed them (docs/compatibility.md, "LMA metrics").
 
 Every `ticker_interval` seconds (10), one multi-value metric per (service, method,
 status class): `<first two Logger tokens>_http_response_times`

@@ -1,5 +1,5 @@
 """LogCounterFilter: log messages per second by service and level, as LMA's
-logs_counter.lua (spec/lma.md §5.1): every `ticker_interval` seconds (60) one
+logs_counter.lua (docs/compatibility.md, "LMA metrics"): every `ticker_interval` seconds (60) one
 `log_messages` metric per service (second Logger token: openstack.nova → nova) and
 level (the 8 syslog levels, lower case), zeros included for every service seen so far,
 tags hostname, service, level. Under `hekapy replay` the ticks follow the lines' own

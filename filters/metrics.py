@@ -1,4 +1,4 @@
-"""Metric messages as LMA's filters and decoders made them (spec/lma.md §2.11, §5.2):
+"""Metric messages as LMA's filters and decoders made them (docs/compatibility.md, "LMA metrics"):
 `Fields[name]`, `Fields[value]` or `Fields[value_fields]` listing the value fields, the
 tags as fields listed in `Fields[tag_fields]`. InfluxdbOutput turns them into LMA's
 series (outputs/influxdb/line_protocol.py)."""

@@ -1,6 +1,6 @@
 """ResourceCreationTimeFilter: how long OpenStack took to create a resource, from the
-notifications NotificationDecoder made (LMA's resource_creation_time.lua,
-spec/lma.md §3).
+notifications NotificationDecoder made (LMA's resource_creation_time.lua;
+docs/compatibility.md, "LMA metrics").
 
 For each matched `Type notification` message, one `heka.sandbox.metric` (a gauge in
 seconds, rounded to the millisecond):

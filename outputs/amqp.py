@@ -1,6 +1,7 @@
-"""AMQPOutput: publishes encoded messages to a RabbitMQ exchange (spec/heka.md §4.8), the
-link from node collectors to a pool of aggregator hekapy processes that consume one
-queue as competing consumers (conf/collector_to_aggregator.toml).
+"""AMQPOutput: publishes encoded messages to a RabbitMQ exchange (docs/compatibility.md,
+"Outputs"), the link from node collectors to a pool of aggregator hekapy processes that
+consume one queue as competing consumers (conf/amqp_collector.toml,
+conf/amqp_aggregator.toml).
 
 Each message is one AMQP message: by default Heka's ProtobufEncoder inside a Heka stream
 frame (`content_type` application/hekad), which an AMQPInput reads back with

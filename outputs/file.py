@@ -1,4 +1,4 @@
-"""FileOutput: encoded messages appended to a local file (spec/heka.md §4.8)."""
+"""FileOutput: encoded messages appended to a local file (docs/compatibility.md, "Outputs")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""HttpOutput: each encoded message is the body of one HTTP request (spec/heka.md §4.8),
-e.g. JSON to a webhook, a Logstash or Vector http input, or any HTTP API.
+"""HttpOutput: each encoded message is the body of one HTTP request
+(docs/compatibility.md, "Outputs"), e.g. JSON to a webhook, a Logstash or Vector http
+input, or any HTTP API.
 
 Delivery: a request that gets no answer (connection refused or reset, timeout), or an
 answer 408, 429 or 5xx, is sent again with exponential backoff and jitter

@@ -1,4 +1,4 @@
-"""LogOutput: encoded messages printed to standard output (spec/heka.md §4.8)."""
+"""LogOutput: encoded messages printed to standard output (docs/compatibility.md, "Outputs")."""
 
 from __future__ import annotations
 

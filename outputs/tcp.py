@@ -1,6 +1,6 @@
-"""TcpOutput: Heka stream frames to a TcpInput of hekapy or hekad (spec/heka.md §2,
-§4.8), by default the ProtobufEncoder's bytes inside unsigned frames, over plain TCP,
-TLS or a unix socket, through the output's disk buffer (`use_buffering` defaults to
+"""TcpOutput: Heka stream frames to a TcpInput of hekapy or hekad (docs/compatibility.md,
+"Heka stream framing"), by default the ProtobufEncoder's bytes inside unsigned frames,
+over plain TCP, TLS or a unix socket, through the output's disk buffer (`use_buffering` defaults to
 true, as in Heka: buffering defaults max_file_size 128 MiB, cursor_update_count 50,
 full_action "shutdown").
 
@@ -28,7 +28,7 @@ took it.
 
 Signing (hekapy; hekad's outputs never sign, heka-flood/heka-inject do): a
 `[X.signer]` table with `name`, `hmac_key`, `version` (0) and `hmac_hash` ("md5" |
-"sha1") signs every frame's body, as spec §2.4 describes; the receiving
+"sha1") signs every frame's body, as Heka's signers do; the receiving
 HekaFramingSplitter needs `[<splitter>.signer.<name>_<version>] hmac_key`.
 
 Keys (Heka's): address ("localhost:9125"), local_address (source "host" or

@@ -1,4 +1,4 @@
-"""UdpOutput: one datagram per encoded message (spec/heka.md §2.5, §4.8).
+"""UdpOutput: one datagram per encoded message (docs/compatibility.md, "Outputs").
 
 With `use_framing = true` each datagram is one Heka frame, for a UdpInput with
 `splitter = "HekaFramingSplitter"` and `decoder = "ProtobufDecoder"` (Heka-to-Heka

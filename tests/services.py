@@ -1,5 +1,5 @@
-"""Real services started by tests: HAProxy (Debian package, spec/services.md §4), and a
-UDP syslog sink to receive what it logs.
+"""Real services started by tests: HAProxy (Debian package), and a UDP syslog sink to
+receive what it logs.
 
 A missing binary is a test failure with the install command, never a skip: .ci/run
 installs the packages.
@@ -159,7 +159,7 @@ async def syslog_sink() -> SyslogSink:
     return sink
 
 
-# --- InfluxDB 1.x (Debian's influxdb, spec/services.md §1) ------------------------------
+# --- InfluxDB 1.x (Debian's influxdb) -----------------------------------------------------
 
 INFLUXDB_CONFIG = """reporting-enabled = false
 bind-address = "127.0.0.1:{rpc_port}"
@@ -329,9 +329,9 @@ RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
 class RabbitMQ:
-    """A private RabbitMQ node (Debian's, spec/services.md §2) on free loopback ports with
-    its own epmd, its data under `directory`; `url`, and `stop`/`start` to restart it
-    mid-test (its mnesia directory, and so its durable queues, survive a restart)."""
+    """A private RabbitMQ node (Debian's) on free loopback ports with its own epmd, its
+    data under `directory`; `url`, and `stop`/`start` to restart it mid-test (its mnesia
+    directory, and so its durable queues, survive a restart)."""
 
     def __init__(self, directory: Path) -> None:
         server = RABBITMQ_BIN / "rabbitmq-server"

@@ -1,4 +1,4 @@
-"""AMQPInput over a real RabbitMQ (its own node, spec/services.md §2) fed by
+"""AMQPInput over a real RabbitMQ (its own node, tests/services.py) fed by
 oslo.messaging's own Notifier (drivers messaging and messagingv2), decoded by the
 NotificationDecoder into the Elasticsearch double: v1 and v2 envelopes, acks only after
 storing, prefetch as backpressure, dead-lettering, a broker restart and a kill -9 of

@@ -6,7 +6,7 @@ Data:
   upstream vectors from tests/lua/test_patterns.lua; `decoder_cases` are derived by
   reading openstack_log.lua (provenance "derived").
 - tests/data/lab/oslo_log_sample.log: written by oslo.log 8.3.2 (neutron_lbaas module
-  names) in the lab trial of spec/services.md.
+  names) on Debian 12 (tests/data/lab/README.txt).
 - Lines produced in the test by oslo.log's own formatter (`test_real_oslo_log_*`).
 """
 

@@ -1,6 +1,6 @@
-"""ESJsonEncoder / ESLogstashV0Encoder against spec/heka.md §6 (the worked example is
-Heka's own encoders_test.go message), Go float formatting, escaping, interpolation,
-and valid NDJSON for any message (hypothesis)."""
+"""ESJsonEncoder / ESLogstashV0Encoder against docs/compatibility.md, "Elasticsearch
+encoders" (the worked example is Heka's own encoders_test.go message), Go float
+formatting, escaping, interpolation, and valid NDJSON for any message (hypothesis)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TS = 1373989745 * 10**9  # 2013-07-16T15:49:05Z
 
 
 def heka_test_message() -> Message:
-    """The message of Heka's encoders_test.go / spec/heka.md §6.2."""
+    """The message of Heka's plugins/elasticsearch/encoders_test.go."""
     return Message(uuid=UUID, timestamp=TS, type="TEST", logger="GoSpec", severity=6,
                    payload="Test Payload", env_version="0.8", pid=14098,
                    hostname="hostname",
@@ -49,8 +49,9 @@ def test_worked_example_of_the_spec():
 
 
 def test_lma_configuration():
-    """spec/lma.md §4.1: index from the message time, second-precision UTC timestamps,
-    LMA's field list; plus the idempotent _id hekapy configs use."""
+    """LMA's ESJsonEncoder settings (docs/compatibility.md, "LMA collectors"): index
+    from the message time, second-precision UTC timestamps, LMA's field list; plus the
+    idempotent _id hekapy configs use."""
     enc = make_plugin(ESJsonEncoder, index="%{Type}-%{%Y.%m.%d}", es_index_from_timestamp=True,
                       timestamp="%Y-%m-%dT%H:%M:%S%z", id="%{UUID}",
                       fields=["DynamicFields", "Hostname", "Logger", "Payload", "Pid",

@@ -1,9 +1,9 @@
-"""The shipped LMA pair, conf/lma_log_collector.toml → conf/lma_metric_collector.toml, as
-LMA ran it (spec/lma.md §1.3): two `hekapy run` processes, the log_collector tailing
-OpenStack logs, deriving metrics and sending them in Heka's framed protobuf to the
-metric_collector, which writes them to a real InfluxDB. The metric_collector is
-restarted mid-stream: the log_collector's disk buffer keeps what it could not send,
-and every metric arrives.
+"""The shipped LMA pair, conf/lma_log_collector.toml → conf/lma_metric_collector.toml,
+as LMA ran it (docs/compatibility.md, "LMA collectors"): two `hekapy run` processes, the
+log_collector tailing OpenStack logs, deriving metrics and sending them in Heka's framed
+protobuf to the metric_collector, which writes them to a real InfluxDB. The
+metric_collector is restarted mid-stream: the log_collector's disk buffer keeps what it
+could not send, and every metric arrives.
 
 The configs are patched only for paths, ports and URLs, and for the two filters'
 ticker_interval (LMA's 10 s and 60 s become 1 s, so that the test sees many ticks)."""

@@ -1,4 +1,4 @@
-"""Message matcher tests (spec/heka.md §3 and checklist rows 8-13).
+"""Message matcher tests (docs/compatibility.md, "Message matcher").
 
 The MALFORMED / NEGATIVE / POSITIVE vectors are the expressions of Heka's own
 message/message_matcher_test.go, run against the same test message (getTestMessage plus
@@ -277,7 +277,7 @@ MORE_FALSE = [
     "Fields[missing] !~ /./",
     "Fields[missing] == FALSE",
     "Fields[missing][0][1] != NIL",
-    # type mismatches are false whatever the operator (checklist row 10)
+    # type mismatches are false whatever the operator
     "Fields[int] == '999'",
     "Fields[int] != '999'",
     "Fields[int] !~ /x/",
@@ -349,7 +349,7 @@ def test_syntax_error_messages(spec: str, column: int, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-# --- constant matchers (checklist row 13) ---------------------------------------------------
+# --- constant matchers ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", ["", " ", "\t \t", "\n", "\nTRUE", None])
 def test_empty_spec_matches_nothing(spec: str | None) -> None:
@@ -452,7 +452,7 @@ def test_field_names_with_odd_characters(spec: str, expected: bool) -> None:
     assert match(spec, msg) is expected
 
 
-# --- indexing (checklist rows 9, 11) ------------------------------------------------------
+# --- indexing ------------------------------------------------------------------------------
 
 INDEXED = Message(fields=[
     Field("a", ["a00", "a01"]),
@@ -488,7 +488,7 @@ def test_field_indexing(spec: str, expected: bool) -> None:
     assert match(spec, INDEXED) is expected
 
 
-# --- field types (checklist row 10) -------------------------------------------------------
+# --- field types ---------------------------------------------------------------------------
 
 TYPED = Message(fields=[
     Field("int", [5], INTEGER),

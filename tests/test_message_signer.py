@@ -1,9 +1,9 @@
-"""message_signer (spec/heka.md §2.4, §3.3): a message from a frame whose HMAC the
-HekaFramingSplitter verified carries its signer's name; a filter or output with
-`message_signer = "name"` receives only messages of exactly that signer, whatever its
-matcher says; unsigned messages (and messages whose header names a signer without an
-hmac) reach only routes without message_signer; the signer survives an output's disk
-buffer across a restart."""
+"""message_signer (docs/compatibility.md, "Heka stream framing"): a message from a frame
+whose HMAC the HekaFramingSplitter verified carries its signer's name; a filter or
+output with `message_signer = "name"` receives only messages of exactly that signer,
+whatever its matcher says; unsigned messages (and messages whose header names a signer
+without an hmac) reach only routes without message_signer; the signer survives an
+output's disk buffer across a restart."""
 
 from __future__ import annotations
 

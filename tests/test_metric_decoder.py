@@ -1,9 +1,10 @@
-"""MetricDecoder (LMA's metric.lua, spec/lma.md §2.11): bulk metric messages of the listed
-Loggers exploded into one metric per point, everything else passed through unchanged.
+"""MetricDecoder (LMA's metric.lua; docs/compatibility.md, "LMA metrics"): bulk metric
+messages of the listed Loggers exploded into one metric per point, everything else
+passed through unchanged.
 
-The vectors are written from the spec text; the HTTP response-time point and its
-InfluxDB line come from tests/data/lma/http_metrics_aggregator.json (LMA's vector
-files, provenance inside)."""
+The vectors are written from metric.lua's behaviour (docs/compatibility.md); the HTTP
+response-time point and its InfluxDB line come from
+tests/data/lma/http_metrics_aggregator.json (LMA's vector files, provenance inside)."""
 
 from __future__ import annotations
 

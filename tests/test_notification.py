@@ -1,5 +1,5 @@
 """NotificationDecoder (LMA's notification.lua) and ResourceCreationTimeFilter (LMA's
-resource_creation_time.lua), spec/lma.md §3."""
+resource_creation_time.lua); docs/compatibility.md, "LMA notifications"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every source package of the DESIGN.md layout is installed under `hekapy.`."""
+"""Every source package of the tree (docs/design.md, "Layout") is installed under
+`hekapy.`."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ hekapy tail, rotate-follow and decode logs without any OpenStack. The line gener
 are pure and seeded (`generate(service, rng, now)`), so the benchmark corpus can reuse
 them; the writer only appends whole lines and rotates files like logrotate's `create`.
 
-Formats (as in spec/lma.md §1.4, §2.1, §2.2 and the captures in shared/data/lab):
+Formats (docs/compatibility.md, "LMA decoders"; the captures in tests/data/lab):
 - oslo.log default/context format for nova-api, nova-compute, neutron server and the
   neutron LBaaS agent, including wsgi access lines and multi-line tracebacks;
 - Keystone's Apache WSGI access log; HAProxy httplog lines as received over syslog.

@@ -1,6 +1,6 @@
 """DiskBuffer: a durable FIFO of records for one output (`use_buffering`), so an
 outage of the server fills a bounded file on disk instead of memory, and survives a
-restart (spec/heka.md §8, spec/peers.md §3 items 6 and 10).
+restart (docs/design.md, "Disk buffer"; docs/compatibility.md, "Disk buffering").
 
 Layout, like Heka's: `<base_dir>/output_queue/<output>/` holds segment files
 `<n>.log` and `checkpoint.txt` ("<segment> <offset>": the first byte not yet

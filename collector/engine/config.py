@@ -1,4 +1,4 @@
-"""The TOML loader, with Heka's rules (spec/heka.md §4.1-4.3).
+"""The TOML loader, with Heka's rules (docs/compatibility.md, "Configuration").
 
 - A path is a file or a directory; a directory loads its `*.toml` files in alphabetical
   order and a later file's section replaces an earlier one of the same name.

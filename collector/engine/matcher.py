@@ -1,4 +1,5 @@
-"""Heka's message matcher, Go dialect (spec/heka.md §3; message/message_matcher_parser.y).
+"""Heka's message matcher, Go dialect (docs/compatibility.md, "Message matcher"; Heka's
+message/message_matcher_parser.y).
 
 `compile_matcher(spec)` parses a `message_matcher` once and returns a predicate
 `pred(msg) -> bool`. The router calls it for every message, so the expression is turned

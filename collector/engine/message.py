@@ -1,4 +1,4 @@
-"""The Heka message model (spec/heka.md §1).
+"""The Heka message model (docs/compatibility.md, "Message model").
 
 A `Message` has Heka's headers and an ordered list of `Field`s whose names may repeat.
 Every field holds an array of values of one `value_type`. The hot path builds millions
@@ -113,7 +113,8 @@ class Message:
     (rendered as 0 where Heka renders it).
 
     `signer` is not a header: it is the name of the HMAC signer whose signature the input
-    verified on the frame the message came in (spec/heka.md §2.4), "" for everything
+    verified on the frame the message came in (docs/compatibility.md, "Heka stream
+    framing"), "" for everything
     else. Routes with `message_signer` take only messages with exactly that signer."""
 
     __slots__ = ("_text_of", "_uuid", "_uuid_text", "env_version", "fields", "hostname",

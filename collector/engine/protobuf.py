@@ -1,4 +1,5 @@
-"""Heka's protobuf wire format and stream framing (spec/heka.md §1, §2).
+"""Heka's protobuf wire format and stream framing (docs/compatibility.md, "Heka stream
+framing").
 
 The schema of Heka's `message/message.proto` (proto2, package `message`) is built here as
 a `FileDescriptorProto` in Python, so no `protoc` and no generated module are needed; the
@@ -22,7 +23,7 @@ Decoding (`decode_message`) gives absent headers Heka's getter defaults ("" , Se
 Pid None, Timestamp 0, Uuid b""); "required" is not enforced, as in Heka. Strings that
 are not valid UTF-8 become U+FFFD replacements (the original bytes survive in `raw`).
 
-Byte-exact pass-through (spec §2.5): `decode_message` keeps the wire bytes in
+Byte-exact pass-through: `decode_message` keeps the wire bytes in
 `Message.raw`, and `encode_message` returns `raw` instead of re-marshalling. As
 collector/engine/message.py says, `raw` is "kept only while the message is unmodified": code
 that changes a message must set `msg.raw = None`. As a safety net, for messages built by
@@ -33,7 +34,7 @@ still re-marshalled; that check cannot see a Field whose values were changed in 
 not come from `decode_message` (an input's record bytes, a message restored from the
 disk queue) is never passed on: the message is marshalled afresh.
 
-Framing (spec §2.1): `0x1E`, header length H, `Header` protobuf, `0x1F`, body.
+Framing: `0x1E`, header length H, `Header` protobuf, `0x1F`, body.
 `frame()` writes a frame (optionally HMAC-signed), `split_frames()` parses a buffer into
 frames, resynchronising on garbage and checking sizes and HMACs, and `FrameReader` keeps
 the incomplete tail between reads.
@@ -333,10 +334,10 @@ def _key_bytes(key: str | bytes) -> bytes:
 
 def frame(encoded: bytes, signer: tuple[str, str, int] | None = None, *,
           hmac_hash: str | int = "md5", max_message_size: int = MAX_MESSAGE_SIZE) -> bytes:
-    """One Heka stream frame around `encoded` (spec §2.1).
+    """One Heka stream frame around `encoded`.
 
     `signer` = (name, hmac_key, key_version) signs the body with HMAC-`hmac_hash`
-    ("md5" or "sha1"), as heka-flood/heka-inject do (spec §2.4). Raises ValueError for a
+    ("md5" or "sha1"), as heka-flood/heka-inject do. Raises ValueError for a
     body over `max_message_size` ("Message too big") or a header over 255 bytes."""
     body = bytes(encoded)
     if len(body) > max_message_size:
@@ -374,7 +375,7 @@ class FrameStats:
 
 
 def authenticate(header: Any, body: bytes, signers: Mapping[str, str | bytes] | None) -> bool:
-    """Heka's check (spec §2.4): a frame without `hmac` is accepted (unsigned); a signed
+    """Heka's check: a frame without `hmac` is accepted (unsigned); a signed
     one needs its key under "<hmac_signer>_<hmac_key_version>" in `signers` and a
     matching digest (constant-time compare). Unlike Heka, a signer name without an hmac
     is not trusted: callers should treat only frames with an hmac as signed."""
@@ -396,7 +397,7 @@ def split_frames(buffer: bytes, *, max_message_size: int = MAX_MESSAGE_SIZE,
                  stats: FrameStats | None = None) -> tuple[list[tuple[Any, bytes]], int]:
     """The complete frames in `buffer` as (Header, body) pairs, and how many bytes of
     `buffer` they (and any garbage) consumed; the rest is an incomplete frame to be
-    completed by the next read (spec §2.3).
+    completed by the next read.
 
     Bytes before a 0x1E are skipped. A candidate frame whose header length is 0, whose
     unit separator is missing, whose header does not parse or lacks message_length, or

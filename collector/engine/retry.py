@@ -1,4 +1,5 @@
-"""Exponential backoff with jitter, as `[X.retries]` describes it (spec/heka.md §4.3)."""
+"""Exponential backoff with jitter, as `[X.retries]` describes it (docs/compatibility.md,
+"Configuration")."""
 
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ class Route:
     queue.
 
     `signer` ("" = none): the consumer takes only messages whose verified signer
-    (Message.signer) is exactly this name, whatever its matcher says (spec/heka.md
-    §2.4, §3.3). Routes without one pay nothing for it."""
+    (Message.signer) is exactly this name, whatever its matcher says (docs/compatibility.md,
+    "Heka stream framing"). Routes without one pay nothing for it."""
 
     __slots__ = ("always", "name", "predicate", "queue", "signer", "stats")
 

@@ -1,5 +1,5 @@
-"""Messages as msgpack records: the disk buffer's format (DESIGN.md: msgpack, not
-pickle: fast, safe to read back, language-neutral).
+"""Messages as msgpack records: the disk buffer's format (msgpack, not pickle: fast, safe
+to read back, language-neutral; docs/design.md, "Choices and why").
 
 A record is one msgpack array:
     [version, uuid (bin or nil), timestamp, type, logger, severity, payload, env_version,

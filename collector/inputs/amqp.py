@@ -1,5 +1,6 @@
-"""AMQPInput: consumes RabbitMQ queues (spec/heka.md §4.4), e.g. the OpenStack
-notifications that oslo.messaging publishes (spec/lma.md §3).
+"""AMQPInput: consumes RabbitMQ queues (docs/compatibility.md, "Inputs"), e.g. the
+OpenStack notifications that oslo.messaging publishes (docs/compatibility.md, "LMA
+notifications").
 
 Each AMQP message body goes through the splitter (NullSplitter: one record) and the
 decoder. Messages: Type `amqp`, Logger = this section's name, Hostname = hekapy's,

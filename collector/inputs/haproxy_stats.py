@@ -1,5 +1,5 @@
 """HaproxyStatsInput: HAProxy's `show info` and `show stat` turned into LMA's HAProxy
-metrics (collectd's haproxy.py as LMA deployed it, spec/lma.md §5.3), for the
+metrics (collectd's haproxy.py as LMA deployed it; docs/compatibility.md, "LMA metrics"), for the
 controllers' HAProxy and for every tenant load balancer the Neutron LBaaS agent runs.
 
 Every `ticker_interval` the `sockets` globs are expanded again, so a load balancer's

@@ -1,5 +1,5 @@
-"""HttpListenInput: an HTTP server whose request bodies become messages (spec/heka.md
-§4.4), e.g. collectd's write_http JSON for the CollectdDecoder, as LMA's
+"""HttpListenInput: an HTTP server whose request bodies become messages
+(docs/compatibility.md, "Inputs"), e.g. collectd's write_http JSON for the CollectdDecoder, as LMA's
 metric_collector listened on 127.0.0.1:8325.
 
 Each request body goes through the splitter (NullSplitter: the body is one record) and

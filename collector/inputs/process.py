@@ -1,5 +1,5 @@
 """ProcessInput: runs a command (or a pipe of commands) and reads its output
-(spec/heka.md §4.4)."""
+(docs/compatibility.md, "Inputs")."""
 
 from __future__ import annotations
 

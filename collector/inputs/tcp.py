@@ -1,4 +1,5 @@
-"""TcpInput: Heka's stream listener (spec/heka.md §2, §4.4). By default each connection
+"""TcpInput: Heka's stream listener (docs/compatibility.md, "Heka stream framing",
+"Inputs"). By default each connection
 carries Heka stream frames (HekaFramingSplitter) of protobuf messages (ProtobufDecoder),
 as a TcpOutput of hekad or hekapy sends them.
 

@@ -1,4 +1,4 @@
-"""UdpInput: datagrams → records → messages (spec/heka.md §4.4).
+"""UdpInput: datagrams → records → messages (docs/compatibility.md, "Inputs").
 
 Each datagram is read on its own: with the default NullSplitter one datagram is one
 record; with a HekaFramingSplitter (and a ProtobufDecoder) each datagram carries one

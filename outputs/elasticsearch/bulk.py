@@ -1,5 +1,6 @@
 """Reading a `_bulk` response: which items are stored, which to send again, which the
-server rejects for good (spec/peers.md §3 items 4 and 5).
+server rejects for good (docs/compatibility.md, "ElasticSearchOutput"; the item statuses:
+https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html).
 
 Elasticsearch answers 200 even when items failed; every item carries its own status.
 - 2xx: stored.

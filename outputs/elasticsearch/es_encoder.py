@@ -121,7 +121,7 @@ def _bytes_text(b: Any) -> str:
 
 
 def field_value(values: list, value_type: int, raw: bool = False) -> str:
-    """One dynamic field's JSON value (§6.3): a scalar, or an array for several."""
+    """One dynamic field's JSON value: a scalar, or an array for several."""
     if value_type == INTEGER:
         parts = [str(int(v)) for v in values]
     elif value_type == DOUBLE:
@@ -143,7 +143,7 @@ def field_value(values: list, value_type: int, raw: bool = False) -> str:
 
 
 class Interpolation:
-    """`%{…}` in index, type_name and id (§6.4), compiled once."""
+    """`%{…}` in index, type_name and id, compiled once."""
 
     _HEADERS: ClassVar[dict[str, Callable[[Message], str]]] = {
         "Type": lambda m: m.type,

@@ -1,4 +1,5 @@
-"""ESJsonEncoder: Heka's Elasticsearch bulk encoder, byte for byte (spec/heka.md §6), so
+"""ESJsonEncoder: Heka's Elasticsearch bulk encoder, byte for byte (docs/compatibility.md,
+"Elasticsearch encoders"), so
 the documents LMA's dashboards read do not change.
 
 Each message becomes two lines: the bulk action (`{"index":{"_index":…,"_type":…}}`)

@@ -11,13 +11,14 @@ max_in_flight (bulk requests at once, 4), compression ("none" | "gzip"), api_key
 retry_delay / retry_max_delay (backoff between attempts, "100ms" / "30s"),
 dead_letter_file (default <base_dir>/dead_letter/<name>.ndjson).
 
-Delivery (spec/peers.md §3): a request that gets no answer, a 429 or a 5xx is sent
-again, forever, with exponential backoff and jitter, moving to the next server. A 200
-is read item by item: 429/5xx items are sent again alone, a 409 on `create` counts as
-stored, other 4xx items go to the dead-letter file with the server's reason. A 413
-(request too large) or a whole-request 400 splits the request in halves until the
-culprit is alone. A batch is acknowledged to its inputs only when every one of its
-documents is stored or dead-lettered. Unlike Heka, nothing is dropped on a non-200.
+Delivery (docs/compatibility.md, "ElasticSearchOutput"): a request that gets no answer,
+a 429 or a 5xx is sent again, forever, with exponential backoff and jitter, moving to
+the next server. A 200 is read item by item: 429/5xx items are sent again alone, a 409
+on `create` counts as stored, other 4xx items go to the dead-letter file with the
+server's reason. A 413 (request too large) or a whole-request 400 splits the request in
+halves until the culprit is alone. A batch is acknowledged to its inputs only when every
+one of its documents is stored or dead-lettered. Unlike Heka, nothing is dropped on a
+non-200.
 
     [elasticsearch_output]
     type = "ElasticSearchOutput"

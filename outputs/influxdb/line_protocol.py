@@ -1,6 +1,6 @@
 """Heka metric messages → InfluxDB line protocol, exactly as LMA's influxdb.lua and
-influxdb_accumulator.lua wrote it (spec/lma.md §5.2, vectors in
-tests/data/lma/influxdb_encoder.json):
+influxdb_accumulator.lua wrote it (docs/compatibility.md, "InfluxDB line protocol"; vectors
+in tests/data/lma/influxdb_encoder.json):
 
     name,tag1=v1,tag2=v2 value=1.000000 1000000
 
@@ -10,7 +10,7 @@ tests/data/lma/influxdb_encoder.json):
   strings double-quoted with `"` and `\\` escaped; booleans as quoted strings;
 - the timestamp is floor(ns / unit) for the precision.
 
-A metric message (LMA's convention, spec/lma.md §2.11, §5.2): `Fields[name]`, and
+A metric message (LMA's convention, docs/compatibility.md, "LMA metrics"): `Fields[name]`, and
 `Fields[value]` or `Fields[value_fields]` naming the fields that hold the values;
 tags are the common tag fields present (deployment_id, environment_label, tenant_id,
 user_id by default) plus every field named in `Fields[tag_fields]`.

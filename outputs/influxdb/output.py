@@ -79,7 +79,7 @@ class InfluxdbOutput(BatchingOutput):
         "tag_fields": Option("strlist", list(DEFAULT_TAG_FIELDS),
                              doc="fields that become tags whenever present"),
     }
-    # LMA's settings (spec/lma.md §5.2).
+    # LMA's settings (docs/compatibility.md, "InfluxDB line protocol").
     defaults: ClassVar[dict[str, Any]] = {
         "use_buffering": True, "flush_count": 400, "flush_bytes": 1 << 20,
         "max_in_flight": 2, "http_timeout": 5000}

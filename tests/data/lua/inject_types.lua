@@ -1,5 +1,6 @@
 -- Written for hekapy's sandbox tests: each record's Payload names a case of
--- inject_message's typing rules (spec/heka.md §7.3); the script injects that case.
+-- inject_message's typing rules (docs/compatibility.md, "Lua sandbox"); the script
+-- injects that case.
 -- API errors are caught with pcall and returned as the failure reason, so one bad
 -- case does not terminate the sandbox.
 local cases = {}

@@ -6,7 +6,7 @@
 --
 -- Input Logger "<service>_<program>" (the Logstreamer differentiator), output:
 -- Type "log", Logger "openstack.<service>", the line's time, pid and severity,
--- Payload = the message part, and the fields of spec/lma.md §2.1.
+-- Payload = the message part, and the fields of docs/compatibility.md, "LMA decoders".
 local l = require "lpeg"
 l.locale(l)
 local patterns = require "oslo_patterns"
