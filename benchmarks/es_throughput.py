@@ -30,8 +30,9 @@ from hekapy.benchmarks.es_double import start_process
 from hekapy.collector.app.demo import generate
 from hekapy.collector.catalog import load_all
 from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import Message, new_record_message
-from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, register
 
 SERVICES = [("nova-api", "nova_nova-api"), ("nova-compute", "nova_nova-compute"),

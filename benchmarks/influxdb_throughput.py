@@ -24,8 +24,9 @@ from typing import Any
 import aiohttp
 
 from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import DOUBLE, STRING, Field, Message
-from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, register
 from hekapy.outputs.influxdb.line_protocol import message_points
 

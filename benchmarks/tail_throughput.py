@@ -23,7 +23,8 @@ from pathlib import Path
 
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
 from hekapy.collector.engine.config import load_config
-from hekapy.collector.engine.pipeline import OutputContext, Pipeline
+from hekapy.collector.engine.contexts import OutputContext
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Output, register
 
 

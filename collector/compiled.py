@@ -38,6 +38,8 @@ HOT_MODULES = (
     "hekapy.collector.engine.buffering",
     "hekapy.collector.engine.router",
     "hekapy.collector.engine.pipeline",
+    "hekapy.collector.engine.contexts",
+    "hekapy.collector.engine.hold_window",
     "hekapy.collector.inputs.logstreamer.logstreamer_input",
     "hekapy.collector.inputs.logstreamer.reader",
     "hekapy.collector.engine.wallclock",

@@ -8,7 +8,7 @@ timestamp that carries its own offset keeps it (LMA re-zoned it, which was a bug
 
 A decoder that holds messages back (a traceback waiting for its last line) implements
 `Decoder.flush`; the input runner acknowledges the records it holds only once the held
-message has been delivered (collector/engine/pipeline.py).
+message has been delivered (collector/engine/hold_window.py).
 """
 
 from __future__ import annotations

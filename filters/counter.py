@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import FilterContext
 from hekapy.collector.engine.plugin import Filter, register
 
 OUTPUT_TYPE = "heka.counter-output"

@@ -23,8 +23,8 @@ import re
 import time
 from typing import Any, ClassVar
 
+from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import FilterContext
 from hekapy.collector.engine.plugin import Filter, Option, OptionError, register
 from hekapy.filters.metrics import metric_message
 

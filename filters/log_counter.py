@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import FilterContext
 from hekapy.collector.engine.plugin import Filter, OptionError, register
 from hekapy.collector.engine.severity import LABEL_BY_SEVERITY
 from hekapy.filters.metrics import metric_message

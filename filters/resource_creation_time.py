@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 
 import orjson
 
+from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.datetimes import parse_timestamp_ns
 from hekapy.collector.engine.message import STRING, Field, Message
-from hekapy.collector.engine.pipeline import FilterContext
 from hekapy.collector.engine.plugin import Filter, register
 from hekapy.filters.metrics import metric_message
 

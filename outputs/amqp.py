@@ -41,8 +41,8 @@ from typing import Any, ClassVar
 import aio_pika
 from aio_pika.exceptions import DeliveryError
 
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.framing import default_use_framing, frame_record
-from hekapy.collector.engine.pipeline import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, Output, register
 from hekapy.collector.engine.redact import redact_url
 from hekapy.collector.engine.retry import Backoff

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, Output
 from hekapy.collector.engine.queue import Batch
 from hekapy.collector.engine.retry import Backoff

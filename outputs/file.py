@@ -8,8 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import BinaryIO
 
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.framing import default_use_framing, frame_record
-from hekapy.collector.engine.pipeline import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, Output, register
 
 _ROTATION_HOURS = (0, 1, 4, 12, 24)

@@ -54,8 +54,8 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.framing import frame_record
-from hekapy.collector.engine.pipeline import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, register
 from hekapy.collector.engine.queue import Batch
 from hekapy.collector.net.tls import client_ssl_context, tls_settings

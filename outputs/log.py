@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.plugin import OptionError, Output, register
 
 

@@ -64,8 +64,8 @@ import termios
 from collections import deque
 from typing import Any, ClassVar
 
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.framing import check_output_signer, default_use_framing
-from hekapy.collector.engine.pipeline import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, Output, register
 from hekapy.collector.engine.protobuf import frame
 from hekapy.collector.engine.queue import Batch

@@ -29,8 +29,8 @@ import logging
 import socket
 from typing import Any, ClassVar
 
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.framing import check_output_signer
-from hekapy.collector.engine.pipeline import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, Output, register
 from hekapy.collector.engine.protobuf import frame
 from hekapy.collector.engine.retry import Backoff

@@ -13,8 +13,8 @@ import pytest
 
 from hekapy.collector.compiled import HOT_MODULES, source_path
 from hekapy.collector.engine.config import Config, load_config
+from hekapy.collector.engine.contexts import FilterContext, InputContext, OutputContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import FilterContext, InputContext, OutputContext
 from hekapy.collector.engine.plugin import Filter, Input, Option, Output, Plugin, register
 
 

@@ -3,7 +3,8 @@ message they belong to is delivered; holds never stall an input; deployment tags
 
 from __future__ import annotations
 
-from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.contexts import InputContext
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, register
 from tests.conftest import CollectOutput, config_from, settle, until
 

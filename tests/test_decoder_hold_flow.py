@@ -16,8 +16,9 @@ import pytest
 
 from hekapy.collector.app.status import Snapshot, render_metrics
 from hekapy.collector.engine.acks import AckTracker
+from hekapy.collector.engine.contexts import InputContext, OutputContext
 from hekapy.collector.engine.message import new_record_message
-from hekapy.collector.engine.pipeline import InputContext, OutputContext, Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, Option, Output, register
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
 from tests.conftest import CollectOutput, config_from, make_plugin, settle, until
@@ -126,7 +127,8 @@ class FeedInput(Input):
             i += 1
             await ctx.deliver_records([x.encode() for x in lines], i, logger=stream)
             self.delivered = i
-            self.deferred_max = max(self.deferred_max, len(getattr(ctx, "_deferred", ())))
+            waiting = ctx.hold.waiting_positions if ctx.hold is not None else 0
+            self.deferred_max = max(self.deferred_max, waiting)
             if FeedInput.between is not None:
                 await FeedInput.between(i)
 
@@ -441,7 +443,7 @@ async def test_steady_flow_keeps_one_position_waiting(tmp_path):
 
     async def between(i: int) -> None:
         await until(lambda: ctx.tracker.in_flight == 0, "acknowledgements")
-        in_flight.append(len(ctx._deferred))
+        in_flight.append(ctx.hold.waiting_positions)
 
     FeedInput.between = between
     await p.start()

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, Option, register
 from hekapy.outputs.influxdb.line_protocol import encode_point, message_points
 from tests.conftest import config_from, until

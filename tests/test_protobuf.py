@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from hekapy.collector.catalog import load_all
 from hekapy.collector.engine.config import load_config
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.framing import default_use_framing, frame_record
 from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import DecodeError, Input, Option, register
 from hekapy.collector.engine.protobuf import (
     MAX_MESSAGE_SIZE,

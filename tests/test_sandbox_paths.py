@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from hekapy.collector.engine.config import load_config
-from hekapy.collector.engine.pipeline import InputContext, Pipeline
+from hekapy.collector.engine.contexts import InputContext
+from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, register
 from tests.conftest import CollectOutput, config_from, until, write_config
 

@@ -62,9 +62,10 @@ from hekapy.collector.app.replay_worker import (
 )
 from hekapy.collector.engine.config import Config, ConfigError
 from hekapy.collector.engine.config import _build_spec as build_spec
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.message_clock import MessageClock
-from hekapy.collector.engine.pipeline import InputContext, Pipeline, build_plugin
+from hekapy.collector.engine.pipeline import Pipeline, build_plugin
 from hekapy.collector.engine.plugin import Input, register
 from hekapy.collector.engine.serialize import unpack_batch
 from hekapy.collector.inputs.logstreamer.discovery import Discovery

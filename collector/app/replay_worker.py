@@ -25,13 +25,9 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from hekapy.collector.engine.config import Config, load_config
+from hekapy.collector.engine.contexts import add_tags, deployment_tag_fields, max_record_size
 from hekapy.collector.engine.message import Message, new_record_message
-from hekapy.collector.engine.pipeline import (
-    add_tags,
-    build_plugin,
-    deployment_tag_fields,
-    max_record_size,
-)
+from hekapy.collector.engine.pipeline import build_plugin
 from hekapy.collector.engine.plugin import DecodeError, Decoder, Splitter
 from hekapy.collector.engine.serialize import pack_batch
 from hekapy.collector.inputs.logstreamer.logstreamer_input import identity_key, record_offsets

@@ -14,7 +14,7 @@ learns every stream's safe position, not only the last one's.
 A ticket may carry the positions of `earlier` batches besides its own: a multi-line
 decoder held some of their records back, and they travel in this batch or were
 delivered before it, so those positions are safe only once the watermark passes this
-ticket (see InputContext in collector/engine/pipeline.py). They are reported just before the
+ticket (see collector/engine/hold_window.py). They are reported just before the
 ticket's own position, in the order they were given.
 
 The tracker also bounds how much an input may have in flight, by batches (Heka's

@@ -22,7 +22,8 @@ from hekapy.collector.engine.queue import Batch, BatchQueue
 from hekapy.collector.engine.serialize import pack_messages, unpack_message
 
 if TYPE_CHECKING:
-    from hekapy.collector.engine.pipeline import OutputContext, Pipeline
+    from hekapy.collector.engine.contexts import OutputContext
+    from hekapy.collector.engine.pipeline import Pipeline
 
 _READ_RECORDS = 1000
 _READ_BYTES = 4 << 20

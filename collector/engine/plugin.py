@@ -17,8 +17,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from hekapy.collector.engine.contexts import FilterContext, InputContext, OutputContext
     from hekapy.collector.engine.message import Message
-    from hekapy.collector.engine.pipeline import InputContext, OutputContext, PluginContext
 
 CATEGORIES = ("Input", "Splitter", "Decoder", "Filter", "Encoder", "Output")
 
@@ -395,16 +395,16 @@ class Input(Plugin):
 class Filter(Plugin):
     """Consumes matched messages, may inject new ones with `ctx.inject`."""
 
-    def init(self, ctx: PluginContext) -> None:
+    def init(self, ctx: FilterContext) -> None:
         """Called once before the first message (restore state, read files)."""
 
-    def process(self, messages: list[Message], ctx: PluginContext) -> None:
+    def process(self, messages: list[Message], ctx: FilterContext) -> None:
         raise NotImplementedError
 
-    def timer_event(self, now_ns: int, ctx: PluginContext) -> None:
+    def timer_event(self, now_ns: int, ctx: FilterContext) -> None:
         """Every `ticker_interval` seconds."""
 
-    def shutdown(self, ctx: PluginContext) -> None:
+    def shutdown(self, ctx: FilterContext) -> None:
         """After the last message, before the pipeline stops."""
 
 

@@ -50,8 +50,8 @@ from typing import Any, ClassVar
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 from hekapy.collector.engine.redact import redact_url
 from hekapy.collector.engine.retry import Backoff

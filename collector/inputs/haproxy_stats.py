@@ -42,8 +42,8 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
-from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 
 LMA_IGNORE = ["Stats", "stats", "lma", "nova-api-1"]

@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import STRING, Field, Message
-from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 from hekapy.collector.net.tls import server_ssl_context, tls_settings
 

@@ -9,8 +9,8 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import INTEGER, STRING, Field, Message
-from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 
 READ_SIZE = 1 << 16

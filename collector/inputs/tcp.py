@@ -50,8 +50,8 @@ import os
 import stat
 from typing import Any, ClassVar
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.framing import check_signers
-from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 from hekapy.collector.net.tcp import (
     NET_ERRORS,

@@ -36,9 +36,9 @@ import stat
 from collections import deque
 from typing import Any, ClassVar
 
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.framing import check_signers
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, Splitter, register
 from hekapy.collector.net.tcp import (
     SplitterLosses,

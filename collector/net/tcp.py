@@ -11,7 +11,7 @@ import os
 import socket
 import ssl
 
-from hekapy.collector.engine.pipeline import InputContext
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.plugin import OptionError, Splitter
 
 READ_SIZE = 256 << 10

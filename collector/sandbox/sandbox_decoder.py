@@ -73,7 +73,7 @@ from hekapy.collector.sandbox.api import DECODER
 from hekapy.collector.sandbox.runner import script_path, share_dir
 
 if TYPE_CHECKING:
-    from hekapy.collector.engine.pipeline import InputContext
+    from hekapy.collector.engine.contexts import InputContext
 
 # LMA's decoder scripts → native decoder types.
 NATIVE_DECODERS: dict[str, str] = {

@@ -36,8 +36,8 @@ import logging
 from types import SimpleNamespace
 from typing import ClassVar
 
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import OutputContext
 from hekapy.collector.engine.plugin import Encoder, Option, register
 from hekapy.collector.engine.protobuf import encode_message
 from hekapy.collector.sandbox import (

@@ -36,8 +36,8 @@ import time
 from types import SimpleNamespace
 from typing import ClassVar
 
+from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.pipeline import FilterContext
 from hekapy.collector.engine.plugin import Filter, Option, register
 from hekapy.collector.sandbox import (
     HEKAD_SETTINGS,

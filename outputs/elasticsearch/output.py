@@ -37,7 +37,7 @@ import os
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, register
 from hekapy.collector.engine.redact import redact_url
 from hekapy.collector.engine.retry import Backoff

@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from hekapy.collector.engine.pipeline import OutputContext
+from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.plugin import Option, OptionError, register
 from hekapy.collector.engine.queue import Batch
 from hekapy.collector.engine.redact import redact_url
