@@ -209,3 +209,47 @@ def test_cat_prints_a_heka_stream(tmp_path):
     r = subprocess.run([*HEKAPY, "cat", "--match", "Severity ==", str(path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--match" in r.stderr
+
+
+def test_cat_of_a_file_that_is_not_a_heka_stream_says_so(tmp_path):
+    path = tmp_path / "nova-api.log"
+    path.write_text("2026-12-07 10:00:00.000 12 INFO nova.api [-] not a Heka frame\n")
+    r = subprocess.run([*HEKAPY, "cat", str(path)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f"{path} is not a Heka stream: no Heka frame in its 62 byte(s)" in r.stderr
+    empty = tmp_path / "empty.heka"
+    empty.touch()
+    r = subprocess.run([*HEKAPY, "cat", str(empty)], capture_output=True, text=True)
+    assert r.returncode == 0 and "0 message(s) shown" in r.stderr
+
+
+def test_heka_spelling_of_the_config_flag(tmp_path):
+    """hekad's `-config=FILE` (Go flag syntax) works as `--config FILE`, and alone it
+    runs the collector as hekad did."""
+    conf = tmp_path / "hekad.toml"
+    conf.write_text('[hekad]\nbase_dir = "%s"\nstatus_address = ""\n'
+                    '[LogOutput]\nmessage_matcher = "FALSE"\nencoder = "PayloadEncoder"\n'
+                    '[PayloadEncoder]\n' % (tmp_path / "state"))
+    for args in (["check", f"-config={conf}"], ["check", "-config", str(conf)]):
+        r = subprocess.run([*HEKAPY, *args], capture_output=True, text=True)
+        assert r.returncode == 0, (args, r.stderr)
+    from hekapy.collector.app.cli import heka_spelling
+    assert heka_spelling([f"-config={conf}"]) == ["run", f"--config={conf}"]
+    assert heka_spelling(["-config", "x.toml"]) == ["run", "--config", "x.toml"]
+    assert heka_spelling(["replay", "-config=x.toml", "a"]) == ["replay", "--config=x.toml",
+                                                                  "a"]
+
+
+def test_demo_has_its_own_help():
+    r = subprocess.run([*HEKAPY, "demo", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for option in ("--dir", "--rate", "--seed", "--duration", "--rotate-bytes"):
+        assert option in r.stdout
+
+
+def test_demo_writes_openstack_logs(tmp_path):
+    r = subprocess.run([*HEKAPY, "demo", "--dir", str(tmp_path), "--duration", "0.5",
+                        "--rate", "200"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "nova" / "nova-api.log").stat().st_size > 0
+    assert r.stdout.startswith("wrote ")

@@ -79,3 +79,28 @@ def test_env_file_errors_name_the_line_never_its_text(tmp_path, line):
     with pytest.raises(ValueError) as e:
         read_env_file(env)
     assert str(e.value) == f"{env}, line 2: expected KEY=VALUE"
+
+
+def test_check_reads_an_env_file_and_never_prints_its_secrets(tmp_path):
+    import os
+    import subprocess
+    import sys
+    hekapy = [str(Path(sys.executable).parent / "hekapy")]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HEKAPY_TEST_DATA", "HEKAPY_TEST_ES_URL")}
+    config = write(tmp_path, CONFIG)
+    r = subprocess.run([*hekapy, "check", "-c", str(config)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 2 and "HEKAPY_TEST_ES_URL is not set" in r.stderr
+    env_file = tmp_path / "hekapy.env"
+    env_file.write_text(f"HEKAPY_TEST_DATA={tmp_path}\n"
+                        "HEKAPY_TEST_ES_URL=\"http://admin:s3cr3t@127.0.0.1:9200\"\n")
+    r = subprocess.run([*hekapy, "check", "-c", str(config), "--env-file", str(env_file)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "s3cr3t" not in r.stdout + r.stderr
+    env_file.write_text("HEKAPY_TEST_DATA\nPASSWORD=s3cr3t\n")
+    r = subprocess.run([*hekapy, "check", "--env-file", str(env_file), "-c", str(config)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and f"{env_file}, line 1: expected KEY=VALUE" in r.stderr
+    assert "s3cr3t" not in r.stdout + r.stderr

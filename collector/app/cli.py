@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from hekapy.collector import __version__, catalog, compiled
-from hekapy.collector.engine.config import Config, load_config
+from hekapy.collector.engine.config import Config, load_config, read_env_file
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
@@ -57,8 +57,8 @@ def _reloaded(path: str, running: Config) -> Config | None:
     for w in new.warnings:
         log.warning("reload: %s", w)
     if new.errors:
-        for e in new.errors:
-            log.error("reload refused: %s", e)
+        for error in new.errors:
+            log.error("reload refused: %s", error)
         log.error("reload refused: %d error(s) in %s; still running the previous "
                   "configuration", len(new.errors), path)
         return None
@@ -191,13 +191,52 @@ def run_config(config: Config, extra_tasks: tuple = (), path: str | None = None)
         loop.close()
 
 
+def _apply_env_file(_ctx: click.Context, _param: click.Parameter, path: str | None) -> None:
+    """--env-file: the file's variables, for the configuration's %ENV[NAME], as systemd's
+    EnvironmentFile= would set them (its values win over the inherited environment)."""
+    if not path:
+        return
+    try:
+        os.environ.update(read_env_file(path))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="--env-file") from None
+
+
+def env_file_option(command: Any) -> Any:
+    """The --env-file option, read before the command loads its configuration."""
+    return click.option("--env-file", type=click.Path(exists=True, dir_okay=False),
+                        is_eager=True, expose_value=False, callback=_apply_env_file,
+                        help="KEY=VALUE lines (systemd EnvironmentFile syntax) for the "
+                             "configuration's %ENV[NAME]")(command)
+
+
 def _print_version(ctx: click.Context) -> None:
     # Importing the hot modules tells whether they are the compiled ones.
     click.echo(f"hekapy {__version__} (hot path: {compiled.summary()})")
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def heka_spelling(args: list[str]) -> list[str]:
+    """hekad's own command line, `hekad -config=FILE` (Go's flag syntax: one dash, `=` or
+    a space), as `run --config FILE`; `-config` after a command is its `--config`.
+    Click would otherwise read `-config=FILE` as `-c onfig=FILE`."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "-config" or arg.startswith("-config="):
+            if i == 0:
+                out.append("run")
+            out.append("--config" + arg[len("-config"):])
+        else:
+            out.append(arg)
+    return out
+
+
+class HekapyCommands(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, heka_spelling(args))
+
+
+@click.group(cls=HekapyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
               help="Show the version and whether the hot path runs compiled, and exit.")
@@ -206,6 +245,7 @@ def main() -> None:
 
 
 @main.command()
+@env_file_option
 @click.option("-c", "--config", "path", required=True, type=click.Path(),
               help="TOML file or directory of *.toml files")
 def run(path: str) -> None:
@@ -243,6 +283,7 @@ def describe_graph(config: Config) -> list[str]:
 
 
 @main.command()
+@env_file_option
 @click.option("-c", "--config", "path", type=click.Path(),
               help="TOML file or directory of *.toml files")
 @click.option("--sample", "sample", metavar="TYPE",
@@ -267,6 +308,7 @@ def check(path: str | None, sample: str | None) -> None:
 
 
 @main.command()
+@env_file_option
 @click.option("--data-dir", default="data/quickstart", show_default=True,
               type=click.Path(file_okay=False),
               help="where demo logs, journals and decoded documents go")
@@ -291,17 +333,27 @@ def quickstart(data_dir: str, rate: float, path: str | None) -> None:
     sys.exit(run_config(config, (writer.run(stop_writer),)))
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def demo(args: tuple[str, ...]) -> None:
-    """Write realistic OpenStack demo logs into a directory (see --help)."""
-    from hekapy.collector.app.demo import main as demo_main
-    sys.exit(demo_main(list(args)) or 0)
+@main.command()
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
+              help="directory to write the logs into (nova/, neutron/, keystone/, haproxy.log)")
+@click.option("--rate", default=20.0, show_default=True, help="events per second")
+@click.option("--seed", default=1, show_default=True, help="the same seed, the same lines")
+@click.option("--duration", default=0.0, show_default=True,
+              help="seconds to write for; 0 = until Ctrl-C")
+@click.option("--rotate-bytes", default=1 << 20, show_default=True,
+              help="rotate a file (as logrotate's create) once it is this large")
+def demo(directory: str, rate: float, seed: int, duration: float, rotate_bytes: int) -> None:
+    """Write realistic OpenStack demo logs (Nova, Neutron with the LBaaS agent, Keystone,
+    HAProxy) into a directory, rotating them, for trying hekapy without OpenStack."""
+    from hekapy.collector.app.demo import write_demo_logs
+    lines = write_demo_logs(directory, rate, seed, duration, rotate_bytes)
+    click.echo(f"wrote {lines} lines under {directory}")
 
 
 
 
 @main.command()
+@env_file_option
 @click.option("-c", "--config", "path", required=True, type=click.Path(exists=True),
               help="the daemon's config: its decoders, filters and outputs")
 @click.option("--since", help="keep messages from this time on (ISO 8601, UTC by default)")
@@ -378,7 +430,8 @@ def cat(fmt: str, match: str, head: int, path: str) -> None:
     assert encoder_class is not None
     encoder: Any = encoder_class("cat", SimpleNamespace(append_newlines=True))
     reader = FrameReader()
-    shown = bad = 0
+    shown = bad = frames = size = 0
+    failed = False
     f, raw = open_archive(path)
     out = sys.stdout.buffer
     try:
@@ -387,10 +440,13 @@ def cat(fmt: str, match: str, head: int, path: str) -> None:
                 chunk = f.read(1 << 20)
             except READ_ERRORS as e:
                 click.echo(f"error: {path}: {type(e).__name__}: {e}", err=True)
+                failed = True
                 break
             if not chunk:
                 break
+            size += len(chunk)
             for _header, body in reader.feed(chunk):
+                frames += 1
                 try:
                     msg = decode_message(body)
                 except WireError:
@@ -405,13 +461,21 @@ def cat(fmt: str, match: str, head: int, path: str) -> None:
         raw.close()
         out.flush()
     skipped = reader.stats.skipped_bytes
+    if size and not frames:
+        click.echo(f"error: {path} is not a Heka stream: no Heka frame in its {size} "
+                   "byte(s) (a Heka stream is what FileOutput or TcpOutput write with "
+                   "use_framing = true)", err=True)
+        sys.exit(EXIT_FAILED)
     if bad or skipped:
         click.echo(f"{bad} undecodable message(s), {skipped} byte(s) of garbage skipped",
                    err=True)
     click.echo(f"{shown} message(s) shown", err=True)
+    if failed:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()
+@env_file_option
 @click.option("-c", "--config", "path", required=True, type=click.Path(),
               help="the running collector's config (its [hekad] status_* keys)")
 @click.option("--match", "match", default="TRUE", show_default=True,
@@ -443,6 +507,7 @@ def tap(path: str, match: str, plugin: str, fmt: str, head: int, buffer: int) ->
 
 
 @main.command()
+@env_file_option
 @click.option("-c", "--config", "path", required=True, type=click.Path(),
               help="the running collector's config (its [hekad] status_* keys)")
 @click.option("--once", is_flag=True, help="print one snapshot (rates over one interval)")
@@ -463,6 +528,7 @@ def top(path: str, once: bool, interval: float) -> None:
 
 
 @main.command("es-setup")
+@env_file_option
 @click.option("-c", "--config", "path", type=click.Path(),
               help="take server, credentials and TLS from this config's "
                    "ElasticSearchOutput")
@@ -491,6 +557,7 @@ def es_setup(path: str | None, output_name: str | None, servers: tuple[str, ...]
 
 
 @main.command("influxdb-setup")
+@env_file_option
 @click.option("-c", "--config", "path", type=click.Path(),
               help="take URL, database, retention policy, credentials and TLS from this "
                    "config's InfluxdbOutput")

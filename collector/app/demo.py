@@ -13,10 +13,10 @@ Formats (docs/compatibility.md, "LMA decoders"; the captures in tests/data/lab):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -243,30 +243,20 @@ class DemoLogWriter:
                 pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hekapy demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dir", required=True, help="directory to write the logs into")
-    ap.add_argument("--rate", type=float, default=20.0, help="events per second")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--duration", type=float, default=0, help="seconds; 0 = until Ctrl-C")
-    ap.add_argument("--rotate-bytes", type=int, default=1 << 20)
-    args = ap.parse_args(argv)
-    writer = DemoLogWriter(args.dir, args.rate, args.seed, args.rotate_bytes)
+def write_demo_logs(directory: str, rate: float = 20.0, seed: int = 1,
+                    duration: float = 0.0, rotate_bytes: int = 1 << 20) -> int:
+    """`hekapy demo`: write demo logs until `duration` seconds passed (0: until SIGINT
+    or SIGTERM); returns the number of lines written."""
+    writer = DemoLogWriter(directory, rate, seed, rotate_bytes)
 
     async def go() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        if args.duration:
-            loop.call_later(args.duration, stop.set)
-        import signal
+        if duration:
+            loop.call_later(duration, stop.set)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await writer.run(stop)
 
     asyncio.run(go())
-    print(f"wrote {writer.lines_written} lines under {args.dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return writer.lines_written

@@ -1,6 +1,6 @@
 """`hekapy top`: per-plugin rates, queue depths, buffers and errors of a running
 collector, from two /stats snapshots at a time (rich Live on a terminal, plain tables
-otherwise).
+otherwise). On a terminal, q quits.
 
 `hekapy top -c CONFIG [--once] [--interval S]`.
 """
@@ -8,7 +8,12 @@ otherwise).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
+import termios
+import tty
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import aiohttp
@@ -99,7 +104,32 @@ def _rich_view(prev: dict | None, cur: dict) -> Any:
     for r in top_rows(prev, cur):
         style = "red" if r[-1] == "gave up" else "yellow" if r[-1] == "retrying" else None
         t.add_row(*r, style=style)
-    return Group(Text(top_header(prev, cur)), t)
+    return Group(Text(top_header(prev, cur)), t, Text("q quits", style="dim"))
+
+
+@contextlib.contextmanager
+def quit_key(stdin: TextIO) -> Iterator[asyncio.Event]:
+    """An event set when `q` (or Q) is typed on the terminal: the terminal is in cbreak
+    mode meanwhile (keys arrive at once, unechoed) and restored after."""
+    quit_typed = asyncio.Event()
+    if not stdin.isatty():
+        yield quit_typed
+        return
+    fd = stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    loop = asyncio.get_running_loop()
+
+    def typed() -> None:
+        if os.read(fd, 32).lower().find(b"q") != -1:
+            quit_typed.set()
+
+    tty.setcbreak(fd)
+    loop.add_reader(fd, typed)
+    try:
+        yield quit_typed
+    finally:
+        loop.remove_reader(fd)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 async def run_top(config: Config, once: bool, interval: float,
@@ -127,9 +157,13 @@ async def run_top(config: Config, once: bool, interval: float,
                 prev, cur = cur, await fetch_stats(s, base)
         from rich.console import Console
         from rich.live import Live
-        with Live(_rich_view(prev, cur), console=Console(file=out), auto_refresh=False,
-                  screen=False) as live:
+        with quit_key(sys.stdin) as quit_typed, Live(
+                _rich_view(prev, cur), console=Console(file=out), auto_refresh=False,
+                screen=False) as live:
             while True:
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(quit_typed.wait(), interval)
+                if quit_typed.is_set():
+                    return 0
                 prev, cur = cur, await fetch_stats(s, base)
                 live.update(_rich_view(prev, cur), refresh=True)
