@@ -1,4 +1,5 @@
-"""Finding log files and ordering them into streams (spec/heka.md §5.1).
+"""Finding log files and ordering them into streams, by Heka's rules:
+https://hekad.readthedocs.io/en/v0.10.0/config/inputs/logstreamer.html
 
 - The path regex is `^` + quoted(realpath(log_directory) + "/") + file_match (+ `$`),
   with RE2 semantics; the directory is walked recursively (symlinked directories are not

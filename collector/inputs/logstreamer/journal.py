@@ -1,4 +1,5 @@
-"""The position journal, in Heka's format (spec/heka.md §5.2).
+"""The position journal, in Heka's format (its `logstreamer` package:
+https://github.com/mozilla-services/heka/tree/v0.10.0/logstreamer).
 
 One file per stream, `<journal_directory>/<stream name>`, holding one JSON object with
 its keys in Heka's order:

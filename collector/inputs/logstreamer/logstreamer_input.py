@@ -1,5 +1,6 @@
-"""LogstreamerInput: Heka's log tailer (spec/heka.md §4.4, §5), with end-to-end
-acknowledgements and deterministic Uuids.
+"""LogstreamerInput: Heka's log tailer, with end-to-end acknowledgements and
+deterministic Uuids. Heka's documentation of it:
+https://hekad.readthedocs.io/en/v0.10.0/config/inputs/logstreamer.html
 
 The plugin owns the loop: it schedules streams (woken by inotify or by the poll), reads
 big chunks through each stream's reader, splits them in bulk, turns the records into
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import heapq
 import logging
@@ -19,9 +21,9 @@ import time
 from collections import deque
 from itertools import accumulate
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
-from hekapy.collector.engine.pipeline import InputContext
+from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 from hekapy.collector.engine.regex import compile_regex
 from hekapy.collector.inputs.logstreamer.discovery import (
@@ -119,13 +121,19 @@ def _tiles(records: list[bytes], hist: bytes, data: bytes, chunk_start: int,
     return _span(hist, data, chunk_start, end - len(last), end) == last
 
 
-class _Pos(tuple):
-    """A delivered position, (stream, file, offset, hash), with `n`, the number of its
-    delivery among the input's: acknowledgements come in delivery order, so once one is
-    acknowledged, every position with a smaller `n` is too (whether or not it was
-    reported itself)."""
+class StreamPosition(NamedTuple):
+    """Where a stream's reading stands in one of its files: what the input hands the
+    pipeline with each batch and gets back once the batch is acknowledged. A tuple, as
+    one is made per delivered batch."""
 
-    n: int
+    stream: str
+    file: OpenFile
+    offset: int  # logical: decompressed bytes for a .gz file
+    last_hash: str  # Heka's hash of the 500 bytes before `offset`
+    # The number of its delivery among the input's (0: where reading began, never
+    # delivered). Acknowledgements come in delivery order: once one is acknowledged,
+    # every position with a smaller `n` is too, whether or not it was reported itself.
+    n: int = 0
 
 
 class _Tail:
@@ -137,15 +145,15 @@ class _Tail:
     __slots__ = ("acked", "closed", "delivered", "file", "former", "history", "id_final",
                  "id_key", "id_set", "last_data", "oversized", "splitter", "start")
 
-    def __init__(self, f: OpenFile, splitter: Any, start: tuple) -> None:
+    def __init__(self, f: OpenFile, splitter: Any, start: StreamPosition) -> None:
         self.file = f
         self.splitter = splitter
         # The last (held + 500) bytes read: hash windows and the held record's bytes.
         self.history = f.window
         self.last_data = time.monotonic()
         self.start = start  # where reading began: its journal position until an ack
-        self.delivered: _Pos | None = None
-        self.acked: tuple | None = None
+        self.delivered: StreamPosition | None = None
+        self.acked: StreamPosition | None = None
         self.closed = False
         # Files it read before the reader moved it into a copy with the same bytes
         # (copytruncate); their batches may still be in flight.
@@ -170,7 +178,7 @@ class _Tail:
         return self.delivered is None or self.delivered.n <= acked_n
 
     @property
-    def position(self) -> tuple:
+    def position(self) -> StreamPosition:
         """Where a restart resumes this file: after its last acknowledged batch."""
         return self.acked or self.start
 
@@ -188,7 +196,7 @@ class _Stream:
         # Oldest first, the current one last: every file whose position may still be
         # the stream's journal position (lingering, or with batches in flight).
         self.tails: list[_Tail] = []
-        self.acked_n = 0  # the _Pos.n of its last acknowledged delivery
+        self.acked_n = 0  # the StreamPosition.n of its last acknowledged delivery
         self.queued = False
         self.error_at = 0.0
         self.timer_at = 0.0  # when a pending timer will wake it (0: none)
@@ -316,8 +324,8 @@ class LogstreamerInput(Input):
             raise OptionError("must be greater than 0", key="rescan_interval")
         # Acknowledged positions outlive a restart of run() (and are journaled by close):
         # per stream, Heka's position and those of the lingering files before it.
-        self._acked: dict[str, tuple] = {}
-        self._acked_lingering: dict[str, list[tuple]] = {}
+        self._acked: dict[str, StreamPosition] = {}
+        self._acked_lingering: dict[str, list[StreamPosition]] = {}
         self._dirty: set[str] = set()
         self._unjournaled = 0  # bytes acknowledged since the last journal write
         self._journal_now = asyncio.Event()
@@ -335,7 +343,7 @@ class LogstreamerInput(Input):
         self._scan_seconds = 0.0
         self._rescan_wanted = False
         self._ctx: InputContext | None = None
-        self._delivery_n = 0  # numbers every delivered position (never reset: see _Pos)
+        self._delivery_n = 0  # numbers every delivered position (never reset: see n)
         self.discovery = Discovery(cfg.log_directory, cfg.file_match, cfg.priority,
                                    cfg.differentiator, cfg.translation, cfg.oldest_duration,
                                    default_name=name)
@@ -402,8 +410,8 @@ class LogstreamerInput(Input):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), max(0.0, deadline - now))
         finally:
-            for t in helpers:
-                t.cancel()
+            for task in helpers:
+                task.cancel()
             watcher.close()
             for s in self._streams.values():
                 s.reader.close()
@@ -423,15 +431,15 @@ class LogstreamerInput(Input):
             self._journal.close()
 
     # --- acknowledgements and the journal ------------------------------------------------
-    def _on_ack(self, position: tuple) -> None:
-        name, f, seek, _h = position
-        s = self._streams.get(name)
+    def _on_ack(self, position: StreamPosition) -> None:
+        s = self._streams.get(position.stream)
         if s is None:
             return
-        s.acked_n = max(s.acked_n, getattr(position, "n", 0))
+        s.acked_n = max(s.acked_n, position.n)
+        f = position.file
         t = s.tail_of(f)
         if t is not None:
-            self._unjournaled += max(0, seek - t.position[2])
+            self._unjournaled += max(0, position.offset - t.position.offset)
             t.acked = position
             if t.former and t.file is f:
                 t.former = []  # acknowledged in order: nothing of theirs is in flight
@@ -441,7 +449,8 @@ class LogstreamerInput(Input):
         if self._unjournaled >= JOURNAL_BYTES:
             self._journal_now.set()
 
-    def _journal_positions(self, s: _Stream) -> tuple[tuple, list[tuple]]:
+    def _journal_positions(self, s: _Stream
+                           ) -> tuple[StreamPosition, list[StreamPosition]]:
         """The stream's journal: Heka's position, in the oldest file a restart must read
         on in the stream's order (the current one, or one left whose batches are still
         in flight), after what was acknowledged from it; and, before it, the lingering
@@ -450,7 +459,7 @@ class LogstreamerInput(Input):
         not find it: what it gains after a restart is not read), and so is one after the
         main position (the restart reads it again as it reads the stream)."""
         findable = {id(lf.file): lf.findable for lf in s.reader.lingering}
-        lingering: list[tuple] = []
+        lingering: list[StreamPosition] = []
         for t in s.tails:
             if t is s.tail:
                 break
@@ -476,10 +485,9 @@ class LogstreamerInput(Input):
             self._dirty.add(s.name)
 
     @staticmethod
-    def _position(acked: tuple) -> Position:
+    def _position(acked: StreamPosition) -> Position:
         # The file's current name: a renamed file is journaled where it is now.
-        _, f, seek, h = acked
-        return Position(seek, f.path, h)
+        return Position(acked.offset, acked.file.path, acked.last_hash)
 
     def _take_dirty(self) -> list[tuple[str, Position]]:
         items = []
@@ -570,7 +578,7 @@ class LogstreamerInput(Input):
                 reader = StreamReader(name, files,
                                       switch_wait=self.cfg.check_data_interval,
                                       rotate_wait=self.cfg.rotate_wait,
-                                      refresh=lambda force, n=name: self._refresh(n, force),
+                                      refresh=functools.partial(self._refresh, name),
                                       log=ctx.log)
                 s = _Stream(name, reader)
                 self._streams[name] = s
@@ -589,8 +597,8 @@ class LogstreamerInput(Input):
                 self._mark_ready(s)
             if s.reader.cur is not None:
                 by_path.setdefault(s.reader.cur.path, s)
-            for lf in s.reader.lingering:  # their writes wake the stream too
-                by_path.setdefault(lf.file.path, s)
+            for late in s.reader.lingering:  # their writes wake the stream too
+                by_path.setdefault(late.file.path, s)
         self._by_path = by_path
         self._watcher.watch(dirs)
         if initial:
@@ -617,7 +625,8 @@ class LogstreamerInput(Input):
     def _add_tail(self, s: _Stream, f: OpenFile) -> _Tail:
         """A tail for `f`, read on from where it is open, newest of the stream's."""
         assert self._ctx is not None
-        t = _Tail(f, self._ctx.new_splitter(), (s.name, f, f.offset, window_hash(f.window)))
+        t = _Tail(f, self._ctx.new_splitter(),
+                  StreamPosition(s.name, f, f.offset, window_hash(f.window)))
         s.tails.append(t)
         return t
 
@@ -833,10 +842,10 @@ class LogstreamerInput(Input):
             j = min(n, i + MAX_BATCH_RECORDS)
             p = offs[j] if j < n else consume_end
             p = min(max(p, lo), consume_end)
-            pos = _Pos((s.name, f, p, window_hash(_span(hist, data, chunk_start,
-                                                        p - HASH_WINDOW, p))))
             self._delivery_n += 1
-            pos.n = self._delivery_n
+            pos = StreamPosition(s.name, f, p, window_hash(_span(hist, data, chunk_start,
+                                                                 p - HASH_WINDOW, p)),
+                                 self._delivery_n)
             nbytes = sum(map(len, records[i:j]))
             await ctx.deliver(msgs[i:j], pos, nbytes)
             t.delivered = pos

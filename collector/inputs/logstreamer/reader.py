@@ -1,6 +1,8 @@
-"""Reading one stream: its open file, resume, rotation and truncation (spec/heka.md §5.3,
-§5.4). Synchronous and free of asyncio: the plugin calls `StreamReader.next()` from its
-loop; every call does a bounded amount of I/O (one chunk of at most `READ_SIZE` bytes).
+"""Reading one stream: its open file, resume, rotation and truncation, as Heka's
+logstreamer package did (https://github.com/mozilla-services/heka/tree/v0.10.0/logstreamer).
+
+Synchronous and free of asyncio: the plugin calls `StreamReader.next()` from its loop;
+every call does a bounded amount of I/O (one chunk of at most `READ_SIZE` bytes).
 
 A stream reads one current file. Positions are logical offsets: decompressed bytes for
 a gzip file (recognised by its magic bytes, whatever its name), so a history file keeps
@@ -142,6 +144,7 @@ class OpenFile:
     def _read_gz(self, n: int) -> bytes:
         # Output is capped at n per call so a gzip bomb or a huge line costs bounded memory.
         dec = self._dec
+        assert dec is not None  # a gzip file has its decompressor from the start
         while True:
             if dec.eof:
                 rest = dec.unused_data + self._zin
@@ -388,6 +391,7 @@ class StreamReader:
         f = self.cur
         if f is None or f.fd < 0:
             return None
+        data: bytes | None
         if f.gz:
             data = f.read(n)
         else:
@@ -508,10 +512,10 @@ class StreamReader:
                                  "written to it after that is not read", self.name,
                                  pos.file_name, pos.seek)
                 continue
-            lf = Lingering(f, now, True)
-            self.lingering.append(lf)
+            adopted = Lingering(f, now, True)
+            self.lingering.append(adopted)
             taken.append(f)
-            out.append(lf)
+            out.append(adopted)
         return out
 
     def read_lingering(self, lf: Lingering, now: float, n: int = READ_SIZE) -> bytes:
