@@ -47,7 +47,8 @@ from hekapy.collector.engine.plugin import Input, Option, OptionError, register
 from hekapy.collector.engine.stats import COUNTERS
 
 if TYPE_CHECKING:
-    from hekapy.collector.engine.pipeline import InputContext, Pipeline
+    from hekapy.collector.engine.contexts import InputContext
+    from hekapy.collector.engine.pipeline import Pipeline
 
 LOGGER = "hekapy_stats"
 # What /health also uses: an output that has not retried for this long is not retrying.
