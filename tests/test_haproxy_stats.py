@@ -132,6 +132,7 @@ backend be_{lb_id[:8]}
                 [hekad]
                 base_dir = "{tmp_path / 'state'}"
                 hostname = "node-7"
+                deployment_tags = {{ environment_label = "env-3", deployment_id = "3" }}
                 [haproxy_stats]
                 type = "HaproxyStatsInput"
                 sockets = ["{short_dir}/lbaas/*/sock",
@@ -151,7 +152,9 @@ backend be_{lb_id[:8]}
                 rows = await db.query(
                     "SELECT last(value) FROM haproxy_backend_servers WHERE "
                     f"backend = '{be}' AND state = '{state}' AND "
-                    f"loadbalancer_id = '{lb_id}' AND hostname = 'node-7'", db="lma")
+                    f"loadbalancer_id = '{lb_id}' AND hostname = 'node-7' AND "
+                    # An input without a decoder: its metrics carry the tags all the same.
+                    "environment_label = 'env-3' AND deployment_id = '3'", db="lma")
                 return rows[0]["last"] if rows else None
 
             async def wait_for(cond, what: str) -> None:

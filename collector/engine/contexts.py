@@ -204,9 +204,14 @@ class InputContext(PluginContext):
 
     def decode(self, messages: list[Message]) -> list[Message]:
         """Run the input's decoder over `messages`; failures are counted, logged (rate
-        limited) and, with send_decode_failures, forwarded marked decode_failure=true."""
+        limited) and, with send_decode_failures, forwarded marked decode_failure=true.
+        Every message leaves with the deployment tags, also those of an input without a
+        decoder (HaproxyStatsInput's metrics: LMA tagged only what a decoder or filter
+        made, so its dashboards could not filter those by environment)."""
         hold = self.hold
         if hold is None:  # no decoder
+            if self.tags:
+                self.add_tags(messages)
             return messages
         dec = hold.decoder
         # These records travel in the next delivery: a multi-line decoder dates what it
