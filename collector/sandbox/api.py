@@ -301,7 +301,11 @@ class SandboxApi:
             elif isinstance(a, (int, float)):
                 b = format_number(a)
             else:
-                raise ApiError("add_to_payload() unsupported type")
+                # a circular buffer (its cbuf/cbufd text) or a hyperloglog (its bytes)
+                rendered = self.box.render(a) if isinstance(a, self._table) else None
+                if rendered is None:
+                    raise ApiError("add_to_payload() unsupported type")
+                b = rendered[0]
             parts.append(b)
             size += len(b)
         self._payload_size = size
@@ -531,6 +535,10 @@ class SandboxApi:
 
     def _field(self, name: str, value: Any, vt: Any, rep: Any) -> Field | None:
         if isinstance(value, self._table):
+            rendered = self.box.render(value)
+            if rendered is not None:  # a circular buffer or hyperloglog: its output
+                representation = _s(rep) if isinstance(rep, bytes) else ""
+                return Field(name, [rendered[0]], BYTES, representation)
             n = len(value)
             if n == 0:
                 if next(iter(value.keys()), None) is not None:

@@ -57,6 +57,13 @@ SYSTEM_C_MODULES = ("lpeg", "cjson")
 SYSTEM_LUA_MODULES = ("re",)
 _DEBIAN_PACKAGES = {"lpeg": "lua-lpeg", "re": "lua-lpeg", "cjson": "lua-cjson"}
 
+# hekapy's own Lua modules (collector/sandbox/lua/): Heka's built-in ones, and cjson as
+# Heka changed it (wrapping the system's).
+OWN_MODULES = ("circular_buffer", "cjson", "struct", "bloom_filter", "hyperloglog")
+# Heka's built-in modules hekapy has no implementation of.
+NOT_PROVIDED = ("cuckoo_filter", "sax")
+LUA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua")
+
 
 class SandboxError(Exception):
     """A script that cannot be loaded or run."""
@@ -96,6 +103,11 @@ def system_modules() -> tuple[dict[str, str], dict[str, str]]:
     return find(SYSTEM_C_MODULES, c_dirs, ".so"), find(SYSTEM_LUA_MODULES, lua_dirs, ".lua")
 
 
+def own_modules() -> dict[str, str]:
+    """hekapy's Lua modules: name → path (package data beside this file)."""
+    return {name: os.path.join(LUA_DIR, name + ".lua") for name in OWN_MODULES}
+
+
 def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
     # Lua must not walk from an API function to Python internals (__globals__ etc.).
     raise AttributeError("Python attributes are not reachable from a sandbox")
@@ -104,28 +116,57 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
 # Runs once per state, before the script: restricts the environment and returns the
 # private helpers (they keep the removed functions as upvalues the script cannot reach).
 _SETUP = r"""
-local c_modules, lua_modules, missing, path, limit = ...
+local c_modules, lua_modules, missing, own_modules, not_provided, natives, path, limit = ...
 local loadfile, loadlib, sethook = loadfile, package.loadlib, debug.sethook
-local error, pairs, ipairs, assert = error, pairs, ipairs, assert
+local rawmeta = debug.getmetatable
+local error, pairs, ipairs, assert, type = error, pairs, ipairs, assert, type
 
+-- The system's modules (C ones through the Lua C API of this process). A missing one is
+-- an error naming its Debian package at the line calling require.
+local system = {}
 for name, file in pairs(c_modules) do
-  package.preload[name] = function(...)
+  system[name] = function(...)
     return assert(loadlib(file, "luaopen_" .. name))(...)
   end
 end
 for name, file in pairs(lua_modules) do
-  package.preload[name] = function(...) return assert(loadfile(file))(...) end
+  system[name] = function(...) return assert(loadfile(file))(...) end
 end
 for name, deb in pairs(missing) do
-  package.preload[name] = function()
+  system[name] = function()
     error("module '" .. name .. "' needs the system's Lua 5.1 build of it (Debian: "
           .. deb .. "), which is not installed", 3)  -- 3: the line calling require
   end
 end
+for name, load in pairs(system) do package.preload[name] = load end
+
+-- hekapy's own modules (Heka's built-in ones). Each gets `host`: how it registers the
+-- kind of object it makes (what add_to_payload writes for one, how preserve_data saves
+-- it), the system modules it wraps, and what Python gives it.
+local kinds = {}
+local host = {}
+function host.kind(meta, spec) kinds[meta] = spec end
+function host.system(name) return system[name] end
+for name, file in pairs(own_modules) do
+  package.preload[name] = function()
+    return assert(loadfile(file))(host, natives[name])
+  end
+end
+
 package.path = path
 package.cpath = ""
 package.loaders[4] = nil  -- no C modules but the whitelisted ones
 package.loaders[3] = nil
+-- Heka's built-in modules hekapy does not have: after module_directory was searched
+-- (an operator's own Lua version of one is found first), a clear error.
+package.loaders[3] = function(name)
+  if not_provided[name] then
+    return function()
+      error("module '" .. name .. "' is built into Heka's sandbox but not provided by "
+            .. "hekapy", 3)
+    end
+  end
+end
 package.loadlib = nil
 
 for _, name in ipairs({"collectgarbage", "coroutine", "dofile", "load", "loadfile",
@@ -154,6 +195,18 @@ local function stop()  -- called once the hook is off (see LuaSandbox._stop)
   return t
 end
 
+-- The spec of an object a hekapy module made (nil for anything else), and its output
+-- with the name of its format (add_to_payload, a message field).
+local function kind_of(v)
+  if type(v) ~= "table" then return nil end
+  local meta = rawmeta(v)
+  return meta and kinds[meta]
+end
+local function render(v)
+  local spec = kind_of(v)
+  if spec and spec.output then return spec.output(v), spec.name end
+end
+
 -- API functions written in Python return (ERR, message) to raise a Lua error at the
 -- caller's line (a Python exception would reach Lua as a userdata, not a string).
 local ERR = {}
@@ -171,7 +224,16 @@ local function wrap5(f)
     return a, b, c, d, e
   end
 end
-return run, stop, ERR, wrap1, wrap5
+-- for the functions hekapy's modules call: the error is at the script's line that
+-- called the module's method
+local function wrap_module(f)
+  return function(...)
+    local a, b = f(...)
+    if a == ERR then error(b, 3) end
+    return a
+  end
+end
+return run, stop, ERR, wrap1, wrap5, wrap_module, kind_of, render
 """
 
 
@@ -186,7 +248,8 @@ class LuaSandbox:
     """One restricted Lua state running one script."""
 
     def __init__(self, type_name: str, name: str, path: str, *, memory_limit: int,
-                 instruction_limit: int, module_dirs: list[str]) -> None:
+                 instruction_limit: int, module_dirs: list[str],
+                 output_limit: int = 0) -> None:
         self.type_name = type_name
         self.name = name
         self.path = path
@@ -208,10 +271,15 @@ class LuaSandbox:
                    if name not in c_modules and name not in lua_modules}
         package_path = ";".join(os.path.join(d, "?.lua") for d in module_dirs)
         setup = self._compile(_SETUP.encode(), b"=sandbox-setup")
-        (self._run, self._tripped, self._err, *wraps) = setup(
+        self._natives = self.lua.table()
+        (self._run, self._tripped, self._err, wrap1, wrap5, wrap_module, self.kind_of,
+         self._render) = setup(
             self._table(c_modules), self._table(lua_modules), self._table(missing),
-            package_path.encode(), max(0, instruction_limit))
-        self._wraps = {1: wraps[0], 5: wraps[1]}
+            self._table(own_modules()), self._table(dict.fromkeys(NOT_PROVIDED, "")),
+            self._natives, package_path.encode(), max(0, instruction_limit))
+        self._wraps = {1: wrap1, 5: wrap5, 0: wrap_module}
+        from hekapy.collector.sandbox import natives  # natives imports this module
+        natives.install(self, output_limit)
 
     def _table(self, d: dict[str, str]) -> Any:
         return self.lua.table_from({k.encode(): v.encode() for k, v in d.items()})
@@ -226,9 +294,10 @@ class LuaSandbox:
         """A Lua function of `source` (SandboxError with the message on a syntax error)."""
         return self._compile(source, chunkname.encode())
 
-    def register(self, name: str, fn: Callable[..., Any], nret: int = 1) -> None:
-        """Make `fn` the global `name` (returning 1 or 5 values); ApiError from it is a
-        Lua error at the caller."""
+    def lua_function(self, fn: Callable[..., Any], nret: int = 1) -> Any:
+        """`fn` as a Lua function returning 1 or 5 values; ApiError from it is a Lua
+        error at the caller. nret 0: a function for a module's method (one value; the
+        error is at the line calling the method)."""
         err = self._err
 
         def guarded(*args: Any) -> Any:
@@ -237,7 +306,22 @@ class LuaSandbox:
             except ApiError as e:
                 return (err, str(e).encode("utf-8", "replace"))
 
-        self.globals[name.encode()] = self._wraps[nret](guarded)
+        return self._wraps[nret](guarded)
+
+    def register(self, name: str, fn: Callable[..., Any], nret: int = 1) -> None:
+        """Make `fn` the global `name` (see lua_function)."""
+        self.globals[name.encode()] = self.lua_function(fn, nret)
+
+    def provide(self, module: str, functions: dict[str, Any]) -> None:
+        """What hekapy's Lua module `module` receives from Python when it is required."""
+        self._natives[module.encode()] = self.lua.table_from(
+            {k.encode(): v for k, v in functions.items()})
+
+    def render(self, value: Any) -> tuple[bytes, bytes] | None:
+        """(output, format name) of an object a hekapy module made (a circular buffer:
+        its cbuf/cbufd text), None for any other value."""
+        r = self._render(value)
+        return r if type(r) is tuple else None
 
     def function(self, name: str) -> Any:
         """The script's global function `name`, or None."""

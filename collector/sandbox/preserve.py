@@ -13,9 +13,16 @@ the other way round:
 The first line carries the script's `_PRESERVATION_VERSION` (0 when unset) at save time:
 a script that changed its version starts fresh. Saved: strings, numbers (exactly:
 integers as such, others with 17 significant digits; NaN and infinities as 0/0, 1/0),
-booleans, and tables of those, shared and cyclic references kept. Skipped, as in
-lua_sandbox: functions, userdata, tables with a metatable, and the modules (everything
-in package.loaded, _G included). Limits are lifted while saving and restoring.
+booleans, and tables of those, shared and cyclic references kept; the objects of
+hekapy's modules as lua_sandbox wrote them, e.g. a circular buffer:
+
+    if _G["cb"] == nil then _G["cb"] = circular_buffer.new(3, 3, 1) end
+    _G["cb"]:set_header(1, "Column_1", "count", "sum")
+    _G["cb"]:fromstring("2 2 nan nan nan nan nan nan nan nan nan")
+
+Skipped, as in lua_sandbox: functions, userdata, other tables with a metatable, and the
+modules (everything in package.loaded, _G included). Limits are lifted while saving and
+restoring.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import tempfile
 from hekapy.collector.sandbox.host import LuaSandbox, SandboxError, first_line
 
 _SERIALIZER = r"""
+local kind_of = ...
 local G, loaded = _G, package.loaded
 local pairs, type, tostring, getmetatable = pairs, type, tostring, getmetatable
 local format, concat, floor = string.format, table.concat, math.floor
@@ -58,7 +66,12 @@ return function()
       if ks and not (t == G and k == "_PRESERVATION_VERSION") then
         local p = path .. "[" .. ks .. "]"
         local vt = type(v)
-        if vt == "table" then
+        local spec = vt == "table" and kind_of(v)
+        if spec and not seen[v] then
+          -- an object of hekapy's modules: the lines that rebuild it
+          seen[v] = p
+          if spec.serialize then out[#out + 1] = spec.serialize(v, p) end
+        elseif vt == "table" then
           if seen[v] then
             out[#out + 1] = p .. " = " .. seen[v]
           elseif not skip[v] and getmetatable(v) == nil then
@@ -91,7 +104,7 @@ def preservation_path(base_dir: str, name: str) -> str:
 def serializer(box: LuaSandbox) -> object:
     """The Lua function that renders the globals; made before the script runs, so it
     keeps the real pairs/string.format whatever the script does to its globals."""
-    return box.compile(_SERIALIZER.encode(), "=preserve")()
+    return box.compile(_SERIALIZER.encode(), "=preserve")(box.kind_of)
 
 
 def save(box: LuaSandbox, render: object, path: str) -> int:

@@ -81,7 +81,8 @@ class Sandbox:
         self.path = script_path(cfg.filename, share)
         self.box = LuaSandbox(type_name, name, self.path, memory_limit=cfg.memory_limit,
                               instruction_limit=cfg.instruction_limit,
-                              module_dirs=module_dirs(cfg.module_directory, share))
+                              module_dirs=module_dirs(cfg.module_directory, share),
+                              output_limit=cfg.output_limit)
         self.api = SandboxApi(self.box, kind, name, cfg.config, cfg.output_limit, hostname)
         # Made before the script runs, so the script cannot tamper with it.
         self._render = preserve.serializer(self.box) if cfg.preserve_data else None
