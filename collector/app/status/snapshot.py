@@ -196,28 +196,28 @@ class Snapshot:
                 d["bytes_in"] += st.bytes_out
                 d["decode_failures"] += st.decode_failures
         plugins.extend(decoders.values())
-        for _plugin, ctx, _q in p.filters:
-            row = self._row(ctx, "filter", ctx.spec.type_name)
-            row["queues"] = queues.get(ctx.name, [])
+        for _filter, fctx, _q in p.filters:
+            row = self._row(fctx, "filter", fctx.spec.type_name)
+            row["queues"] = queues.get(fctx.name, [])
             plugins.append(row)
         encoders: dict[str, dict[str, Any]] = {}
-        for _plugin, ctx in p.outputs:
-            row = self._row(ctx, "output", ctx.spec.type_name)
-            row["queues"] = queues.get(ctx.name, [])
-            row["retrying_for"] = ctx.stats.retrying_for(now, stale) or 0.0
-            row["unacked_batches"] = len(ctx.unacknowledged())
-            buf = p.buffers.get(ctx.name)
+        for _output, octx in p.outputs:
+            row = self._row(octx, "output", octx.spec.type_name)
+            row["queues"] = queues.get(octx.name, [])
+            row["retrying_for"] = octx.stats.retrying_for(now, stale) or 0.0
+            row["unacked_batches"] = len(octx.unacknowledged())
+            buf = p.buffers.get(octx.name)
             if buf is not None:
-                d = buf.disk
-                row["buffer"] = {"bytes": d.size_bytes, "max_bytes": d.max_buffer_size,
-                                 "full_action": d.full_action, "dropped": d.dropped,
-                                 "corrupt_bytes": d.corrupt_bytes}
-            if ctx.encoder is not None:
-                enc = ctx.encoder
+                disk = buf.disk
+                row["buffer"] = {"bytes": disk.size_bytes, "max_bytes": disk.max_buffer_size,
+                                 "full_action": disk.full_action, "dropped": disk.dropped,
+                                 "corrupt_bytes": disk.corrupt_bytes}
+            if octx.encoder is not None:
+                enc = octx.encoder
                 e = encoders.setdefault(enc.name, {"name": enc.name,
                                                    "type": type(enc).type_name,
                                                    "category": "encoder", "outputs": []})
-                e["outputs"].append(ctx.name)
+                e["outputs"].append(octx.name)
                 row["encoder"] = enc.name
             plugins.append(row)
         tap = self.tap
