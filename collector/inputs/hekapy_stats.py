@@ -5,8 +5,9 @@ ones the status server shows) every `ticker_interval` seconds.
 
 Every tick, one multi-value metric message per point (Type `metric`, Logger
 `hekapy_stats`, `Fields[value_fields]` naming the value fields, every value a DOUBLE,
-tags hostname, collector, plus those below; the deployment tags as on any input's
-messages). Counters are cumulative since the start (dashboards take the derivative):
+tags hostname, collector, plus those below, and the deployment tags the pipeline adds
+to every input's messages). Counters are cumulative since the start (dashboards take
+the derivative):
 
 - `hekapy_plugin`, per plugin (tags plugin, plugin_type, category = input, decoder,
   filter or output): messages_in, messages_out, bytes_in, bytes_out, decode_failures,
@@ -194,11 +195,8 @@ class HekapyStatsInput(Input):
         host = ctx.hostname
         common = {"hostname": host, "collector": collector}
         now = time.time_ns()
-        msgs = [point_message(name, {**common, **tags}, values, now, host)
+        return [point_message(name, {**common, **tags}, values, now, host)
                 for name, tags, values in pipeline_points(ctx.pipeline, self.started)]
-        # The deployment tags, as the series of every other source carry them.
-        ctx.add_tags(msgs)
-        return msgs
 
     async def run(self, ctx: InputContext) -> None:
         while not ctx.stopping.is_set():
