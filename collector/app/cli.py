@@ -583,5 +583,57 @@ def influxdb_setup(path: str | None, output_name: str | None, url: str | None,
     sys.exit(asyncio.run(influx.setup(target, retention_days, replication)))
 
 
+@main.group()
+def dashboards() -> None:
+    """Grafana and Kibana / OpenSearch Dashboards for what hekapy ships."""
+
+
+@dashboards.command("install")
+@click.option("--grafana", "grafana_url", metavar="URL", help="Grafana's URL")
+@click.option("--kibana", "kibana_url", metavar="URL",
+              help="Kibana's (or OpenSearch Dashboards') URL, with its base path if any")
+@click.option("--opensearch-dashboards", is_flag=True,
+              help="--kibana is OpenSearch Dashboards (its osd-xsrf header)")
+@click.option("--kibana-space", default="", help="Kibana space (default: the default one)")
+@click.option("--influxdb-url", default="http://127.0.0.1:8086", show_default=True,
+              help="InfluxDB as Grafana reaches it (the datasource)")
+@click.option("--influxdb-database", default="lma", show_default=True)
+@click.option("--datasource-uid", default=None,
+              help="default: the one the dashboards name")
+@click.option("--datasource-name", default="hekapy InfluxDB", show_default=True)
+@click.option("--folder", "folder_title", default="hekapy", show_default=True,
+              help="Grafana folder for the dashboards")
+@click.option("--folder-uid", default="hekapy", show_default=True)
+@click.option("--dashboards-dir", type=click.Path(exists=True, file_okay=False),
+              help="Grafana dashboards (default: the shipped conf/grafana/dashboards)")
+@click.option("--saved-objects-dir", type=click.Path(exists=True, file_okay=False),
+              help="Kibana saved objects (default: the shipped conf/kibana)")
+@click.option("--credentials", "credentials_file", type=click.Path(),
+              help="TOML file with [grafana], [kibana], [influxdb] credentials (the "
+                   "HEKAPY_GRAFANA_*, HEKAPY_KIBANA_*, HEKAPY_INFLUXDB_* variables win)")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle to verify the servers' certificates")
+@click.option("--insecure", is_flag=True, help="do not verify the servers' certificates")
+def dashboards_install(grafana_url: str | None, kibana_url: str | None,
+                       opensearch_dashboards: bool, kibana_space: str, influxdb_url: str,
+                       influxdb_database: str, datasource_uid: str | None,
+                       datasource_name: str, folder_title: str, folder_uid: str,
+                       dashboards_dir: str | None, saved_objects_dir: str | None,
+                       credentials_file: str | None, ca_file: str | None,
+                       insecure: bool) -> None:
+    """Install the datasource and dashboards in Grafana and the saved objects in Kibana
+    or OpenSearch Dashboards; a second run changes nothing (docs/dashboards-install.md)."""
+    from hekapy.collector.app import dashboards_install as di
+
+    if not grafana_url and not kibana_url:
+        raise click.UsageError("give --grafana URL, --kibana URL, or both")
+    plan = di.Plan(grafana_url, kibana_url, opensearch_dashboards, kibana_space,
+                   Path(dashboards_dir) if dashboards_dir else di.shipped("grafana/dashboards"),
+                   Path(saved_objects_dir) if saved_objects_dir else di.shipped("kibana"),
+                   influxdb_url, influxdb_database, datasource_uid, datasource_name,
+                   folder_uid, folder_title, credentials_file, ca_file, insecure)
+    sys.exit(asyncio.run(di.install(plan)))
+
+
 if __name__ == "__main__":
     main()
