@@ -1,4 +1,5 @@
-"""inject_message's typing rules (spec/heka.md §7.3): hash and array Fields, value /
+"""inject_message's typing rules (docs/compatibility.md, "Lua sandbox"): hash and array
+Fields, value /
 representation tables, arrays, headers, the protobuf-string form and decode_message,
 and what each plugin kind does with an injected message."""
 

@@ -1,4 +1,4 @@
-"""The sandbox plugins and [hekad] (spec/heka.md §7.6): a relative `filename` or
+"""The sandbox plugins and [hekad] (docs/compatibility.md, "Lua sandbox"): a relative `filename` or
 `module_directory` is read under the configured share_dir (not Heka's default
 /usr/share/heka), for SandboxDecoder, SandboxFilter and SandboxEncoder alike; and
 preserve_data works for decoders and encoders too: the pipeline's stop saves their

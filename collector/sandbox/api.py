@@ -1,4 +1,4 @@
-"""Heka's sandbox API, Heka-Go flavour (spec/heka.md §7.2, §7.3).
+"""Heka's sandbox API, Heka-Go flavour (docs/compatibility.md, "Lua sandbox").
 
 `SandboxApi` registers the functions a script calls into its `LuaSandbox`:
 read_message, read_next_field, read_config, write_message (decoders, encoders),
@@ -6,7 +6,7 @@ add_to_payload, inject_payload, inject_message (table or protobuf string) and
 decode_message. What an injection does depends on the plugin kind:
 
 - decoder: messages are collected (`injected`); headers the table leaves out (Type,
-  Logger, Hostname, Severity, Pid, and Uuid and Timestamp, spec/lma.md §2.0) come from
+  Logger, Hostname, Severity, Pid, and Uuid and Timestamp, docs/compatibility.md) come from
   the record being decoded. A second message from the same record gets a Uuid derived
   from the record's, so a replayed record makes the same documents again.
 - filter: Type is prefixed `heka.sandbox.`, Logger is the filter's name, Hostname the
@@ -95,6 +95,22 @@ def format_number(d: float) -> bytes:
     if fraction:
         text += "." + f"{fraction:08d}".rstrip("0")
     return ("-" + text if neg else text).encode()
+
+
+def object_output(rendered: tuple[Any, ...]) -> bytes:
+    """The output of a module's object (LuaSandbox.render): its text, and the rows of
+    cells the module left to write here (oldest first, tab-separated, numbers as
+    add_to_payload writes them)."""
+    text = rendered[1]
+    if len(rendered) < 6 or rendered[2] is None:
+        return text
+    _, _, cells, first, rows, cols = rendered[:6]
+    values = list(cells.values())  # the array part, in order; no Lua code runs
+    lines = [text]
+    for i in range(rows):
+        base = (first + i) % rows * cols
+        lines.append(b"\t".join([format_number(v) for v in values[base:base + cols]]) + b"\n")
+    return b"".join(lines)
 
 
 def _kind(v: Any) -> str:
@@ -305,7 +321,7 @@ class SandboxApi:
                 rendered = self.box.render(a) if isinstance(a, self._table) else None
                 if rendered is None:
                     raise ApiError("add_to_payload() unsupported type")
-                b = rendered[0]
+                b = object_output(rendered)
             parts.append(b)
             size += len(b)
         self._payload_size = size
@@ -538,7 +554,7 @@ class SandboxApi:
             rendered = self.box.render(value)
             if rendered is not None:  # a circular buffer or hyperloglog: its output
                 representation = _s(rep) if isinstance(rep, bytes) else ""
-                return Field(name, [rendered[0]], BYTES, representation)
+                return Field(name, [object_output(rendered)], BYTES, representation)
             n = len(value)
             if n == 0:
                 if next(iter(value.keys()), None) is not None:

@@ -1,4 +1,4 @@
-"""The Lua runtime behind Heka's sandbox plugins (spec/heka.md §7.4, §7.5).
+"""The Lua runtime behind Heka's sandbox plugins (docs/compatibility.md, "Lua sandbox").
 
 One `LuaSandbox` is one Lua 5.1 state from lupa's `lua51` module, shaped like Heka's
 lua_sandbox:
@@ -7,11 +7,14 @@ lua_sandbox:
   `newproxy`, `print`, `io`, `debug`, `os.getenv/execute/exit/remove/rename/setlocale/
   tmpname` and `package.loadlib` are removed, and so is lupa's `python` bridge; Lua can
   reach no Python attribute (lupa's attribute filter refuses every access).
-- Modules: `require` finds Lua modules in `module_directory` (`;`-separated) and, from
-  the system (Debian's lua-lpeg and lua-cjson), only `lpeg`, `re` and `cjson`. The C
-  modules call the Lua C API, which they find in lupa's extension module: it must be
-  loaded with RTLD_GLOBAL, so this module imports lupa itself, before anyone else can
-  (and no other Lua runtime should be loaded into the same process).
+- Modules: `require` finds Lua modules in `module_directory` (`;`-separated); from the
+  system (Debian's lua-lpeg and lua-cjson) `lpeg` and `re`; and hekapy's own versions of
+  Heka's built-in modules (docs/sandbox-modules.md), package data in lua/:
+  `circular_buffer`, `struct`, `hyperloglog`, `bloom_filter` and `cjson` (the system's,
+  wrapped to behave as Heka's). `cuckoo_filter` and `sax` fail with an error naming them
+  as not provided. The C modules call the Lua C API, which they find in lupa's extension
+  module: it must be loaded with RTLD_GLOBAL, so this module imports lupa itself, before
+  anyone else can (and no other Lua runtime should be loaded into the same process).
 - Limits: `memory_limit` through lupa's allocator; `instruction_limit` through a count
   hook armed again before every entry-point call (process_message, timer_event, the
   script's top level). Once the hook fired it fires on every instruction, so a script
@@ -195,8 +198,8 @@ local function stop()  -- called once the hook is off (see LuaSandbox._stop)
   return t
 end
 
--- The spec of an object a hekapy module made (nil for anything else), and its output
--- with the name of its format (add_to_payload, a message field).
+-- The spec of an object a hekapy module made (nil for anything else), and the name of
+-- its format with its output (add_to_payload, a message field; see LuaSandbox.render).
 local function kind_of(v)
   if type(v) ~= "table" then return nil end
   local meta = rawmeta(v)
@@ -204,7 +207,7 @@ local function kind_of(v)
 end
 local function render(v)
   local spec = kind_of(v)
-  if spec and spec.output then return spec.output(v), spec.name end
+  if spec and spec.output then return spec.name, spec.output(v) end
 end
 
 -- API functions written in Python return (ERR, message) to raise a Lua error at the
@@ -317,9 +320,11 @@ class LuaSandbox:
         self._natives[module.encode()] = self.lua.table_from(
             {k.encode(): v for k, v in functions.items()})
 
-    def render(self, value: Any) -> tuple[bytes, bytes] | None:
-        """(output, format name) of an object a hekapy module made (a circular buffer:
-        its cbuf/cbufd text), None for any other value."""
+    def render(self, value: Any) -> tuple[Any, ...] | None:
+        """What an object a hekapy module made outputs, None for any other value: its
+        format's name and its text, then, when the module leaves the cells to Python
+        (a cbuf payload), the Lua array of them, the oldest row's index, rows and
+        columns (api.object_output writes them)."""
         r = self._render(value)
         return r if type(r) is tuple else None
 

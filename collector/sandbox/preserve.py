@@ -1,5 +1,5 @@
 """`preserve_data`: a sandbox's global data saved on stop and restored on start
-(spec/heka.md §7.6).
+(docs/compatibility.md, "Lua sandbox").
 
 The data file is Lua source in lua_sandbox's layout, so files Heka wrote can be read and
 the other way round:

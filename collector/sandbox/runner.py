@@ -1,6 +1,6 @@
 """What SandboxDecoder, SandboxFilter and SandboxEncoder share: the common keys of
-spec/heka.md §7.6, building a sandbox from them, the entry-point calls with Heka's
-return conventions (§7.1) and the `heka.sandbox-terminated` message.
+docs/compatibility.md ("Lua sandbox"), building a sandbox from them, the entry-point
+calls with Heka's return conventions and the `heka.sandbox-terminated` message.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ DEFAULT_SHARE_DIR = "/usr/share/heka"
 DEFAULT_BASE_DIR = "/var/cache/hekad"
 
 # The [hekad] settings a sandbox plugin reads when it is built (its `hekad_settings`):
-# a relative `filename` or `module_directory` is under share_dir (spec/heka.md §7.6).
+# a relative `filename` or `module_directory` is under share_dir (docs/compatibility.md,
+# "Lua sandbox").
 HEKAD_SETTINGS = ("share_dir",)
 
 SANDBOX_OPTIONS: dict[str, Option] = {

@@ -1,6 +1,6 @@
-"""SandboxDecoder: Heka's Lua decoder (spec/heka.md §7), run by hekapy's Lua sandbox
-(collector/sandbox/), or, when `filename` is one of the LMA collector's decoder
-scripts, by hekapy's native decoder for that log family (same messages, spec/lma.md §2),
+"""SandboxDecoder: Heka's Lua decoder (docs/compatibility.md, "Lua sandbox"), run by
+hekapy's Lua sandbox (collector/sandbox/), or, when `filename` is one of the LMA collector's decoder
+scripts, by hekapy's native decoder for that log family (same messages, docs/compatibility.md),
 which is several times faster. `native = false` runs such a script in Lua all the same.
 
     [openstack_decoder]

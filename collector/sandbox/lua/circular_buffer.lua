@@ -163,12 +163,19 @@ end
 -- constructor -------------------------------------------------------------------------
 local AGGREGATIONS = {sum = true, min = true, max = true, none = true}
 
+local valid_columns = setmetatable({}, {__mode = "v"})  -- shared: {true, ...} per width
+
 local function fresh(rows, cols, spr, delta)
   local data = {}
   for i = 1, rows * cols do data[i] = NAN end
-  local valid, names, units, aggs, summed = {}, {}, {}, {}, {}
+  local valid = valid_columns[cols]
+  if valid == nil then
+    valid = {}
+    for c = 1, cols do valid[c] = true end
+    valid_columns[cols] = valid
+  end
+  local names, units, aggs, summed = {}, {}, {}, {}
   for c = 1, cols do
-    valid[c] = true
     names[c], units[c], aggs[c], summed[c] = "Column_" .. c, "count", "sum", true
   end
   return {rows = rows, cols = cols, spr = spr, data = data, valid = valid,
@@ -570,18 +577,6 @@ local function header(s, annotations)
   return head .. "}\n"
 end
 
-local function full_output(s)
-  local out = {header(s, annotation_list(s, false))}
-  local data, rows, cols = s.data, s.rows, s.cols
-  local line = {}
-  for r = 1, rows do
-    local base = ((s.row + r) % rows) * cols
-    for c = 1, cols do line[c] = output_number(data[base + c]) end
-    out[r + 1] = concat(line, "\t") .. "\n"
-  end
-  return concat(out)
-end
-
 -- The rows changed since the previous cbufd output (in the delta table's order, as
 -- Heka's), then the changes are forgotten; "" when nothing changed.
 local function delta_output(s)
@@ -599,10 +594,13 @@ local function delta_output(s)
   return header(s, annotations) .. concat(lines)
 end
 
+-- The cbufd text; or the cbuf header with the cells for the sandbox to write (in
+-- Python, as Heka's C module did, so a large buffer costs the script no instructions):
+-- the storage array, the oldest row's index in it, rows and columns.
 local function output(self)
   local s = states[self]
   if s.format == "cbufd" then return delta_output(s) end
-  return full_output(s)
+  return header(s, annotation_list(s, false)), s.data, (s.row + 1) % s.rows, s.rows, s.cols
 end
 
 -- preserved data ----------------------------------------------------------------------
