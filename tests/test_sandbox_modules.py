@@ -621,3 +621,12 @@ def test_modules_hekapy_does_not_provide(tmp_path):
     sb = sandbox(tmp_path, 'local sax = require "sax"\nmine = sax.mine\n',
                  module_directory=str(modules))
     assert lua(sb, "return mine")
+
+
+def test_cjson_missing_from_the_system_names_the_debian_package(tmp_path, monkeypatch):
+    from hekapy.collector.sandbox import host
+    monkeypatch.setattr(host, "system_modules", lambda: ({}, {}))
+    with pytest.raises(SandboxError) as e:
+        sandbox(tmp_path, 'local x = 1\nlocal json = require "cjson"\n')
+    assert str(e.value).endswith("init() script.lua:2: module 'cjson' needs the system's Lua "
+                                 "5.1 build of it (Debian: lua-cjson), which is not installed")

@@ -136,9 +136,10 @@ for name, file in pairs(lua_modules) do
   system[name] = function(...) return assert(loadfile(file))(...) end
 end
 for name, deb in pairs(missing) do
-  system[name] = function()
+  -- level 3: the line calling require (a wrapper of hekapy's says how deep it is)
+  system[name] = function(_, level)
     error("module '" .. name .. "' needs the system's Lua 5.1 build of it (Debian: "
-          .. deb .. "), which is not installed", 3)  -- 3: the line calling require
+          .. deb .. "), which is not installed", level or 3)
   end
 end
 for name, load in pairs(system) do package.preload[name] = load end
@@ -152,7 +153,8 @@ function host.kind(meta, spec) kinds[meta] = spec end
 function host.system(name) return system[name] end
 for name, file in pairs(own_modules) do
   package.preload[name] = function()
-    return assert(loadfile(file))(host, natives[name])
+    local module = assert(loadfile(file))(host, natives[name])
+    return module  -- not a tail call: errors count the levels up to the script
   end
 end
 

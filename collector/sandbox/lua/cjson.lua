@@ -7,7 +7,9 @@
 
 local host, limits = ...
 local tostring = tostring
-local raw = host.system("cjson")("cjson")
+-- 5: a missing lua-cjson is reported at the script's require (this chunk, preload,
+-- require, the script)
+local raw = host.system("cjson")("cjson", 5)
 
 local error, type, next, pcall, find, gsub = error, type, next, pcall, string.find,
                                              string.gsub
