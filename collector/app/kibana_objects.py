@@ -203,7 +203,8 @@ def controls(object_id: str, title: str, pattern: str,
 def dashboard(object_id: str, title: str, description: str,
               rows: list[list[tuple[dict[str, Any], int, int]]]) -> dict[str, Any]:
     """Panels laid out row by row on the 48-column grid: (object, width, height)."""
-    panels, references = [], []
+    panels: list[dict[str, Any]] = []
+    references: list[dict[str, str]] = []
     y = 0
     for row in rows:
         x = 0
