@@ -27,6 +27,7 @@ import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import click
@@ -78,9 +79,10 @@ def target_from(config: Config | None, output_name: str | None, url: str | None,
         return Target(redact_url(cfg.url.rstrip("/")), cfg.database, cfg.retention_policy,
                       cfg.username, cfg.password, tls)
     if url:
+        parts = urlsplit(url)  # credentials in the URL, else from the environment
         return Target(redact_url(url.rstrip("/")), database, "",
-                      os.environ.get("HEKAPY_INFLUXDB_USERNAME", ""),
-                      os.environ.get("HEKAPY_INFLUXDB_PASSWORD", ""))
+                      parts.username or os.environ.get("HEKAPY_INFLUXDB_USERNAME", ""),
+                      parts.password or os.environ.get("HEKAPY_INFLUXDB_PASSWORD", ""))
     raise SetupError("give -c CONFIG or --url URL")
 
 
