@@ -33,3 +33,17 @@ def metric_message(name: str, value: Any, tags: dict[str, str], timestamp: int,
         fields.append(Field("tag_fields", list(tags), STRING))
     return Message(type=kind, logger=logger, hostname=hostname, timestamp=timestamp,
                    severity=6, fields=fields)
+
+
+def metric_value(m: Message) -> Any:
+    """A metric message's value: Fields[value], or {name: value} of the fields that
+    Fields[value_fields] lists (LMA's lma_utils.get_values_from_metric); None if none."""
+    listed = m.find_field("value_fields")
+    if listed is not None:
+        values = {}
+        for f in listed.values:
+            v = m.get_field(f)
+            if v is not None:
+                values[f] = v
+        return values or None
+    return m.get_field("value")

@@ -33,12 +33,13 @@ instruction_limit (1000000), output_limit (64512), module_directory
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import ClassVar
 
 from hekapy.collector.engine.contexts import OutputContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.plugin import Encoder, Option, register
+from hekapy.collector.engine.plugin import Encoder, Option, Plugin, register
 from hekapy.collector.engine.protobuf import encode_message
 from hekapy.collector.sandbox import (
     HEKAD_SETTINGS,
@@ -48,6 +49,7 @@ from hekapy.collector.sandbox import (
     runner_name,
 )
 from hekapy.collector.sandbox.api import ENCODER
+from hekapy.collector.sandbox.native_plugins import NATIVE_ENCODERS, native_plugin
 
 
 class EncodeError(Exception):
@@ -58,13 +60,22 @@ class EncodeError(Exception):
 class SandboxEncoder(Encoder):
     __doc__ = __doc__
 
-    options: ClassVar[dict[str, Option]] = dict(SANDBOX_OPTIONS)
+    options: ClassVar[dict[str, Option]] = {
+        **SANDBOX_OPTIONS,
+        "native": Option("bool", True, doc="run hekapy's native encoder for a known LMA "
+                         "script (native_plugins.py); false runs the Lua"),
+    }
     hekad_settings: ClassVar[tuple[str, ...]] = HEKAD_SETTINGS
 
     def __init__(self, name: str, cfg: SimpleNamespace) -> None:
         super().__init__(name, cfg)
         self.log = logging.getLogger(f"hekapy.{name}")
         self.sandbox = Sandbox.for_plugin(self, ENCODER)
+
+    @classmethod
+    def specialize(cls, cfg: SimpleNamespace, report: Callable[[str | None, str], None]
+                   ) -> tuple[type[Plugin], SimpleNamespace] | None:
+        return native_plugin(cfg, NATIVE_ENCODERS, report)
 
     # The pipeline's start and stop calls (collector/engine/pipeline.py start_stage/stop_stage),
     # with the context of the output this instance encodes for.

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import ClassVar
 
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
-from hekapy.collector.engine.plugin import Filter, Option, register
+from hekapy.collector.engine.plugin import Filter, Option, Plugin, register
 from hekapy.collector.sandbox import (
     HEKAD_SETTINGS,
     SANDBOX_OPTIONS,
@@ -48,6 +49,7 @@ from hekapy.collector.sandbox import (
     terminated_message,
 )
 from hekapy.collector.sandbox.api import FILTER
+from hekapy.collector.sandbox.native_plugins import NATIVE_FILTERS, native_plugin
 
 
 @register
@@ -58,6 +60,8 @@ class SandboxFilter(Filter):
         **SANDBOX_OPTIONS,
         "timer_event_on_shutdown": Option("bool", False),
         "profile": Option("bool", False, doc="accepted for Heka configs; no effect"),
+        "native": Option("bool", True, doc="run hekapy's native filter for a known LMA "
+                         "script (native_plugins.py); false runs the Lua"),
     }
     defaults = {"can_exit": True}
     hekad_settings: ClassVar[tuple[str, ...]] = HEKAD_SETTINGS
@@ -70,6 +74,11 @@ class SandboxFilter(Filter):
         self._injects = 0
         self._inject_limit = 1
         self._limit_name = "max_process_inject"
+
+    @classmethod
+    def specialize(cls, cfg: SimpleNamespace, report: Callable[[str | None, str], None]
+                   ) -> tuple[type[Plugin], SimpleNamespace] | None:
+        return native_plugin(cfg, NATIVE_FILTERS, report)
 
     # lifecycle ------------------------------------------------------------------------
     def init(self, ctx: FilterContext) -> None:
