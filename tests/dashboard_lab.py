@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import shutil
@@ -148,13 +149,14 @@ class OsloLines:
                 f'HTTP/1.1" {status} {self.rng.randint(100, 6000)} '
                 f'{int(seconds * 1e6)} "-" "python-keystoneclient"\n')
 
-    def round(self) -> None:
-        """One round of API traffic and log lines for every service."""
+    def round(self, scale: int = 2) -> None:
+        """One round of API traffic (each request `scale` times) and log lines for
+        every service."""
         out: dict[Path, list[str]] = {}
         for service, requests in REQUESTS.items():
             lines = []
             every = FIVE_XX_EVERY.get(service, 40)
-            for method, path, status in requests * 2:
+            for method, path, status in requests * scale:
                 n = self.requests[service] = self.requests.get(service, 0) + 1
                 if n % every == 0:
                     status = 503
@@ -181,7 +183,7 @@ class OsloLines:
 
 # --- HAProxy ----------------------------------------------------------------------------
 
-async def http_backends() -> tuple[list[web.AppRunner], dict[str, int]]:
+async def http_backends() -> tuple[dict[str, web.AppRunner], dict[str, int]]:
     """Three members: one answers 200, one 404 for /missing, one 503."""
     async def ok(request: web.Request) -> web.Response:
         if request.path.startswith("/missing"):
@@ -191,7 +193,7 @@ async def http_backends() -> tuple[list[web.AppRunner], dict[str, int]]:
     async def failing(request: web.Request) -> web.Response:
         return web.Response(status=503, text="overloaded")
 
-    runners, ports = [], {}
+    runners, ports = {}, {}
     for name, handler in (("ok", ok), ("ok2", ok), ("failing", failing)):
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
@@ -199,7 +201,7 @@ async def http_backends() -> tuple[list[web.AppRunner], dict[str, int]]:
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
+        runners[name] = runner
         ports[name] = port
     return runners, ports
 
@@ -262,7 +264,13 @@ class Lab:
     tmp: Path
     lines: OsloLines
     frontends: list[int]  # every HAProxy frontend port (controllers' and tenants')
+    backends: dict[str, web.AppRunner]  # the HTTP servers behind HAProxy, by name
     procs: dict[str, _Poll] = field(default_factory=dict)
+
+    async def stop_backend(self, name: str) -> None:
+        """Stops one HTTP server behind HAProxy (ok2: the second server of every
+        controller backend and member-2 of the v1 pool)."""
+        await self.backends[name].cleanup()
 
     async def query(self, q: str, db: str = "lma") -> list[dict[str, Any]]:
         """The raw series of an InfluxQL query (InfluxDB's JSON); AssertionError with
@@ -394,7 +402,7 @@ async def running_lab(tmp: Path, tick: float = 1.0) -> AsyncIterator[Lab]:
                     stderr=err)
             lab = Lab(db, {k: f"http://127.0.0.1:{p}" for k, p in status.items()},
                       lb_id, pool_id, tmp, lines,
-                      [*fronts.values(), lb_front, pool_front])
+                      [*fronts.values(), lb_front, pool_front], runners)
             await wait_for_port(tcp, _Poll(procs["metric_collector"]),  # type: ignore[arg-type]
                                 timeout=60, log=lab_log)
             with open(lab_log, "ab") as err:
@@ -418,20 +426,22 @@ async def running_lab(tmp: Path, tick: float = 1.0) -> AsyncIterator[Lab]:
                 if p.returncode is None:
                     p.kill()
                     await p.wait()
-        for r in runners:
+        for r in runners.values():
             await r.cleanup()
         shutil.rmtree(short, ignore_errors=True)
 
 
-async def traffic(lab: Lab, rounds: int, pace: float) -> None:
-    """`rounds` rounds, `pace` seconds apart (a steady load, not a wait for anything):
-    API log lines, and HTTP requests through every HAProxy frontend (2xx, 4xx, 5xx)."""
+async def traffic(lab: Lab, rounds: int, pace: float, varying: bool = False) -> None:
+    """`rounds` rounds, `pace` seconds apart (a load, not a wait for anything): API log
+    lines, and HTTP requests through every HAProxy frontend (2xx, 4xx, 5xx). `varying`
+    makes the load rise and fall (the pictures)."""
     async with aiohttp.ClientSession() as s:
         for i in range(rounds):
             lab.check_alive()
-            lab.lines.round()
+            scale = 2 + round(2 * math.sin(i / 6)) if varying else 2
+            lab.lines.round(scale)
             for port in lab.frontends:
-                for path in ("/", "/", "/missing" if i % 2 else "/"):
+                for path in ["/", "/missing" if i % 2 else "/"] * (scale // 2 + 1):
                     with contextlib.suppress(aiohttp.ClientError):
                         async with s.get(f"http://127.0.0.1:{port}{path}") as r:
                             await r.read()

@@ -111,14 +111,14 @@ def pipeline_points(pipeline: Pipeline, started: float) -> list[Point]:
                                          "category": category}, values))
 
     gave_up = 0
-    for _plugin, ctx in pipeline.inputs:
-        st = ctx.stats
+    for _input, ictx in pipeline.inputs:
+        st = ictx.stats
         values = _counters(st)
-        values["unacked_batches"] = float(ctx.tracker.in_flight)
-        values["unacked_bytes"] = float(ctx.tracker.in_flight_bytes)
-        plugin(ctx.name, ctx.spec.type_name, "input", values, st.gave_up)
+        values["unacked_batches"] = float(ictx.tracker.in_flight)
+        values["unacked_bytes"] = float(ictx.tracker.in_flight_bytes)
+        plugin(ictx.name, ictx.spec.type_name, "input", values, st.gave_up)
         gave_up += st.gave_up
-        dec = ctx.decoder
+        dec = ictx.decoder
         if dec is not None:
             # A decoder shared by several inputs is one plugin: what they handed it.
             _, d = decoders.setdefault(dec.name, (type(dec).type_name,
@@ -129,18 +129,18 @@ def pipeline_points(pipeline: Pipeline, started: float) -> list[Point]:
             d["decode_failures"] += st.decode_failures
     for name, (type_name, values) in decoders.items():
         plugin(name, type_name, "decoder", values, False)  # a decoder never gives up
-    for _plugin, ctx, _queue in pipeline.filters:
-        values = _counters(ctx.stats)
-        values["matcher_seconds"] = ctx.stats.matcher_seconds
-        plugin(ctx.name, ctx.spec.type_name, "filter", values, ctx.stats.gave_up)
-        gave_up += ctx.stats.gave_up
-    for _plugin, ctx in pipeline.outputs:
-        st = ctx.stats
+    for _filter, fctx, _queue in pipeline.filters:
+        values = _counters(fctx.stats)
+        values["matcher_seconds"] = fctx.stats.matcher_seconds
+        plugin(fctx.name, fctx.spec.type_name, "filter", values, fctx.stats.gave_up)
+        gave_up += fctx.stats.gave_up
+    for _output, octx in pipeline.outputs:
+        st = octx.stats
         values = _counters(st)
         values["matcher_seconds"] = st.matcher_seconds
         values["retrying_seconds"] = st.retrying_for(now, stale) or 0.0
-        values["unacked_batches"] = float(len(ctx.unacknowledged()))
-        plugin(ctx.name, ctx.spec.type_name, "output", values, st.gave_up)
+        values["unacked_batches"] = float(len(octx.unacknowledged()))
+        plugin(octx.name, octx.spec.type_name, "output", values, st.gave_up)
         gave_up += st.gave_up
     for name, role, q in pipeline.queues():
         points.append(("hekapy_queue", {"plugin": name, "queue": role}, {

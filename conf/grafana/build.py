@@ -683,9 +683,9 @@ def hekapy_self() -> dict[str, Any]:
          timeseries("Resident memory", "", targets(proc('max("rss_bytes")',
                                                         "$tag_collector")),
                     unit="bytes", w=6, h=6),
-         timeseries("CPU", "CPU seconds per second (1 = one core).",
-                    targets(proc(rate("cpu_seconds"), "$tag_collector")), unit="short",
-                    w=6, h=6),
+         timeseries("CPU", "CPU time per second of wall time (100% = one core).",
+                    targets(proc(rate("cpu_seconds"), "$tag_collector")),
+                    unit="percentunit", w=6, h=6),
          timeseries("Messages routed per second", "And those no filter or output took.",
                     targets(proc(rate("routed_messages"), "$tag_collector routed"),
                             proc(rate("unmatched_messages"), "$tag_collector unmatched")),
@@ -726,9 +726,10 @@ def hekapy_self() -> dict[str, Any]:
          timeseries("Unacknowledged batches", "Per input: read, not yet stored by every "
                     "output.", targets(by_plugin("unacked_batches", "input",
                                                  'max("unacked_batches")')), w=12),
-         timeseries("Matcher time", "Seconds per second the router spent in each "
-                    "plugin's message_matcher.",
-                    targets(by_plugin("matcher_seconds", "output")), unit="s", w=12),
+         timeseries("Matcher time", "Share of the time the router spent in each "
+                    "output's message_matcher.",
+                    targets(by_plugin("matcher_seconds", "output")), unit="percentunit",
+                    w=12),
          ])
 
 
