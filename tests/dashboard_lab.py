@@ -222,7 +222,7 @@ def controller_cfg(sock: Path, fronts: dict[str, int], ports: dict[str, int]) ->
         servers = (f"    server node-1 127.0.0.1:{ports['ok']} check inter 200ms\n"
                    f"    server node-2 127.0.0.1:{ports['ok2']} check inter 200ms\n")
         if proxy == "heat-api":
-            servers += f"    server node-3 127.0.0.1:{dead} check inter 200ms fall 1\n"
+            servers += f"    server node-3 127.0.0.1:{dead} check inter 200ms\n"
         if proxy == "cinder-api":
             servers = f"    server node-1 127.0.0.1:{ports['failing']} check inter 200ms\n"
         parts.append(f"listen {proxy}\n    bind 127.0.0.1:{fronts[proxy]}\n"
@@ -231,7 +231,7 @@ def controller_cfg(sock: Path, fronts: dict[str, int], ports: dict[str, int]) ->
 
 
 def lb_cfg(sock: Path, name: str, front: int, members: list[int]) -> str:
-    servers = "".join(f"    server member-{i + 1} 127.0.0.1:{port} check inter 200ms fall 1\n"
+    servers = "".join(f"    server member-{i + 1} 127.0.0.1:{port} check inter 200ms\n"
                       for i, port in enumerate(members))
     return (f"global\n    stats socket {sock} mode 600 level admin\n    maxconn 64\n"
             f"{HAPROXY_DEFAULTS}frontend fe_{name}\n    bind 127.0.0.1:{front}\n"
