@@ -11,7 +11,8 @@ that did not change, gives nothing. InfluxdbOutput writes it as
 Keys: measurement_name ("annotations"), serie_name (LMA's Puppet key, which its script
 never read: accepted, no effect), preserve_data (false: the last status of each
 cluster is saved to <base_dir>/alarm_state/<name>.json, so a restart does not announce
-them again), message_matcher (Type == 'heka.sandbox.gse_cluster_metric').
+them again), message_matcher (Type == 'heka.sandbox.gse_cluster_metric' && Fields[aggregator]
+== NIL: not the copies the aggregator client sends back to the aggregator).
 
     [influxdb_annotation_filter]
     type = "InfluxdbAnnotationFilter"
@@ -46,7 +47,8 @@ class InfluxdbAnnotationFilter(Filter):
         "preserve_data": Option("bool", False),
     }
     defaults: ClassVar[dict[str, Any]] = {
-        "message_matcher": "Type == 'heka.sandbox.gse_cluster_metric'"}
+        "message_matcher": "Type == 'heka.sandbox.gse_cluster_metric' && "
+                           "Fields[aggregator] == NIL"}
 
     def __init__(self, name: str, cfg: Any) -> None:
         super().__init__(name, cfg)

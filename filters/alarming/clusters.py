@@ -4,15 +4,16 @@ semantics of LMA's gse.lua, gse_cluster.lua and gse_policy.lua
 modules/lma_collector/files/plugins/common/); docs/alarms.md says it for operators.
 
 A cluster keeps the last status and alarms each member reported ("facts"), per member
-and host. `group_by: hostname` first reduces the facts of each host (its members' worst
-status), `member` those of each member (one per member, whatever the host), otherwise
-each (member, host) counts alone. The policy then reads how many groups are in each
-status: its steps are tried in order, the first whose trigger holds (a `count` or a
-`percent` of the groups in some statuses compared with a threshold; rules joined by
-`or` or `and`) gives the status, a step without trigger always holds, none: UNKNOWN.
-A cluster that is not OKAY reports its members' alarms (tagged `dependency_name` =
-the member, `dependency_level` = direct) and those of its `hints`, the clusters it
-depends on, that do not come from its own members (`dependency_level` = hint).
+and host, and counts groups of them: `group_by: hostname` one group per host (the
+worst status of its members), `member` one per member (its last report, whatever the
+host), otherwise one per member with the worst status over its hosts. The policy then
+reads how many groups are in each status: its steps are tried in order, the first
+whose trigger holds (a `count` or a `percent` of the groups in some statuses compared
+with a threshold; rules joined by `or` or `and`) gives the status, a step without
+trigger always holds, none: UNKNOWN. A cluster that is not OKAY reports its members'
+alarms (tagged `dependency_name` = the member, `dependency_level` = direct) and those
+of its `hints`, the clusters it depends on, that do not come from its own members
+(`dependency_level` = hint).
 """
 
 from __future__ import annotations
