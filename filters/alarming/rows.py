@@ -69,14 +69,11 @@ class RowBuffer:
         cells = self.values[row]
         old = cells[column]
         how = self.aggregation[column]
-        if how == "min":
-            if math.isnan(old) or value < old:
-                cells[column] = value
-        elif how == "max":
-            if math.isnan(old) or value > old:
-                cells[column] = value
-        else:
-            cells[column] = value
+        # A min (max) column keeps its value unless the new one is smaller (larger); NaN
+        # on either side sets, as hekapy's circular_buffer does.
+        if (how == "min" and value >= old) or (how == "max" and value <= old):
+            return old
+        cells[column] = value
         return cells[column]
 
     def add(self, ns: float, column: int, value: float) -> float | None:
