@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 from hekapy.collector.engine.alarm_status import NotEncodable, encode_payload
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import BOOL, DOUBLE, STRING, Field, Message
+from hekapy.collector.engine.metrics import metric_value
 from hekapy.collector.engine.plugin import Filter, Option, OptionError, register
 from hekapy.filters.alarming.definitions import (
     AfdDef,
@@ -52,7 +53,6 @@ from hekapy.filters.alarming.lua_modules import (
 )
 from hekapy.filters.alarming.rules import AfdState
 from hekapy.filters.alarming.state_file import load_state, save_state
-from hekapy.filters.metrics import metric_value
 
 METRIC_TYPES = ("Type == 'metric' || Type == 'heka.sandbox.metric' || "
                 "Type == 'multivalue_metric' || Type == 'heka.sandbox.multivalue_metric'")

@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.metrics import metric_message
 from hekapy.collector.engine.plugin import Filter, Option, OptionError, register
-from hekapy.filters.metrics import metric_message
 
 METHODS = frozenset(("GET", "POST", "OPTIONS", "DELETE", "PUT", "HEAD", "TRACE", "CONNECT",
                      "PATCH"))

@@ -39,9 +39,9 @@ from typing import Any, ClassVar
 from hekapy.collector.engine.alarm_status import lua_tostring
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.metrics import metric_value
 from hekapy.collector.engine.plugin import Filter, Option, OptionError, register
 from hekapy.filters.alarming.matching import ExpressionError, lua_pattern
-from hekapy.filters.metrics import metric_value
 
 DIVISORS = {"s": 1e9, "ms": 1e6, "us": 1e3, "m": 60e9, "h": 3600e9}
 

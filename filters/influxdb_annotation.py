@@ -32,9 +32,9 @@ from hekapy.collector.engine.alarm_status import (
 )
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.metrics import metric_message
 from hekapy.collector.engine.plugin import Filter, Option, register
 from hekapy.filters.alarming.state_file import load_state, save_state
-from hekapy.filters.metrics import metric_message
 
 
 @register

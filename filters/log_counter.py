@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.metrics import metric_message
 from hekapy.collector.engine.plugin import Filter, OptionError, register
 from hekapy.collector.engine.severity import LABEL_BY_SEVERITY
-from hekapy.filters.metrics import metric_message
 
 LEVELS = tuple(label.lower() for label in LABEL_BY_SEVERITY)
 

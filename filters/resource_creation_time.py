@@ -36,8 +36,8 @@ import orjson
 from hekapy.collector.engine.contexts import FilterContext
 from hekapy.collector.engine.datetimes import parse_timestamp_ns
 from hekapy.collector.engine.message import STRING, Field, Message
+from hekapy.collector.engine.metrics import metric_message
 from hekapy.collector.engine.plugin import Filter, register
-from hekapy.filters.metrics import metric_message
 
 METRIC_BY_EVENT: dict[str, str] = {
     "compute.instance.create.end": "openstack_nova_instance_creation_time",

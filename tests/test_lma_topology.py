@@ -28,11 +28,11 @@ from hekapy.collector.engine.buffer import buffer_dir
 from hekapy.collector.engine.config import load_config
 from hekapy.collector.engine.matcher import compile_matcher
 from hekapy.collector.engine.message import DOUBLE, Field, Message
+from hekapy.collector.engine.metrics import metric_message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.protobuf import encode_message, frame
 from hekapy.decoders.metric import MetricDecoder
 from hekapy.decoders.noop import NoopDecoder
-from hekapy.filters.metrics import metric_message
 from tests.conftest import CollectOutput, until, write_config
 from tests.services import InfluxDB, free_port, influxdb, stop_process, wait_for_port
 

@@ -609,7 +609,7 @@ def test_process_start_time_is_the_process_start_not_the_servers():
 
     import psutil
 
-    from hekapy.collector.app.status import process_start_time
+    from hekapy.collector.engine.report import process_start_time
     assert abs(process_start_time() - psutil.Process(os.getpid()).create_time()) < 0.1
 
 

@@ -37,14 +37,19 @@ Keys: ticker_interval (10 s), collector.
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
 import time
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hekapy.collector.engine.message import DOUBLE, STRING, Field, Message
+from hekapy.collector.engine.message import Message
+from hekapy.collector.engine.metrics import metric_message
 from hekapy.collector.engine.plugin import Input, Option, OptionError, register
+from hekapy.collector.engine.report import (
+    plugin_rows,
+    process_info,
+    process_start_time,
+    queue_rows,
+)
 from hekapy.collector.engine.stats import COUNTERS
 
 if TYPE_CHECKING:
@@ -56,123 +61,51 @@ LOGGER = "hekapy_stats"
 RETRY_STALE_MIN = 60.0
 
 Point = tuple[str, dict[str, str], dict[str, float]]
-
-
-def _started() -> float:
-    """When this process started (epoch seconds), from /proc; else this module's import."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22: starttime
-        with open("/proc/stat", "rb") as f:
-            boot = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return _IMPORTED
-
-
-_IMPORTED = time.time()
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _open_fds() -> int:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return -1
+# The value fields of hekapy_plugin: the counters, and per category what it adds.
+_PLUGIN_VALUES = (*COUNTERS, "matcher_seconds", "unacked_batches", "unacked_bytes")
 
 
 def _ratio(used: int, bound: int) -> float:
     return used / bound if bound > 0 else 0.0
 
 
-def _counters(stats: Any) -> dict[str, float]:
-    return {key: float(getattr(stats, key)) for key in COUNTERS}
-
-
 def pipeline_points(pipeline: Pipeline, started: float) -> list[Point]:
     """(measurement, tags, values) of every point one tick reports."""
-    now = time.monotonic()
     stale = max(RETRY_STALE_MIN,
                 2 * float(getattr(pipeline.hekad, "status_degraded_after", 30.0)))
     points: list[Point] = []
-    decoders: dict[str, tuple[str, dict[str, float]]] = {}
-
-    def plugin(name: str, type_name: str, category: str, values: dict[str, float],
-               gave_up: bool) -> None:
-        values["up"] = 0.0 if gave_up else 1.0
-        points.append(("hekapy_plugin", {"plugin": name, "plugin_type": type_name,
-                                         "category": category}, values))
-
     gave_up = 0
-    for _input, ictx in pipeline.inputs:
-        st = ictx.stats
-        values = _counters(st)
-        values["unacked_batches"] = float(ictx.tracker.in_flight)
-        values["unacked_bytes"] = float(ictx.tracker.in_flight_bytes)
-        plugin(ictx.name, ictx.spec.type_name, "input", values, st.gave_up)
-        gave_up += st.gave_up
-        dec = ictx.decoder
-        if dec is not None:
-            # A decoder shared by several inputs is one plugin: what they handed it.
-            _, d = decoders.setdefault(dec.name, (type(dec).type_name,
-                                                  dict.fromkeys(COUNTERS, 0.0)))
-            d["messages_in"] += st.messages_in
-            d["messages_out"] += st.messages_out
-            d["bytes_in"] += st.bytes_out
-            d["decode_failures"] += st.decode_failures
-    for name, (type_name, values) in decoders.items():
-        plugin(name, type_name, "decoder", values, False)  # a decoder never gives up
-    for _filter, fctx, _queue in pipeline.filters:
-        values = _counters(fctx.stats)
-        values["matcher_seconds"] = fctx.stats.matcher_seconds
-        plugin(fctx.name, fctx.spec.type_name, "filter", values, fctx.stats.gave_up)
-        gave_up += fctx.stats.gave_up
-    for _output, octx in pipeline.outputs:
-        st = octx.stats
-        values = _counters(st)
-        values["matcher_seconds"] = st.matcher_seconds
-        values["retrying_seconds"] = st.retrying_for(now, stale) or 0.0
-        values["unacked_batches"] = float(len(octx.unacknowledged()))
-        plugin(octx.name, octx.spec.type_name, "output", values, st.gave_up)
-        gave_up += st.gave_up
-    for name, role, q in pipeline.queues():
-        points.append(("hekapy_queue", {"plugin": name, "queue": role}, {
-            "batches": float(len(q)), "messages": float(q.nmessages),
-            "bytes": float(q.nbytes), "capacity_batches": float(q.max_batches),
-            "capacity_bytes": float(q.max_bytes),
-            "fill_ratio": max(_ratio(len(q), q.max_batches), _ratio(q.nbytes, q.max_bytes))}))
-    for name, buf in pipeline.buffers.items():
-        disk = buf.disk
-        points.append(("hekapy_buffer", {"plugin": name}, {
-            "bytes": float(disk.size_bytes), "max_bytes": float(disk.max_buffer_size),
-            "fill_ratio": _ratio(disk.size_bytes, disk.max_buffer_size),
-            "dropped": float(disk.dropped), "corrupt_bytes": float(disk.corrupt_bytes)}))
-    cpu = os.times()
+    for row in plugin_rows(pipeline, stale):
+        category = row["category"]
+        values = {k: float(row[k]) for k in _PLUGIN_VALUES
+                  if k in row and not (k == "matcher_seconds" and category == "input")}
+        if category == "output":
+            values["retrying_seconds"] = float(row["retrying_for"])
+        values["up"] = 0.0 if row["gave_up"] else 1.0
+        gave_up += bool(row["gave_up"])
+        points.append(("hekapy_plugin", {"plugin": row["name"], "plugin_type": row["type"],
+                                         "category": category}, values))
+        buf = row.get("buffer")
+        if buf is not None:
+            points.append(("hekapy_buffer", {"plugin": row["name"]}, {
+                "bytes": float(buf["bytes"]), "max_bytes": float(buf["max_bytes"]),
+                "fill_ratio": _ratio(buf["bytes"], buf["max_bytes"]),
+                "dropped": float(buf["dropped"]), "corrupt_bytes": float(buf["corrupt_bytes"])}))
+    for q in queue_rows(pipeline):
+        points.append(("hekapy_queue", {"plugin": q["plugin"], "queue": q["queue"]}, {
+            "batches": float(q["batches"]), "messages": float(q["messages"]),
+            "bytes": float(q["bytes"]), "capacity_batches": float(q["max_batches"]),
+            "capacity_bytes": float(q["max_bytes"]),
+            "fill_ratio": max(_ratio(q["batches"], q["max_batches"]),
+                              _ratio(q["bytes"], q["max_bytes"]))}))
+    proc = process_info(started)
     points.append(("hekapy_collector", {}, {
-        "rss_bytes": float(_rss_bytes()), "cpu_seconds": cpu.user + cpu.system,
-        "open_fds": float(_open_fds()), "uptime_seconds": max(0.0, time.time() - started),
+        "rss_bytes": float(proc["rss_bytes"]), "cpu_seconds": float(proc["cpu_seconds"]),
+        "open_fds": float(proc["open_fds"]), "uptime_seconds": max(0.0, time.time() - started),
         "routed_messages": float(pipeline.router.messages_routed),
         "unmatched_messages": float(pipeline.router.messages_unmatched),
         "plugins_gave_up": float(gave_up)}))
     return points
-
-
-def point_message(name: str, tags: dict[str, str], values: dict[str, float],
-                  timestamp: int, hostname: str) -> Message:
-    """One multi-value metric message (outputs/influxdb's line protocol reads it)."""
-    fields = [Field("name", [name], STRING), Field("value_fields", list(values), STRING)]
-    fields += [Field(k, [float(v)], DOUBLE) for k, v in values.items()]
-    fields += [Field(k, [v], STRING) for k, v in tags.items()]
-    fields.append(Field("tag_fields", list(tags), STRING))
-    return Message(timestamp=timestamp, type="metric", logger=LOGGER, severity=6,
-                   hostname=hostname, fields=fields)
 
 
 @register
@@ -188,14 +121,15 @@ class HekapyStatsInput(Input):
         super().__init__(name, cfg)
         if cfg.ticker_interval <= 0:
             raise OptionError("must be more than 0", key="ticker_interval")
-        self.started = _started()
+        self.started = process_start_time()
 
     def tick(self, ctx: InputContext) -> list[Message]:
         collector = self.cfg.collector or PurePath(ctx.hekad.base_dir).name or "hekapy"
         host = ctx.hostname
         common = {"hostname": host, "collector": collector}
         now = time.time_ns()
-        return [point_message(name, {**common, **tags}, values, now, host)
+        return [metric_message(name, values, {**common, **tags}, now, LOGGER, host,
+                               msg_type="metric")
                 for name, tags, values in pipeline_points(ctx.pipeline, self.started)]
 
     async def run(self, ctx: InputContext) -> None:

@@ -28,8 +28,7 @@ bind is logged and hekapy keeps running without it.
 from hekapy.collector.app.status.all_report import render_all_report
 from hekapy.collector.app.status.metrics import render_metrics
 from hekapy.collector.app.status.server import StatusServer
-from hekapy.collector.app.status.snapshot import Snapshot, process_info, process_start_time
+from hekapy.collector.app.status.snapshot import Snapshot
 from hekapy.collector.engine.redact import Redactor
 
-__all__ = ["Redactor", "Snapshot", "StatusServer", "process_info", "process_start_time",
-           "render_all_report", "render_metrics"]
+__all__ = ["Redactor", "Snapshot", "StatusServer", "render_all_report", "render_metrics"]

@@ -19,12 +19,16 @@ import asyncio
 import logging
 import os
 import platform
-import resource
 import time
 from typing import TYPE_CHECKING, Any
 
 from hekapy.collector import __version__, compiled
-from hekapy.collector.engine.stats import COUNTERS
+from hekapy.collector.engine.report import (
+    plugin_rows,
+    process_info,
+    process_start_time,
+    queue_rows,
+)
 from hekapy.collector.engine.tap import TapRegistry
 
 if TYPE_CHECKING:
@@ -34,39 +38,6 @@ log = logging.getLogger("hekapy.status")
 
 BUFFER_DEGRADED = 0.8
 RESTART_WINDOW = 60.0
-
-
-def process_start_time() -> float:
-    """When this process started (epoch seconds): Linux's /proc, else this module's
-    import. The status server's own start is later, and a reload starts it again."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22: starttime
-        with open("/proc/stat", "rb") as f:
-            boot = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return _IMPORTED
-
-
-_IMPORTED = time.time()
-
-
-def process_info(started: float) -> dict[str, Any]:
-    """RSS, CPU seconds, open descriptors of this process (Linux /proc, else rusage)."""
-    rss = 0
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    t = os.times()
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        fds = -1
-    return {"rss_bytes": rss, "cpu_seconds": t.user + t.system, "open_fds": fds,
-            "start_time": started}
 
 
 def _event_loop_name() -> str:
@@ -165,61 +136,22 @@ class Snapshot:
         now = time.monotonic()
         stale = max(RESTART_WINDOW, 2 * self.degraded_after)
         queues: dict[str, list[dict]] = {}
-        for name, role, q in p.queues():
-            queues.setdefault(name, []).append({
-                "queue": role, "batches": len(q), "messages": q.nmessages,
-                "bytes": q.nbytes, "max_batches": q.max_batches, "max_bytes": q.max_bytes})
-        plugins: list[dict[str, Any]] = []
-        decoders: dict[str, dict[str, Any]] = {}
-        for plugin, ctx in p.inputs:
-            row = self._row(ctx, "input", ctx.spec.type_name)
-            row["unacked_batches"] = ctx.tracker.in_flight
-            row["unacked_bytes"] = ctx.tracker.in_flight_bytes
-            row["window_batches"] = ctx.tracker.max_batches
-            row["forced_flushes"] = ctx.forced_flushes
-            if ctx.decoder is not None:
-                row["decoder"] = ctx.decoder.name
-            if ctx.spec.type_name == "LogstreamerInput":
-                row["streams"] = self._streams(plugin)
-            plugins.append(row)
-            dec = ctx.decoder
-            if dec is not None:
-                d = decoders.get(dec.name)
-                if d is None:
-                    d = decoders[dec.name] = {
-                        "name": dec.name, "type": type(dec).type_name, "category": "decoder",
-                        **dict.fromkeys(COUNTERS, 0), "inputs": [], "gave_up": False}
-                d["inputs"].append(ctx.name)
-                st = ctx.stats
-                d["messages_in"] += st.messages_in
-                d["messages_out"] += st.messages_out
-                d["bytes_in"] += st.bytes_out
-                d["decode_failures"] += st.decode_failures
-        plugins.extend(decoders.values())
-        for _filter, fctx, _q in p.filters:
-            row = self._row(fctx, "filter", fctx.spec.type_name)
-            row["queues"] = queues.get(fctx.name, [])
-            plugins.append(row)
+        for q in queue_rows(p):
+            queues.setdefault(q.pop("plugin"), []).append(q)
+        plugins = plugin_rows(p, stale, now)
         encoders: dict[str, dict[str, Any]] = {}
-        for _output, octx in p.outputs:
-            row = self._row(octx, "output", octx.spec.type_name)
-            row["queues"] = queues.get(octx.name, [])
-            row["retrying_for"] = octx.stats.retrying_for(now, stale) or 0.0
-            row["unacked_batches"] = len(octx.unacknowledged())
-            buf = p.buffers.get(octx.name)
-            if buf is not None:
-                disk = buf.disk
-                row["buffer"] = {"bytes": disk.size_bytes, "max_bytes": disk.max_buffer_size,
-                                 "full_action": disk.full_action, "dropped": disk.dropped,
-                                 "corrupt_bytes": disk.corrupt_bytes}
-            if octx.encoder is not None:
-                enc = octx.encoder
+        for row in plugins:
+            plugin, ctx = row.pop("plugin", None), row.pop("context", None)
+            if row["category"] in ("filter", "output"):
+                row["queues"] = queues.get(row["name"], [])
+            if row["type"] == "LogstreamerInput":
+                row["streams"] = self._streams(plugin)
+            if ctx is not None and row["category"] == "output" and ctx.encoder is not None:
+                enc = ctx.encoder
                 e = encoders.setdefault(enc.name, {"name": enc.name,
                                                    "type": type(enc).type_name,
                                                    "category": "encoder", "outputs": []})
-                e["outputs"].append(octx.name)
-                row["encoder"] = enc.name
-            plugins.append(row)
+                e["outputs"].append(row["name"])
         tap = self.tap
         return {
             "version": __version__,
@@ -231,6 +163,8 @@ class Snapshot:
             "time": time.time(),
             "uptime": now - self.started_mono,
             "process": process_info(self.started),
+            # A reconnect loop that leaks tasks shows here first (the soak watches it).
+            "asyncio_tasks": len(asyncio.all_tasks()),
             "router": {"messages": p.router.messages_routed,
                        "unmatched": p.router.messages_unmatched},
             "tap": {"viewers": len(tap.viewers) if tap else 0,
@@ -239,13 +173,6 @@ class Snapshot:
             "plugins": plugins,
             "encoders": list(encoders.values()),
         }
-
-    @staticmethod
-    def _row(ctx: Any, category: str, type_name: str) -> dict[str, Any]:
-        st = ctx.stats
-        return {"name": ctx.name, "type": type_name, "category": category,
-                **st.as_dict(), "matcher_seconds": st.matcher_seconds,
-                "gave_up": st.gave_up}
 
     def _streams(self, plugin: Any) -> list[dict[str, Any]]:
         """Per stream of a LogstreamerInput: read offset, acknowledged offset, lag."""

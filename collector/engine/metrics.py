@@ -1,4 +1,5 @@
-"""Metric messages as LMA's filters and decoders made them (docs/compatibility.md, "LMA metrics"):
+"""Metric messages as LMA's filters and decoders made them (docs/compatibility.md, "LMA
+metrics"), for every plugin that makes or reads them (filters, inputs, the alarm chain):
 `Fields[name]`, `Fields[value]` or `Fields[value_fields]` listing the value fields, the
 tags as fields listed in `Fields[tag_fields]`. InfluxdbOutput turns them into LMA's
 series (outputs/influxdb/line_protocol.py)."""
@@ -17,9 +18,9 @@ def _value_field(name: str, value: Any) -> Field:
 
 
 def metric_message(name: str, value: Any, tags: dict[str, str], timestamp: int,
-                   logger: str, hostname: str) -> Message:
+                   logger: str, hostname: str, msg_type: str = "") -> Message:
     """A single-value metric (Type heka.sandbox.metric) or, for a dict of values, a
-    multi-value one (heka.sandbox.multivalue_metric)."""
+    multi-value one (heka.sandbox.multivalue_metric); `msg_type` instead of those."""
     fields = [Field("name", [name], STRING)]
     if isinstance(value, dict):
         kind = "heka.sandbox.multivalue_metric"
@@ -31,8 +32,8 @@ def metric_message(name: str, value: Any, tags: dict[str, str], timestamp: int,
     fields += [Field(k, [str(v)], STRING) for k, v in tags.items()]
     if tags:
         fields.append(Field("tag_fields", list(tags), STRING))
-    return Message(type=kind, logger=logger, hostname=hostname, timestamp=timestamp,
-                   severity=6, fields=fields)
+    return Message(type=msg_type or kind, logger=logger, hostname=hostname,
+                   timestamp=timestamp, severity=6, fields=fields)
 
 
 def metric_value(m: Message) -> Any:
