@@ -416,13 +416,12 @@ class Checker:
             fields.append((str(k), expr))
         group_by = self.strings(r.get("group_by", []), f"{where}.group_by")
         value = self.text(r.get("value"), f"{where}.value", required=False)
-        if None in (metric, function, operator, threshold, window, periods):
+        if (metric is None or function is None or operator is None or threshold is None
+                or window is None or periods is None):
             return None
-        assert window is not None and periods is not None
-        window = window if window > 0 else MIN_WINDOW
-        periods = periods if periods > 0 else MIN_PERIODS
-        return RuleDef(metric, function, operator, threshold, window, periods,  # type: ignore[arg-type]
-                       tuple(fields), group_by, value)
+        return RuleDef(metric, function, operator, threshold,
+                       window if window > 0 else MIN_WINDOW,
+                       periods if periods > 0 else MIN_PERIODS, tuple(fields), group_by, value)
 
     def afd_cluster(self, kind: str, name: Any, c: Any, where: str,
                     alarms: dict[str, AlarmDef]) -> AfdClusterDef | None:
@@ -518,11 +517,11 @@ class Checker:
                 if hint not in clusters:
                     self.problem(f"{where}.clusters.{cluster.name}.hints",
                                  f"no cluster named {hint!r} in {where}")
-        if None in (flag, member_field, out_type, out_name, interval, warm_up, alerting):
+        if (flag is None or member_field is None or out_type is None or out_name is None
+                or interval is None or warm_up is None or alerting is None):
             return None
-        return GseLevelDef(name, types, bool(flag), cluster_field, member_field,  # type: ignore[arg-type]
-                           out_type, out_name, interval, warm_up,  # type: ignore[arg-type]
-                           alerting != "disabled", clusters)
+        return GseLevelDef(name, types, flag, cluster_field, member_field, out_type, out_name,
+                           interval, warm_up, alerting != "disabled", clusters)
 
     def gse_cluster(self, name: str, c: Any, where: str,
                     policies: dict[str, tuple[PolicyDef, ...]]) -> ClusterDef | None:

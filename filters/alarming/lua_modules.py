@@ -67,7 +67,9 @@ def _unescape(body: str) -> str:
             continue
         nxt = body[i + 1]
         if nxt.isdigit():
-            digits = re.match(r"\d{1,3}", body[i + 1:]).group(0)  # type: ignore[union-attr]
+            digits = nxt
+            while len(digits) < 3 and body[i + 1 + len(digits):i + 2 + len(digits)].isdigit():
+                digits = body[i + 1:i + 2 + len(digits)]
             out.append(chr(int(digits)))
             i += 1 + len(digits)
         else:

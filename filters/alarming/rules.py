@@ -154,7 +154,7 @@ class RuleState:
                     contexts.append((-1, store.fields))
                     continue
                 assert last is not None
-                result = last if fn == "last" else last - first  # type: ignore[operator]
+                result = last if first is None else last - first
             else:
                 result = rows.compute(fn, 0)
             if compare(result, self.rule.operator, self.rule.threshold):
