@@ -212,10 +212,11 @@ class NotificationDecoder(Decoder):
             raise DecodeError(f"notification is not a JSON object: {_snippet(data)}")
         text = data
         if "oslo.version" in notif:
-            text = notif.get("oslo.message")
-            if not isinstance(text, str):
+            message = notif.get("oslo.message")
+            if not isinstance(message, str):
                 raise DecodeError(f"v{notif['oslo.version']} envelope: 'oslo.message' is "
                                   f"not a string: {_snippet(data)}")
+            text = message
             try:
                 notif = _loads(text)
             except ValueError as e:

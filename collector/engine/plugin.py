@@ -295,10 +295,18 @@ class Splitter(Plugin):
     """Cuts a byte stream into records. One instance per stream: it keeps the incomplete
     tail of the data between calls."""
 
+    # The longest record delivered; the runtime sets it from [hekad] max_message_size.
+    max_record_size: int = 65536 + 3 + 255
+
     @classmethod
     def may_sign(cls, cfg: SimpleNamespace, input_cfg: SimpleNamespace) -> bool:
         """Whether records of this splitter, so configured, can carry a verified
         signer (engine/framing.py's SignedRecord). Only Heka's stream framing can."""
+        return False
+
+    def add_signers(self, keys: dict[str, str]) -> bool:
+        """An input's legacy `[X.signer]` keys, added to the splitter's own; False
+        when this splitter verifies no signatures (only Heka's stream framing does)."""
         return False
 
     def split(self, data: bytes) -> list[bytes]:
@@ -372,10 +380,11 @@ class Decoder(Plugin):
 
 
 class Encoder(Plugin):
+    """Turns a message into bytes for an output; None means "nothing to write"."""
+
     # Heka's automatic `use_framing` for TcpOutput and FileOutput: true for an encoder
     # whose records are Heka protobuf messages.
     framed_by_default: ClassVar[bool] = False
-    """Turns a message into bytes for an output; None means "nothing to write"."""
 
     def encode(self, msg: Message) -> bytes | None:
         raise NotImplementedError

@@ -1,5 +1,5 @@
-"""SandboxEncoder: Heka's Lua encoder (spec/heka.md §4.6, §7), run by hekapy's Lua
-sandbox (collector/sandbox/).
+"""SandboxEncoder: Heka's Lua encoder (docs/compatibility.md, "Lua sandbox"), run by
+hekapy's Lua sandbox (collector/sandbox/).
 
 process_message() runs for every message the output encodes. What the script emits is
 the encoder's output: the payload of inject_payload, or the protobuf bytes of

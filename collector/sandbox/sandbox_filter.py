@@ -1,5 +1,5 @@
-"""SandboxFilter: Heka's Lua filter (spec/heka.md §4.7, §7), run by hekapy's Lua sandbox
-(collector/sandbox/).
+"""SandboxFilter: Heka's Lua filter (docs/compatibility.md, "Lua sandbox"), run by hekapy's
+Lua sandbox (collector/sandbox/).
 
 process_message() runs for every matched message, timer_event(ns) every
 `ticker_interval` seconds (and once more at shutdown with `timer_event_on_shutdown`).
@@ -125,7 +125,7 @@ class SandboxFilter(Filter):
         self._limit_name = name
 
     def _inject(self, msg: Message) -> None:
-        """inject_message / inject_payload of the script (spec §7.3 filter rules)."""
+        """inject_message / inject_payload of the script (Heka's filter rules)."""
         self._injects += 1
         if self._injects > self._inject_limit:
             raise ApiError(f"inject_message() exceeded {self._limit_name} "
