@@ -194,7 +194,7 @@ async def test_filter_inject_limit_terminates(tmp_path):
     one, dead = sink.messages
     assert one.type == "heka.sandbox.one"
     assert dead.type == "heka.sandbox-terminated"
-    assert dead.payload.endswith("process_message() inject_types.lua:80: inject_message() "
+    assert dead.payload.endswith("process_message() inject_types.lua:81: inject_message() "
                                  "exceeded max_process_inject (1)")
 
 
