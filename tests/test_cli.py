@@ -147,7 +147,9 @@ def test_shipped_configs_check(conf_path, tmp_path):
            "ES_URL": "http://127.0.0.1:9200", "HEKAPY_DEPLOYMENT_ID": "3",
            "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "pw",
            "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/",
-           "MANAGEMENT_ADDRESS": "192.0.2.10"}
+           "MANAGEMENT_ADDRESS": "192.0.2.10", "AGGREGATOR_ADDRESS": "192.0.2.20",
+           "NAGIOS_URL": "http://192.0.2.30:8001/cgi-bin/cmd.cgi", "NAGIOS_USER": "nagios",
+           "NAGIOS_PASSWORD": "pw"}
     r = subprocess.run([*HEKAPY, "check", "-c", conf_path], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 0, r.stderr
