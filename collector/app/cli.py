@@ -359,53 +359,39 @@ def demo(directory: str, rate: float, seed: int, duration: float, rotate_bytes: 
 @click.option("--since", help="keep messages from this time on (ISO 8601, UTC by default)")
 @click.option("--until", help="keep messages before this time")
 @click.option("--workers", default=max(1, (os.cpu_count() or 1)), show_default=True,
-              help="decoding processes")
+              help="worker processes (each decodes and ships its files)")
 @click.option("--resume", is_flag=True, help="go on from the state file")
-@click.option("--dry-run", is_flag=True, help="show which decoder each file gets, and stop")
+@click.option("--dry-run", is_flag=True, help="show which section, stream and decoder "
+              "each file gets, and stop")
 @click.option("--decoder", default="", help="this decoder section for every file")
+@click.option("--live-dir", default="", help="the live directory the PATH directories "
+              "are copies of (default: inferred from the config's log_directory)")
+@click.option("--hostname", default="", help="the node the archive comes from (Hostname "
+              "and Uuids; default: the config's)")
+@click.option("--max-undecodable", default=50.0, show_default=True, type=float,
+              help="percent of a file's records undecodable above which the replay "
+              "names it and exits 3")
 @click.option("--state", "state_path", type=click.Path(), help="state file (default "
               "<base_dir>/replay/state.json)")
 @click.argument("paths", nargs=-1, required=True)
 def replay(path: str, since: str | None, until: str | None, workers: int, resume: bool,
-           dry_run: bool, decoder: str, state_path: str | None,
-           paths: tuple[str, ...]) -> None:
+           dry_run: bool, decoder: str, live_dir: str, hostname: str,
+           max_undecodable: float, state_path: str | None, paths: tuple[str, ...]) -> None:
     """Backfill archived logs (plain, .gz, .bz2, .xz, .zst, Heka streams) through the
-    config's decoders, filters and outputs; resumable, without duplicates."""
-    from hekapy.collector.app.replay import (
-        Replay,
-        ReplayError,
-        ReplayState,
-        default_state_path,
-        describe_plan,
-        parse_time,
-        plan,
-    )
+    config's decoders, filters and outputs; resumable, without duplicates. Exit codes:
+    0 done, 1 a file not read to its end, 3 a file mostly undecodable, 130 interrupted."""
+    from hekapy.collector.app.replay import ReplayError, replay_command
 
     config = _load_or_exit(path)
     _setup_logging(config.hekad.log_level)
     try:
-        since_ns = parse_time(since) if since else None
-        until_ns = parse_time(until) if until else None
-        files = plan(config, list(paths), decoder)
+        code = replay_command(config, path, list(paths), since=since, until=until,
+                              workers=workers, resume=resume, dry_run=dry_run,
+                              decoder=decoder, live_dir=live_dir, hostname=hostname,
+                              max_undecodable=max_undecodable, state_path=state_path)
     except ReplayError as e:
         raise click.UsageError(str(e)) from None
-    if dry_run:
-        describe_plan(files, sys.stdout)
-        sys.exit(0)
-    if not files.tasks:
-        raise click.UsageError("no file to replay (none matched a LogstreamerInput "
-                               "file_match; see --dry-run, or give --decoder)")
-    state = ReplayState(Path(state_path) if state_path else default_state_path(config))
-    if resume:
-        state.load()
-    elif state.path.exists():
-        state.path.unlink()  # a fresh replay: forget an earlier run's positions
-    job = Replay(config, path, files, workers, since_ns, until_ns, state)
-    loop = _new_loop()
-    try:
-        sys.exit(loop.run_until_complete(job.run()))
-    finally:
-        loop.close()
+    sys.exit(code)
 
 
 @main.command("cat")

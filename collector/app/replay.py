@@ -1,37 +1,37 @@
 """`hekapy replay`: archived logs through the daemon's own decoders, filters and outputs.
 
     hekapy replay -c /etc/hekapy/ [--since T] [--until T] [--workers N] [--resume]
-                  [--dry-run] [--decoder NAME] [--state FILE] PATH...
+                  [--dry-run] [--decoder NAME] [--live-dir DIR] [--hostname NAME]
+                  [--max-undecodable PERCENT] [--state FILE] PATH...
 
-Files (or directories, walked) of plain, .gz, .bz2, .xz and .zst logs, and Heka
-protobuf stream files. Each file goes to the splitter and decoder that the config's
-LogstreamerInput sections would give it: `file_match` is matched against the path
-below a directory named like the section's log_directory (an archive of /var/log keeps
-nova/, neutron/, …), else against the file name, compression suffix removed; its
-stream name (the message Logger) comes from the section's differentiator, as in the
-daemon. `--decoder` names one decoder section for every file instead; Heka stream files
-(they start with a 0x1E frame) use HekaFramingSplitter + ProtobufDecoder.
-
-N worker processes (collector/app/replay_worker.py) decode files in parallel, run the
-outputs' encoders too, and send msgpack batches (messages and their encoded bytes)
-through a bounded queue to this process, which routes them to the config's filters and
-outputs (the config's inputs do not run): the one writer process only matches, routes
-and ships bytes, so decoding and encoding scale with the workers. Backpressure: a slow
-output stops the router, the queue fills, the workers wait; memory stays bounded
-whatever the archive size.
+Which file gets which section, stream, splitter and decoder: collector/app/replay_plan.py
+(`--dry-run` prints it). N worker processes (collector/app/replay_worker.py) each run a
+small collector: they decode their files and ship to the outputs whose destination
+takes several writers (Elasticsearch, AMQP, HTTP, TCP, UDP, InfluxDB), and forward
+what the rest of the configuration consumes (the filters, file and stdout outputs) to
+this process, the coordinator, which runs those once, for all files (the config's
+inputs do not run). Backpressure: a slow output holds its worker's input; a slow
+coordinator holds every worker's forwarded batches (FORWARD_WINDOW each).
 
 Metric filters (ticker_interval) tick on the lines' Timestamps, not on the clock
-(collector/engine/message_clock.py): files start in the order of their first lines' Timestamps
-and each interval's metrics carry that interval's time.
+(collector/engine/message_clock.py): files start in the order of their first lines'
+Timestamps, and a file's progress moves the watermark once everything of it up to there
+was acknowledged.
 
 Timestamps come from the lines; `--since`/`--until` (ISO 8601 dates or times, UTC
 unless an offset is given) keep messages with since ≤ Timestamp < until. The state
 file (`<base_dir>/replay/state.json` unless `--state`) records, per file, the offset
-every output has acknowledged; `--resume` goes on from there (a file's identity is
-its path and first line). Uuids are the daemon's, so nothing is indexed twice.
+every route has acknowledged; `--resume` goes on from there (a file's identity is its
+path and first line). The replay's own state (the workers' and filters' preserved data,
+dead letters) lives beside it, in `<state dir>/` and `<state dir>/worker-<n>/`, apart
+from the daemon's. Uuids are the daemon's, so nothing is indexed twice.
 
-SIGINT/SIGTERM: stop reading, let the outputs finish what is in flight, save the
-state, exit 130 ("--resume" continues).
+Exit codes: 0 done; 1 a file could not be read to its end, or a worker failed; 3 a
+file's records were mostly undecodable (more than `--max-undecodable` percent, 50 by
+default: the wrong decoder, or not a log of that kind), after everything decodable was
+stored; 130 interrupted. SIGINT/SIGTERM: the workers stop reading and let their
+outputs finish what is in flight, the state is saved ("--resume" continues); a second
+signal stops at once.
 """
 
 from __future__ import annotations
@@ -43,21 +43,28 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from hekapy.collector.app.gc_tuning import tune_gc
+from hekapy.collector.app.replay_plan import FileTask, Plan, is_heka_stream
+from hekapy.collector.app.replay_progress import Progress, ProgressDisplay
 from hekapy.collector.app.replay_worker import (
-    FileTask,
-    fingerprint,
-    is_heka_stream,
-    strip_compression,
+    FileReport,
+    WorkerSetup,
+    coordinator_consumers,
+    replay_hekad,
+    replay_output_spec,
+    run_loop,
+    runs_in_workers,
+    stage_specs,
     worker_main,
 )
 from hekapy.collector.engine.config import Config, ConfigError
@@ -66,9 +73,16 @@ from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.message_clock import MessageClock
 from hekapy.collector.engine.pipeline import Pipeline, build_plugin
-from hekapy.collector.engine.plugin import Input, register
+from hekapy.collector.engine.plugin import Input
+from hekapy.collector.engine.queue import Batch
+from hekapy.collector.engine.router import Router
 from hekapy.collector.engine.serialize import unpack_batch
-from hekapy.collector.inputs.logstreamer.discovery import Discovery
+
+EXIT_OK = 0
+EXIT_ERRORS = 1  # a file not read to its end, a worker that failed
+EXIT_UNDECODABLE = 3  # a file mostly undecodable
+EXIT_INTERRUPTED = 130
+DEFAULT_MAX_UNDECODABLE = 50.0  # percent of a file's records
 
 
 class ReplayError(Exception):
@@ -85,81 +99,6 @@ def parse_time(text: str) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp()) * 10**9 + t.microsecond * 1000
-
-
-def walk(paths: list[str]) -> list[tuple[str, str]]:
-    """(file, the root it is matched relative to), sorted by path within each root."""
-    out = []
-    for p in paths:
-        if os.path.isdir(p):
-            root = os.path.abspath(p)
-            for d, _dirs, files in sorted(os.walk(root)):
-                out += [(os.path.join(d, f), root) for f in sorted(files)]
-        elif os.path.isfile(p):
-            out.append((os.path.abspath(p), os.path.dirname(os.path.abspath(p))))
-        else:
-            raise ReplayError(f"{p}: no such file or directory")
-    return out
-
-
-@dataclass
-class Plan:
-    tasks: list[FileTask] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-
-
-def plan(config: Config, paths: list[str], decoder: str = "") -> Plan:
-    """Which stream, splitter and decoder each file gets."""
-    if decoder and config.resolve(decoder, "Decoder") is None:
-        raise ReplayError(f"--decoder {decoder!r}: no decoder section of that name")
-    streams = []
-    for spec in config.by_category("Input"):
-        if spec.type_name != "LogstreamerInput":
-            continue
-        c = spec.cfg
-        d = Discovery("/", c.file_match, c.priority, c.differentiator, c.translation,
-                      default_name=spec.name)
-        streams.append((spec, d))
-    result = Plan()
-    for path, root in walk(paths):
-        rel = strip_compression(os.path.relpath(path, root))
-        first_line = fingerprint(path)
-        task: FileTask | None
-        if is_heka_stream(first_line):
-            task = FileTask(len(result.tasks), path, "replay", "HekaFramingSplitter",
-                            "ProtobufDecoder")
-        elif decoder:
-            name = strip_compression(os.path.basename(path))
-            task = FileTask(len(result.tasks), path, os.path.splitext(name)[0],
-                            "TokenSplitter", decoder)
-        else:
-            task = None
-            # An archive laid out like /var/log: a file under a directory named as a
-            # section's log_directory (nova/, neutron/) goes to that section first,
-            # matched relative to it; otherwise its name is matched.
-            parts = [os.path.basename(root), *rel.split(os.sep)]
-            best: tuple[int, int] | None = None
-            for order, (spec, d) in enumerate(streams):
-                home = os.path.basename(spec.cfg.log_directory.rstrip("/"))
-                if home in parts[:-1]:
-                    at = len(parts) - 1 - parts[:-1][::-1].index(home)
-                    sub, rank = "/".join(parts[at:]), 0
-                else:
-                    sub, rank = parts[-1], 1
-                groups = d.match("/" + sub)
-                if groups is None or (best is not None and (rank, order) >= best):
-                    continue
-                best = (rank, order)
-                task = FileTask(len(result.tasks), path, d.stream_name(groups),
-                                spec.cfg.splitter or "TokenSplitter", spec.cfg.decoder)
-        if task is None:
-            result.unmatched.append(path)
-            continue
-        task.fingerprint = first_line
-        result.tasks.append(task)
-        result.sizes.append(os.path.getsize(path))
-    return result
 
 
 def file_identity(task: FileTask) -> str:
@@ -185,149 +124,232 @@ class ReplayState:
         tmp.write_text(json.dumps({"files": self.files}, indent=1, sort_keys=True))
         os.replace(tmp, self.path)
 
+    def forget(self) -> None:
+        """A fresh replay: no positions, and none of an earlier run's preserved data."""
+        self.files = {}
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        for d in self.path.parent.glob("worker-*/sandbox_preservation"):
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(self.path.parent / "sandbox_preservation", ignore_errors=True)
+
 
 @dataclass
-class Progress:
-    files: int = 0
-    files_done: int = 0
-    lines: int = 0
-    bytes: int = 0  # uncompressed
-    raw_bytes: int = 0  # on disk
-    raw_total: int = 0
-    acknowledged: int = 0
-    errors: list[str] = field(default_factory=list)
-    skipped_time: int = 0
-    decode_failures: int = 0
-    per_index: Counter = field(default_factory=Counter)
-    started: float = field(default_factory=time.monotonic)
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.bytes / elapsed / 2**20
-        eta = ""
-        if self.raw_bytes and self.raw_total > self.raw_bytes:
-            left = elapsed * (self.raw_total - self.raw_bytes) / self.raw_bytes
-            eta = f", ETA {left:,.0f} s"
-        return (f"files {self.files_done}/{self.files}, lines {self.lines:,}, "
-                f"{self.bytes / 2**20:,.1f} MiB ({rate:,.1f} MiB/s), acknowledged "
-                f"{self.acknowledged:,}, errors {len(self.errors) + self.decode_failures}"
-                f"{eta}")
+class ReplayOptions:
+    workers: int = 1
+    since: int | None = None
+    until: int | None = None
+    hostname: str = ""  # "" = the configuration's
+    max_undecodable: float = DEFAULT_MAX_UNDECODABLE  # percent
+    decoder: str = ""  # --decoder
 
 
-@register
 class ReplayInput(Input):
-    """The writer side of `hekapy replay` (not for configs): batches from the worker
-    processes into the pipeline; acknowledged positions into the state file."""
+    """The coordinator's input (not for configs): what the workers forward, into the
+    filters and the coordinator's outputs."""
 
-    options: ClassVar[dict] = {}
-    job: Replay | None = None
+    type_name: ClassVar[str] = "ReplayInput"
+    category: ClassVar[str] = "Input"
+    job: Replay
 
     async def run(self, ctx: InputContext) -> None:
-        job = ReplayInput.job
-        assert job is not None
-        await job.feed(ctx)
+        await self.job.feed(ctx)
+
+
+@dataclass
+class Outcome:
+    """What the replay found, for the summary and the exit code."""
+
+    reports: dict[int, FileReport] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    per_index: Counter = field(default_factory=Counter)
 
 
 class Replay:
-    """One replay run: workers, the pipeline of the config's filters and outputs, the
-    state file and the progress display."""
+    """One replay run: the workers, the coordinator's pipeline, the state file, the
+    progress display and the summary."""
 
-    def __init__(self, config: Config, config_path: str, tasks: Plan, workers: int,
-                 since: int | None, until: int | None, state: ReplayState,
-                 out: Any = sys.stderr) -> None:
+    def __init__(self, config: Config, config_path: str, plan: Plan, options: ReplayOptions,
+                 state: ReplayState, out: Any = None) -> None:
         self.config = config
         self.config_path = config_path
-        self.plan = tasks
-        self.workers = max(1, workers)
-        self.since, self.until = since, until
+        self.plan = plan
+        self.options = options
         self.state = state
-        self.out = out
-        self.progress = Progress(files=len(tasks.tasks), raw_total=sum(tasks.sizes))
-        self.identities = {t.index: file_identity(t) for t in tasks.tasks}
-        self.pending: deque[tuple[int, int, int, int]] = deque()  # seq, file, offset, n
-        self.seq = 0
-        self.finished_files: dict[int, int] = {}  # file → seq of its last batch
-        self.raw_seen: dict[int, int] = {}  # file → bytes on disk read so far
+        self.out = out if out is not None else sys.stderr
+        self.progress = Progress(files=len(plan.tasks),
+                                 raw_total=sum(t.size for t in plan.tasks))
+        self.display = ProgressDisplay(self.progress, self.out)
+        self.outcome = Outcome()
+        self.identities = {t.index: file_identity(t) for t in plan.tasks}
+        self.raw_seen: dict[int, int] = {}
         self.stop_requested = asyncio.Event()
-        self.saved_at = time.monotonic()
         self.interrupted = False
+        self.saved_at = time.monotonic()
         self.clock = MessageClock()
+        self.replay_dir = str(state.path.parent)
         self._pipeline: Pipeline | None = None
         self._time_driven = False
+        self._forwarded: dict[int, tuple[int, int]] = {}  # central seq → (worker, seq)
+        self._controls: list[Any] = []
+        self._procs: list[Any] = []
 
+    # --- the coordinator's pipeline ------------------------------------------------------
     def pipeline(self) -> Pipeline:
         cfg = self.config
-        plugins = {n: s for n, s in cfg.plugins.items() if s.category != "Input"}
+        consumers = coordinator_consumers(cfg)
+        filters = [s for s in consumers if s.category == "Filter"]
+        plugins = stage_specs(cfg)
+        for spec in consumers:
+            plugins[spec.name] = replay_output_spec(spec) if spec.category == "Output" \
+                else spec
+        if filters:
+            # What filters inject goes to every output, the workers' kinds too.
+            for spec in cfg.by_category("Output"):
+                if runs_in_workers(spec):
+                    plugins[spec.name] = replay_output_spec(spec)
         errors: list[ConfigError] = []
         spec = build_spec("replay", {"type": "ReplayInput"}, "", errors,
                           plugin_class={"ReplayInput": ReplayInput}.get)
         assert spec is not None and not errors, errors
         plugins["replay"] = spec
-        replay_config = Config(files=cfg.files, hekad=cfg.hekad, plugins=plugins,
-                               defaults=cfg.defaults)
-        # Metric filters tick on the lines' Timestamps (collector/engine/message_clock.py).
-        self._pipeline = Pipeline(replay_config, message_time=True)
-        # Whether some filter ticks: then batches carry the message-time watermark.
+        replay_config = Config(files=cfg.files, hekad=replay_hekad(
+            cfg, self.replay_dir, self.options.hostname), plugins=plugins,
+            defaults=cfg.defaults)
+        p = Pipeline(replay_config, message_time=True)
+        for plugin, _ in p.inputs:
+            plugin.job = self  # type: ignore[attr-defined]
+        # Forwarded messages go to the coordinator's consumers only: the workers
+        # shipped them to their own outputs already.
+        names = {s.name for s in consumers}
+        self.forward_router = Router()
+        for route in p.router.routes:
+            if route.name in names:
+                self.forward_router.add(route)
         self._time_driven = any(plugin.cfg.ticker_interval > 0
-                                for plugin, _, _ in self._pipeline.filters)
-        return self._pipeline
+                                for plugin, _, _ in p.filters)
+        self._pipeline = p
+        return p
 
-    # --- acknowledgements ----------------------------------------------------------------
-    def acknowledged(self, seq: Any) -> None:
-        """Every batch up to `seq` is stored by every output: record the offsets."""
-        files = self.state.files
-        while self.pending and self.pending[0][0] <= seq:
-            _, index, offset, n = self.pending.popleft()
-            entry = files.setdefault(self.identities[index], {
+    # --- the workers' reports ------------------------------------------------------------
+    def handle(self, item: tuple) -> Any:
+        """One report of a worker; a forwarded batch is returned for routing."""
+        kind = item[0]
+        if kind == "fwd":
+            return item
+        if kind == "read":
+            _, index, raw, nrec, nbytes, per_index = item
+            self.progress.lines += nrec
+            self.progress.bytes += nbytes
+            self.read_raw(index, raw)
+            self.outcome.per_index.update(per_index)
+        elif kind == "acked":
+            _, index, offset, newest, n = item
+            entry = self.state.files.setdefault(self.identities[index], {
                 "path": self.plan.tasks[index].path, "offset": 0, "done": False})
             entry["offset"] = max(entry["offset"], offset)
             self.progress.acknowledged += n
-        for index, last in list(self.finished_files.items()):
-            if last <= seq:
-                files[self.identities[index]]["done"] = True
-                del self.finished_files[index]
+            if newest:
+                self.clock.observe(index, newest)
+            self.save_now_and_then()
+        elif kind == "complete":
+            _, index, complete = item
+            if complete:
+                self.state.files[self.identities[index]]["done"] = True
+            self.clock.finish(index)
+        elif kind == "start":
+            self.clock.start(item[1])
+        elif kind == "file_end":
+            report: FileReport = item[1]
+            self.outcome.reports[report.index] = report
+            self.outcome.per_index.update(item[2])
+            self.progress.files_done += 1
+            self.read_raw(report.index, self.plan.tasks[report.index].size)
+            if report.error:
+                self.error(f"{self.plan.tasks[report.index].path}: {report.error}")
+        elif kind == "log":
+            self.display.print(item[1])
+        elif kind == "failed":
+            self.error(f"worker {item[1]} failed: {item[2]}")
+        return None
+
+    def error(self, text: str) -> None:
+        self.outcome.errors.append(text)
+        self.display.print(f"hekapy replay: {text}")
+
+    def read_raw(self, index: int, raw: int) -> None:
+        """Progress: file `index` has been read up to `raw` bytes on disk."""
+        seen = self.raw_seen.get(index, 0)
+        if raw > seen:
+            self.progress.raw_bytes += raw - seen
+            self.raw_seen[index] = raw
+
+    def save_now_and_then(self) -> None:
         now = time.monotonic()
         if now - self.saved_at > 1.0:  # the state file, about once a second
             self.saved_at = now
             self.state.save()
 
-    # --- the writer loop -----------------------------------------------------------------
-    async def feed(self, ctx: InputContext) -> None:
-        ctx.on_ack(self.acknowledged)
-        mp = multiprocessing.get_context("spawn")
-        tasks = mp.Queue()
-        # Bounded: the workers wait when the outputs fall behind.
-        results = mp.Queue(maxsize=self.workers * 4)
-        todo = []
+    def forwarded_acknowledged(self, position: Any) -> None:
+        """The coordinator's consumers took forwarded batch `position` (and every one
+        before it): its worker may acknowledge it."""
+        worker, seq = position
+        self._controls[worker].put(("fwd_acked", seq))
+
+    # --- the run -------------------------------------------------------------------------
+    def todo(self) -> list[FileTask]:
+        """The files not complete yet, from their acknowledged offsets, in the order
+        they start."""
+        out = []
         for t in self.plan.tasks:
             entry = self.state.files.get(self.identities[t.index])
             if entry and entry.get("done"):
                 self.progress.files_done += 1
-                self.progress.raw_bytes += self.plan.sizes[t.index]
+                self.progress.raw_bytes += t.size
                 continue
             t.start = entry["offset"] if entry else 0
-            todo.append(t)
+            out.append(t)
         if self._time_driven:
             # Metric filters tick on message time: files start in the order of their
-            # first lines' Timestamps, which bound the watermark until they start
-            # (collector/engine/message_clock.py); a file whose first line says nothing
-            # starts first.
-            firsts = {t.index: first_timestamp(self.config, t) for t in todo}
-            todo.sort(key=lambda t: (firsts[t.index] is not None, firsts[t.index] or 0,
-                                     t.index))
-            self.clock = MessageClock((t.index, firsts[t.index]) for t in todo)
+            # first lines' Timestamps, which bound the watermark until they start; a
+            # file whose first line says nothing starts first.
+            firsts = first_timestamps(self.config, out)
+            out.sort(key=lambda t: (firsts[t.index] is not None, firsts[t.index] or 0,
+                                    t.index))
+            self.clock = MessageClock((t.index, firsts[t.index]) for t in out)
+        return out
+
+    async def feed(self, ctx: InputContext) -> None:
+        """The coordinator's input: start the workers, take their reports, route what
+        they forward, until every worker is gone."""
+        ctx.on_ack(self.forwarded_acknowledged)
+        todo = self.todo()
+        mp = multiprocessing.get_context("spawn")
+        tasks = mp.Queue()
+        results = mp.Queue()
         for t in todo:
             tasks.put(t)
-        procs = [mp.Process(target=worker_main, args=(
-            self.config_path, self.config.hekad.hostname, self.since, self.until, tasks,
-            results), daemon=True) for _ in range(min(self.workers, max(1, len(todo))))]
-        for p in procs:
-            p.start()
-        for _ in procs:
+        n = min(self.options.workers, max(1, len(todo)))
+        for _ in range(n):
             tasks.put(None)
+        sections = self.plan.sections
+        self._controls = [mp.Queue() for _ in range(n)]
+        procs = []
+        for i in range(n):
+            setup = WorkerSetup(i, self.config_path, self.options.hostname,
+                                os.path.join(self.replay_dir, f"worker-{i + 1}"),
+                                self.options.since, self.options.until, sections,
+                                self.options.decoder, self.config.hekad.log_level)
+            procs.append(mp.Process(target=worker_main, args=(
+                setup, tasks, results, self._controls[i]), daemon=True,
+                name=f"hekapy-replay-{i + 1}"))
+        for proc in procs:
+            proc.start()
         loop = asyncio.get_running_loop()
-        alive = len(procs)
-        interrupted = False
+        self._procs = procs
+        alive = set(range(n))
+        stop_sent = False
+
         def next_result() -> Any:
             # A bounded wait: a thread blocked in get() forever would keep the process
             # from exiting after an interruption.
@@ -338,167 +360,222 @@ class Replay:
 
         try:
             while alive:
+                if self.stop_requested.is_set() and not stop_sent:
+                    self.interrupted = stop_sent = True
+                    for c in self._controls:
+                        c.put(("stop",))
                 item = await loop.run_in_executor(None, next_result)
-                if self.stop_requested.is_set():
-                    interrupted = True
-                    for p in procs:
-                        p.terminate()
-                    break
                 if item is None:
-                    if not any(p.is_alive() for p in procs):
-                        self.progress.errors.append("the decoding processes died")
-                        break
+                    for i in list(alive):
+                        if not procs[i].is_alive():
+                            alive.discard(i)
+                            self.error(f"worker {i + 1} died (exit code "
+                                       f"{procs[i].exitcode})")
                     continue
-                kind, payload = item
-                if kind == "start":
-                    self.clock.start(payload)
-                elif kind == "exit":
-                    alive -= 1
-                elif kind == "error":
-                    self.progress.errors.append(payload[1])
-                    print(f"hekapy replay: {payload[1]}", file=self.out, flush=True)
-                elif kind == "batch":
-                    index, offset, nrec, nbytes, raw, packed, per_index = payload
-                    self.progress.lines += nrec
-                    self.progress.bytes += nbytes
-                    self.read_raw(index, raw, per_index)
-                    await self.route(ctx, index, offset, nbytes, packed)
-                elif kind == "done":
-                    (index, offset, nrec, raw, packed, per_index, skipped,
-                     failures, first, error) = payload
-                    self.read_raw(index, raw, per_index)
-                    self.progress.skipped_time += skipped
-                    self.progress.decode_failures += failures
-                    if first:
-                        print(f"hekapy replay: {self.plan.tasks[index].path}: {failures} "
-                              f"undecodable records, first: {first}", file=self.out,
-                              flush=True)
-                    self.progress.files_done += 1
-                    await self.route(ctx, index, offset, 0, packed)
-                    self.clock.finish(index)
-                    if not error:
-                        self.finished_files[index] = self.seq
+                if item[0] == "exit":
+                    alive.discard(item[1])
+                    continue
+                fwd = self.handle(item)
+                if fwd is not None:
+                    _, worker, wseq, packed = fwd
+                    await self.route(ctx, worker, wseq, packed)
         finally:
-            for p in procs:
-                await loop.run_in_executor(None, p.join, 5)
-            # Files never taken (interrupted) stay in the pipe: do not wait to flush them.
+            for proc in procs:
+                await loop.run_in_executor(None, proc.join, 5)
+                if proc.is_alive():
+                    proc.terminate()
+            for c in self._controls:
+                c.put(None)
+            # Files never taken (interrupted) stay in the pipe: do not wait to flush.
             tasks.cancel_join_thread()
             results.close()
             tasks.close()
-            self.interrupted = interrupted
 
-    def read_raw(self, index: int, raw: int, per_index: dict[str, int]) -> None:
-        """Progress: file `index` has been read up to `raw` bytes on disk."""
-        self.progress.raw_bytes += raw - self.raw_seen.get(index, 0)
-        self.raw_seen[index] = raw
-        self.progress.per_index.update(per_index)
-
-    async def route(self, ctx: InputContext, index: int, offset: int, nbytes: int,
-                    packed: bytes) -> None:
+    async def route(self, ctx: InputContext, worker: int, seq: int, packed: bytes) -> None:
         messages = unpack_batch(packed)
-        self.seq += 1
-        self.pending.append((self.seq, index, offset, len(messages)))
         ctx.stats.messages_in += len(messages)
-        watermark = None
-        if self._time_driven and messages:
-            self.clock.observe(index, max(m.timestamp for m in messages))
-            watermark = self.clock.watermark
-        await ctx.deliver_decoded(messages, self.seq, nbytes, watermark)
+        watermark = self.clock.watermark if self._time_driven else None
+        ticket = await ctx.tracker.ticket((worker, seq), len(packed))
+        await self.forward_router.route(Batch(messages, ticket, len(packed), 0, watermark))
 
     async def run(self) -> int:
-        ReplayInput.job = self
-        self.interrupted = False
         p = self.pipeline()
         tune_gc()
         loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals > 1:  # a second one: at once, with what is acknowledged so far
+                for proc in self._procs:
+                    proc.terminate()
+                self.display.stop()
+                self.state.save()
+                print(f"hekapy replay: stopped at once; state saved in {self.state.path}",
+                      file=self.out, flush=True)
+                os._exit(EXIT_INTERRUPTED)
+            self.stop_requested.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop_requested.set)
+                loop.add_signal_handler(sig, on_signal)
+        self.display.start()
         await p.start()
-        ticker = asyncio.create_task(self.show_progress())
         try:
             await p.inputs_finished()
-            # Until the outputs acknowledged everything, or a signal (an output that
-            # cannot deliver must not keep the replay from stopping).
             idle = asyncio.ensure_future(p.inputs[0][1].tracker.wait_idle())
             stop = asyncio.ensure_future(self.stop_requested.wait())
             await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if stop.done() and not idle.done():
+            if stop.done():
                 self.interrupted = True
             idle.cancel()
             stop.cancel()
         finally:
             await p.stop()
-            ticker.cancel()
+            self.display.stop()
             self.state.save()
         self.summary()
-        return 130 if self.interrupted else (1 if self.progress.errors else 0)
+        return self.exit_code()
 
-    async def show_progress(self) -> None:
-        tty = self.out.isatty() if hasattr(self.out, "isatty") else False
-        if tty:
-            from rich.console import Console
-            from rich.live import Live
-            with Live(console=Console(file=self.out), refresh_per_second=4) as live:
-                while True:
-                    live.update(self.progress.line())
-                    await asyncio.sleep(0.25)
-        while True:
-            await asyncio.sleep(5)
-            print(f"hekapy replay: {self.progress.line()}", file=self.out, flush=True)
+    # --- the end -------------------------------------------------------------------------
+    def undecodable(self) -> list[tuple[FileReport, float]]:
+        """Files whose records were mostly undecodable, with the share."""
+        limit = self.options.max_undecodable / 100
+        out = []
+        for r in self.outcome.reports.values():
+            share = r.decode_failures / r.records if r.records else 0.0
+            if r.decode_failures and share > limit:
+                out.append((r, share))
+        return out
+
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.outcome.errors:
+            return EXIT_ERRORS
+        if self.undecodable():
+            return EXIT_UNDECODABLE
+        return EXIT_OK
 
     def summary(self) -> None:
-        pr = self.progress
+        out, pr, oc = self.out, self.progress, self.outcome
         elapsed = time.monotonic() - pr.started
         print(f"hekapy replay: {'interrupted' if self.interrupted else 'done'} in "
-              f"{elapsed:,.1f} s: {pr.line()}", file=self.out)
-        for name, n in sorted(pr.per_index.items()):
-            print(f"  {name}: {n:,} documents", file=self.out)
-        print(f"  skipped by the time window: {pr.skipped_time:,}; undecodable: "
-              f"{pr.decode_failures:,}; files with errors: {len(pr.errors)}", file=self.out)
+              f"{elapsed:,.1f} s: {pr.line()}", file=out)
+        for name, n in sorted(oc.per_index.items()):
+            print(f"  {name}: {n:,} documents", file=out)
+        skipped = sum(r.skipped_time for r in oc.reports.values())
+        failures = sum(r.decode_failures for r in oc.reports.values())
+        print(f"  skipped by the time window: {skipped:,}; undecodable: {failures:,}; "
+              f"files with errors: {len(oc.errors)}", file=out)
+        for r in sorted(oc.reports.values(), key=lambda r: r.index):
+            if r.decode_failures:
+                print(f"  undecodable: {r.decode_failures:,} of {r.records:,} records in "
+                      f"{self.plan.tasks[r.index].path} (first: {r.first_failure})",
+                      file=out)
+        for r, share in self.undecodable():
+            task = self.plan.tasks[r.index]
+            print(f"  MOSTLY UNDECODABLE ({share:.0%} > {self.options.max_undecodable:g}%):"
+                  f" {task.path}, given to {task.decoder} (section {task.section}): the "
+                  "wrong decoder, or not a log of that kind", file=out)
         for _, fctx, _ in self._pipeline.filters if self._pipeline else ():
             if fctx.schedule is not None and fctx.schedule.late:
                 print(f"  {fctx.name}: {fctx.schedule.late:,} messages came after their "
                       "interval had ticked (a file older than the others): counted in "
-                      "a later interval", file=self.out)
+                      "a later interval", file=out)
         for path in self.plan.unmatched:
-            print(f"  not replayed (no LogstreamerInput file_match): {path}", file=self.out)
-        dead = [spec.cfg.dead_letter_file for spec in self.config.by_category("Output")
-                if getattr(spec.cfg, "dead_letter_file", "")]
-        for path in dead:
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    n = sum(1 for _ in f)
-                print(f"  dead-lettered: {n:,} in {path}", file=self.out)
+            print(f"  not replayed (no LogstreamerInput section takes it): {path}",
+                  file=out)
+        for path, n in dead_letters(self.config, self.replay_dir):
+            print(f"  dead-lettered: {n:,} in {path}", file=out)
         if self.interrupted:
-            print(f"  state saved in {self.state.path}; --resume continues", file=self.out)
+            print(f"  state saved in {self.state.path}; --resume continues", file=out)
+        out.flush()
 
 
-def first_timestamp(config: Config, task: FileTask) -> int | None:
-    """The Timestamp of a file's first line, by its decoder; None when it has none."""
-    if not task.decoder or not task.fingerprint or is_heka_stream(task.fingerprint):
-        return None
-    try:
-        decoder = build_plugin(config, task.decoder, "Decoder")
-        record = Message(payload=task.fingerprint.decode("utf-8", "replace"),
-                         logger=task.stream, timestamp=0)
-        got = decoder.decode(record)
-        if got is None:  # held back for continuation lines
-            got = decoder.flush()
-    except Exception:  # an undecodable first line: the file just starts early
-        return None
-    messages = [got] if isinstance(got, Message) else got or []
-    stamps = [m.timestamp for m in messages if m.timestamp]
-    return min(stamps) if stamps else None
+def dead_letters(config: Config, replay_dir: str) -> list[tuple[str, int]]:
+    """(file, documents) of the dead-letter files the replay's outputs wrote."""
+    paths = {spec.cfg.dead_letter_file for spec in config.by_category("Output")
+             if getattr(spec.cfg, "dead_letter_file", "")}
+    paths.update(str(p) for p in Path(replay_dir).glob("**/dead_letter/*.ndjson"))
+    out = []
+    for path in sorted(paths):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                out.append((path, sum(1 for _ in f)))
+    return out
+
+
+def first_timestamps(config: Config, tasks: list[FileTask]) -> dict[int, int | None]:
+    """The Timestamp of each file's first line, by its decoder; None when it has none."""
+    decoders: dict[str, Any] = {}
+    out: dict[int, int | None] = {}
+    for task in tasks:
+        out[task.index] = None
+        if not task.decoder or not task.fingerprint or is_heka_stream(task.fingerprint):
+            continue
+        try:
+            if task.decoder not in decoders:
+                decoders[task.decoder] = build_plugin(config, task.decoder, "Decoder")
+            decoder = decoders[task.decoder]
+            record = Message(payload=task.fingerprint.decode("utf-8", "replace"),
+                             logger=task.stream, timestamp=0)
+            got = decoder.decode(record)
+            held = decoder.flush()  # held back for continuation lines
+        except Exception:  # an undecodable first line: the file just starts early
+            continue
+        messages = ([got] if isinstance(got, Message) else got or []) + held
+        stamps = [m.timestamp for m in messages if m.timestamp]
+        out[task.index] = min(stamps) if stamps else None
+    return out
 
 
 def describe_plan(p: Plan, out: Any) -> None:
+    """`--dry-run`: what each root stands for, one line per file, the unmatched ones."""
+    for r in p.roots:
+        what = f"stands for {r.live_dir}" if r.live_dir else (
+            "matches no LogstreamerInput section" if r.how == "no match" else r.how)
+        print(f"{r.root}\t{what}", file=out)
     for t in p.tasks:
         print(f"{t.path}\tstream {t.stream}\tsplitter {t.splitter}\tdecoder "
-              f"{t.decoder or '-'}", file=out)
+              f"{t.decoder or '-'}\tsection {t.section}", file=out)
     for path in p.unmatched:
-        print(f"{path}\tnot matched by any LogstreamerInput file_match", file=out)
+        print(f"{path}\tunmatched: no LogstreamerInput section takes it", file=out)
 
 
 def default_state_path(config: Config) -> Path:
     return Path(config.hekad.base_dir) / "replay" / "state.json"
+
+
+def replay_command(config: Config, config_path: str, paths: list[str], *, since: str | None,
+                   until: str | None, workers: int, resume: bool, dry_run: bool,
+                   decoder: str, live_dir: str, hostname: str, max_undecodable: float,
+                   state_path: str | None, out: Any = None) -> int:
+    """`hekapy replay`: the exit code. ReplayError for arguments that cannot work."""
+    from hekapy.collector.app.replay_plan import PlanError, plan
+    if not 0 <= max_undecodable <= 100:
+        raise ReplayError(f"--max-undecodable {max_undecodable:g}: a percentage, 0 to 100")
+    if live_dir and not os.path.isabs(live_dir):
+        raise ReplayError(f"--live-dir {live_dir!r}: an absolute path, as the "
+                          "configuration's log_directory")
+    options = ReplayOptions(workers=max(1, workers), hostname=hostname,
+                            max_undecodable=max_undecodable, decoder=decoder,
+                            since=parse_time(since) if since else None,
+                            until=parse_time(until) if until else None)
+    try:
+        files = plan(config, paths, decoder, live_dir)
+    except PlanError as e:
+        raise ReplayError(str(e)) from None
+    if dry_run:
+        describe_plan(files, sys.stdout)
+        return EXIT_OK
+    if not files.tasks:
+        raise ReplayError("no file to replay (no LogstreamerInput section takes any; see "
+                          "--dry-run, or give --decoder)")
+    state = ReplayState(Path(state_path) if state_path else default_state_path(config))
+    if resume:
+        state.load()
+    else:
+        state.forget()
+    return run_loop(Replay(config, config_path, files, options, state, out).run())

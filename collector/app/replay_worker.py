@@ -1,263 +1,248 @@
-"""The decoding side of `hekapy replay`: a worker process reads archived files
-(plain, gzip, bzip2, xz, zstd; Heka protobuf streams), splits and decodes them exactly as
-the daemon's LogstreamerInput would, and sends msgpack batches to the writer process.
+"""The decoding side of `hekapy replay`: each worker process is a small collector of
+its own. It takes files from the coordinator (collector/app/replay.py), reads them
+(collector/app/replay_archive.py), splits and decodes them with the input section's
+splitter and decoder as the daemon's LogstreamerInput would, and routes the messages
+through a pipeline (collector/engine/pipeline.py) of its own:
 
-Uuids are the daemon's (collector/inputs/logstreamer/logstreamer_input.py: hostname, stream name,
-the file's first line, the record's offset in the uncompressed stream), so a file the
-daemon already shipped, or one replayed twice, overwrites its documents instead of
-duplicating them.
+- the outputs whose destination takes several writers at once (Elasticsearch, AMQP,
+  HTTP, TCP, UDP, InfluxDB: `PARALLEL_OUTPUT_TYPES`) run in every worker, each with its
+  own connections, so decoding, encoding and shipping scale with the workers;
+- what the coordinator consumes (the filters, which must see every message in one
+  place, and the other outputs: files, stdout) is matched here and forwarded to it, with
+  the bytes those outputs' encoders make of each message, by `ForwardOutput`; the
+  coordinator acknowledges each forwarded batch once its consumers took it.
 
-Each batch carries the offset the writer may record once it is acknowledged: the start
-of the message the decoder still holds back (a traceback waiting for its next line),
-so a resumed replay starts on a fresh message, never in the middle of one.
+A file's position is acknowledged once every route has it (the worker's outputs
+stored it, the coordinator's consumers took it): the worker reports it, the coordinator
+writes the state file. Decoders and encoders get the pipeline's start and stop calls
+(init, shutdown, `preserve_data`) with the worker's `base_dir`,
+`<replay dir>/worker-<n>`: each worker is one collector instance, as each hekad was.
+
+Uuids are the daemon's (collector/inputs/logstreamer/logstreamer_input.py: hostname,
+stream name, the file's first line, the record's offset in the uncompressed stream), so
+a file the daemon already shipped, or one replayed twice, overwrites its documents.
+
+Undecodable records are counted per file, with the first reason, and reported to the
+coordinator (which names the files mostly undecodable) instead of being logged one by
+one. The worker's own log lines and anything printed go to the coordinator too, which
+prints them above its progress line.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
-import os
+import asyncio
+import contextlib
+import copy
+import logging
+import signal
+import sys
+import threading
 import time
-import zlib
-from dataclasses import dataclass
-from typing import IO, Any, cast
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
-from hekapy.collector.engine.config import Config, load_config
-from hekapy.collector.engine.contexts import add_tags, deployment_tag_fields, max_record_size
-from hekapy.collector.engine.message import Message, new_record_message
-from hekapy.collector.engine.pipeline import build_plugin
-from hekapy.collector.engine.plugin import DecodeError, Decoder, Splitter
+from hekapy.collector.app.replay_archive import READ_ERRORS, open_archive, salvage
+from hekapy.collector.app.replay_plan import HEKA_STREAM_INPUT, OVERRIDE_INPUT, FileTask
+from hekapy.collector.engine.config import Config, ConfigError, load_config
+from hekapy.collector.engine.config import _build_spec as build_spec
+from hekapy.collector.engine.contexts import InputContext, OutputContext, max_record_size
+from hekapy.collector.engine.matcher import compile_matcher
+from hekapy.collector.engine.message import BOOL, Field, Message, new_record_message
+from hekapy.collector.engine.pipeline import Pipeline, build_plugin
+from hekapy.collector.engine.plugin import (
+    DecodeError,
+    Decoder,
+    Input,
+    Output,
+    PluginSpec,
+    Splitter,
+)
 from hekapy.collector.engine.serialize import pack_batch
-from hekapy.collector.inputs.logstreamer.logstreamer_input import identity_key, record_offsets
-from hekapy.collector.inputs.logstreamer.reader import FINGERPRINT_MAX
+from hekapy.collector.inputs.logstreamer.logstreamer_input import (
+    MAX_BATCH_RECORDS,
+    identity_key,
+    record_offsets,
+)
 
 READ_SIZE = 1 << 20
-BATCH_RECORDS = 2000
-COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
-HEKA_RECORD_SEPARATOR = 0x1E
+# Outputs every worker runs for itself: their destination takes several writers at
+# once. Any other output (a file, stdout, a type this list does not know) runs once,
+# in the coordinator.
+PARALLEL_OUTPUT_TYPES = frozenset({"ElasticSearchOutput", "AMQPOutput", "HttpOutput",
+                                   "TcpOutput", "UdpOutput", "InfluxdbOutput"})
+FORWARD_OUTPUT = "replay_forward"
+# Forwarded batches waiting for the coordinator's acknowledgement, per worker.
+FORWARD_WINDOW = 16
+
+
+# --- the configuration a worker and the coordinator run ------------------------------------
+
+def replay_output_spec(spec: PluginSpec) -> PluginSpec:
+    """An output as replay runs it: without its disk buffer (the archive is the buffer,
+    and several processes must not share one buffer directory): acknowledged once its
+    destination stored the message."""
+    cfg = copy.copy(spec.cfg)
+    cfg.use_buffering = False
+    return PluginSpec(spec.name, spec.type_name, spec.cls, cfg, spec.file, spec.valid)
+
+
+def runs_in_workers(spec: PluginSpec) -> bool:
+    return spec.type_name in PARALLEL_OUTPUT_TYPES
+
+
+def coordinator_consumers(config: Config) -> list[PluginSpec]:
+    """The filters and the outputs that run in the coordinator, i.e. what workers
+    forward messages to."""
+    return [s for s in config.plugins.values() if s.category == "Filter"
+            or (s.category == "Output" and not runs_in_workers(s))]
+
+
+def stage_specs(config: Config) -> dict[str, PluginSpec]:
+    """Splitters, decoders and encoders: what inputs and outputs refer to by name."""
+    return {n: s for n, s in config.plugins.items()
+            if s.category in ("Splitter", "Decoder", "Encoder")}
+
+
+def replay_hekad(config: Config, base_dir: str, hostname: str) -> Any:
+    hekad = copy.copy(config.hekad)
+    hekad.base_dir = base_dir
+    if hostname:
+        hekad.hostname = hostname
+    return hekad
+
+
+class ReplayFileInput(Input):
+    """A LogstreamerInput section under replay (not for configs): its decoder and
+    splitter, fed with archived files by the worker (`ReplayWorker.replay_file`)."""
+
+    type_name: ClassVar[str] = "ReplayFileInput"
+    category: ClassVar[str] = "Input"
+
+    def __init__(self, name: str, cfg: Any) -> None:
+        super().__init__(name, cfg)
+        self.finished = asyncio.Event()  # set by the worker when it has no more files
+
+    async def run(self, ctx: InputContext) -> None:
+        await self.finished.wait()
+
+
+def _synthetic_input(name: str, decoder: str, splitter: str) -> PluginSpec:
+    errors: list[ConfigError] = []
+    spec = build_spec(name, {"type": "ReplayFileInput", "decoder": decoder,
+                             "splitter": splitter}, "", errors,
+                      plugin_class={"ReplayFileInput": ReplayFileInput}.get)
+    assert spec is not None and not errors, errors
+    return spec
+
+
+def worker_config(config: Config, setup: WorkerSetup) -> Config:
+    """The worker's pipeline: one ReplayFileInput per input section of the plan, the
+    parallel outputs, and the forwarding output if the coordinator consumes anything."""
+    plugins = stage_specs(config)
+    for name in setup.sections:
+        if name == HEKA_STREAM_INPUT:
+            plugins[name] = _synthetic_input(name, "ProtobufDecoder", "HekaFramingSplitter")
+        elif name == OVERRIDE_INPUT:
+            plugins[name] = _synthetic_input(name, setup.override_decoder, "TokenSplitter")
+        else:
+            spec = config.plugins[name]
+            plugins[name] = PluginSpec(name, ReplayFileInput.type_name, ReplayFileInput,
+                                       copy.copy(spec.cfg), spec.file)
+    for spec in config.by_category("Output"):
+        if runs_in_workers(spec):
+            plugins[spec.name] = replay_output_spec(spec)
+    consumers = coordinator_consumers(config)
+    if consumers:
+        errors: list[ConfigError] = []
+        matcher = " || ".join(f"({s.cfg.message_matcher})" for s in consumers)
+        spec = build_spec(FORWARD_OUTPUT, {"type": "ForwardOutput",
+                                           "message_matcher": matcher}, "", errors,
+                          plugin_class={"ForwardOutput": ForwardOutput}.get)
+        assert spec is not None and not errors, errors
+        plugins[FORWARD_OUTPUT] = spec
+    return Config(files=config.files,
+                  hekad=replay_hekad(config, setup.base_dir, setup.hostname),
+                  plugins=plugins, defaults=config.defaults)
+
+
+# --- what travels between a worker and the coordinator --------------------------------------
+
+@dataclass
+class WorkerSetup:
+    """Everything a worker process needs (it loads the configuration itself)."""
+
+    worker_id: int
+    config_path: str
+    hostname: str  # "" = the configuration's
+    base_dir: str  # this worker's
+    since: int | None
+    until: int | None
+    sections: list[str]  # the input sections of the plan
+    override_decoder: str = ""
+    log_level: str = "info"
+
+
+class Delivered(NamedTuple):
+    """The position of one delivery: once acknowledged, the file is stored up to
+    `offset` (uncompressed), its messages up to `newest` (Timestamp, ns)."""
+
+    index: int
+    offset: int
+    newest: int
+    messages: int
+    last: bool  # the file's last delivery
+    complete: bool  # ... and the file was read to its end
 
 
 @dataclass
-class FileTask:
-    """One file to replay: the stream it belongs to and how to decode it."""
+class FileReport:
+    """How reading and decoding one file went."""
 
     index: int
-    path: str
-    stream: str
-    splitter: str  # splitter section or default plugin name
-    decoder: str  # decoder section name ("" = none)
-    fingerprint: bytes = b""  # the first line: the file's identity (see fingerprint())
-    start: int = 0  # uncompressed offset already acknowledged (--resume)
+    records: int = 0
+    decode_failures: int = 0
+    first_failure: str = ""
+    skipped_time: int = 0  # messages outside --since/--until
+    error: str = ""  # the file could not be read to its end
 
 
-def compression_of(path: str) -> str:
-    return COMPRESSED.get(os.path.splitext(path)[1], "")
+def per_index_counters(pipeline: Pipeline) -> list[tuple[Any, Any]]:
+    """(matcher, index template) of every worker output whose encoder names an index
+    (Elasticsearch): documents per index, for the summary."""
+    out = []
+    for _, octx in pipeline.outputs:
+        index = getattr(octx.encoder, "index", None)
+        if index is not None:
+            out.append((compile_matcher(octx.spec.cfg.message_matcher), index))
+    return out
 
 
-def strip_compression(name: str) -> str:
-    root, ext = os.path.splitext(name)
-    return root if ext in COMPRESSED else name
-
-
-class CountingReader(io.RawIOBase):
-    """The raw file, counting the bytes read (progress and ETA on compressed files)."""
-
-    def __init__(self, f: io.BufferedReader) -> None:
-        super().__init__()
-        self.f = f
-        self.count = 0
-
-    def read(self, n: int | None = -1) -> bytes:
-        data = self.f.read(n)
-        self.count += len(data)
-        return data
-
-    def readinto(self, b: Any) -> int:
-        n = self.f.readinto(b)
-        self.count += n
-        return n
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.f.close()
-        super().close()
-
-
-def open_archive(path: str) -> tuple[IO[bytes], CountingReader]:
-    """A stream of the file's uncompressed bytes, and the counter of raw bytes read."""
-    raw = CountingReader(open(path, "rb"))  # closed by the caller
-    # Every one of these is a binary file; typeshed only does not say so of them all.
-    file = cast(IO[bytes], raw)
-    kind = compression_of(path)
-    if kind == "gzip":
-        return cast(IO[bytes], gzip.GzipFile(fileobj=file, mode="rb")), raw
-    if kind == "bzip2":
-        return cast(IO[bytes], bz2.BZ2File(file, "rb")), raw
-    if kind == "xz":
-        return cast(IO[bytes], lzma.LZMAFile(file, "rb")), raw
-    if kind == "zstd":
-        import zstandard
-        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(file)), raw
-    return file, raw
-
-
-READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
-
-
-def salvage(path: str, offset: int, step: int = 4096) -> bytes:
-    """The uncompressed bytes from `offset` up to where the file cannot be read."""
-    f, raw = open_archive(path)
-    got = bytearray()
-    pos = 0
-    try:
-        while True:
-            chunk = f.read(step)
-            if not chunk:
-                break
-            if pos + len(chunk) > offset:
-                got += chunk[max(0, offset - pos):]
-            pos += len(chunk)
-    except READ_ERRORS:
-        pass
-    finally:
-        raw.close()
-    return bytes(got)
-
-
-def fingerprint(path: str) -> bytes:
-    """The daemon's file identity: the first line (with its newline), ≤ 1 KiB; b"" for
-    a file whose start cannot be read (its worker reports the error)."""
-    f, raw = open_archive(path)
-    try:
-        head = f.read(FINGERPRINT_MAX)
-    except READ_ERRORS:
-        head = b""
-    finally:
-        raw.close()
-    nl = head.find(b"\n")
-    return head[: nl + 1] if nl >= 0 else head
-
-
-def is_heka_stream(first_line: bytes) -> bool:
-    """A Heka protobuf stream starts with a frame's record separator."""
-    return first_line[:1] == bytes([HEKA_RECORD_SEPARATOR])
-
-
-class FileDecoder:
-    """Splits and decodes one file, yielding (messages, resume offset, stats)."""
-
-    def __init__(self, config: Config, task: FileTask, hostname: str,
-                 since: int | None, until: int | None) -> None:
-        self.config = config
-        self.task = task
-        self.hostname = hostname
-        self.since = since
-        self.until = until
-        splitter = build_plugin(config, task.splitter, "Splitter")
-        assert isinstance(splitter, Splitter)
-        splitter.max_record_size = max_record_size(config.hekad)
-        self.splitter = splitter
-        self.use_bytes = bool(splitter.cfg.use_message_bytes)
-        self.decoder: Decoder | None = (build_plugin(config, task.decoder, "Decoder")
-                                        if task.decoder else None)
-        if self.decoder is not None:
-            self.decoder.max_message_size = config.hekad.max_message_size
-        self.tags = deployment_tag_fields(config.hekad.deployment_tags)
-        self.tag_names = frozenset(f.name for f in self.tags)
-        self.records = 0
-        self.skipped_time = 0
-        self.decode_failures = 0
-        self.first_failure = ""
-
-    def messages_of(self, records: list[bytes], offs: list[int], key: int
-                    ) -> tuple[list[Message], int | None]:
-        """Decoded messages of `records`, and the offset where the message the decoder
-        holds back starts (None when it holds nothing)."""
-        now = time.time_ns()
-        stream, host, dec = self.task.stream, self.hostname, self.decoder
-        out: list[Message] = []
-        held_start: int | None = None
-        for rec, off in zip(records, offs, strict=True):
-            if self.use_bytes:
-                m = new_record_message(now, "logfile", stream, host, "", rec)
-            else:
-                m = new_record_message(now, "logfile", stream, host,
-                                       rec.decode("utf-8", "replace"))
-            m.uuid = (key ^ off).to_bytes(16, "big")
-            if dec is None:
-                out.append(m)
-                continue
-            was_holding = dec.holding
-            try:
-                r = dec.decode(m)
-            except DecodeError as e:
-                self._failed(str(e))
-                continue
-            except Exception as e:  # a decoder bug must not end the replay
-                self._failed(f"{type(e).__name__}: {e}")
-                continue
-            if r is not None:
-                got = [r] if isinstance(r, Message) else r
-                out += got
-            else:
-                got = []
-            if dec.holding and (got or not was_holding):
-                held_start = off  # this record began the message now held back
-        if dec is not None and not dec.holding:
-            held_start = None
-        return out, held_start
-
-    def _failed(self, reason: str) -> None:
-        self.decode_failures += 1
-        if not self.first_failure:
-            self.first_failure = reason
-
-    def keep(self, messages: list[Message]) -> list[Message]:
-        if self.tags:
-            add_tags(messages, self.tags, self.tag_names)
-        if self.since is None and self.until is None:
-            return messages
-        lo = self.since if self.since is not None else -(1 << 63)
-        hi = self.until if self.until is not None else 1 << 63
-        kept = [m for m in messages if lo <= m.timestamp < hi]
-        self.skipped_time += len(messages) - len(kept)
-        return kept
-
-
-def output_encoders(config: Config) -> list[tuple[Any, str, Any]]:
-    """(matcher, encoder section name, encoder) of every output with an encoder: the
-    workers encode for them, so the single writer process only ships the bytes."""
-    from hekapy.collector.engine.matcher import compile_matcher
+def pre_encoders(config: Config) -> list[tuple[Any, str, Any]]:
+    """(matcher, encoder name, encoder) of the coordinator's outputs whose encoder
+    needs no start call: workers encode for them, so the coordinator only writes."""
     out = []
     for spec in config.by_category("Output"):
         name = spec.cfg.encoder
-        enc = config.resolve(name, "Encoder") if name else None
-        if enc is not None:
-            out.append((compile_matcher(spec.cfg.message_matcher), name, enc.build()))
+        enc_spec = config.resolve(name, "Encoder") if name and not runs_in_workers(spec) \
+            else None
+        if enc_spec is None:
+            continue
+        enc = enc_spec.build()
+        if not (hasattr(enc, "init") or hasattr(enc, "shutdown")):
+            out.append((compile_matcher(spec.cfg.message_matcher), name, enc))
     return out
 
 
 def pre_encode(encoders: list[tuple[Any, str, Any]], messages: list[Message]
-               ) -> tuple[list[dict[str, bytes] | None], dict[str, int]]:
-    """Per message, what each matching output's encoder makes of it (an encoder error
-    is left to the writer, which counts and logs it); and documents per index for the
-    outputs whose encoder names one (Elasticsearch), for the summary."""
+               ) -> list[dict[str, bytes] | None]:
+    """Per message, what each matching encoder makes of it (an encoder error is left to
+    the coordinator's output, which counts and logs it)."""
     out: list[dict[str, bytes] | None] = []
-    per_index: dict[str, int] = {}
     for m in messages:
         done: dict[str, bytes] | None = None
         for pred, name, enc in encoders:
-            if not pred(m):
-                continue
-            index = getattr(enc, "index", None)
-            if index is not None:
-                key = index.render(m)[0]
-                per_index[key] = per_index.get(key, 0) + 1
-            if done is not None and name in done:
+            if not pred(m) or (done is not None and name in done):
                 continue
             try:
                 data = enc.encode(m)
@@ -268,92 +253,384 @@ def pre_encode(encoders: list[tuple[Any, str, Any]], messages: list[Message]
                     done = {}
                 done[name] = data
         out.append(done)
-    return out, per_index
+    return out
 
 
-def replay_file(config: Config, task: FileTask, hostname: str, since: int | None,
-                until: int | None, send: Any) -> None:
-    """Decode one file, calling send(kind, payload) for each batch and at the end."""
-    fd = FileDecoder(config, task, hostname, since, until)
-    encoders = output_encoders(config)
-    key = identity_key(hostname, task.stream, task.fingerprint)
-    f, raw = open_archive(task.path)
-    sp = fd.splitter
-    offset = 0  # uncompressed bytes read
-    hist = b""
-    held_from: int | None = None
-    resume_at = task.start
-    error = False
-    try:
-        while True:
-            try:
-                data = b"" if error else f.read(READ_SIZE)
-            except READ_ERRORS as e:
-                # The bytes decompressed before the damage, read again in small steps
-                # (a large read loses what it had decoded when it fails).
-                data = salvage(task.path, offset)
-                send("error", (task.index, f"{task.path}: {type(e).__name__}: {e} "
-                               f"(after {offset + len(data)} uncompressed bytes; the "
-                               "rest of the file is skipped)"))
-                error = True
-            chunk_start = offset
-            offset += len(data)
-            prev_rem = sp.remainder
-            records = sp.split(data) if data else sp.flush()
-            consume_start = chunk_start - prev_rem
-            consume_end = offset - sp.remainder
-            if records:
-                offs = record_offsets(records, hist, data, chunk_start, consume_start)
-                if resume_at:
-                    keep = [i for i, o in enumerate(offs) if o >= resume_at]
-                    records = [records[i] for i in keep]
-                    offs = [offs[i] for i in keep]
-                for i in range(0, len(records), BATCH_RECORDS):
-                    recs, os_ = records[i:i + BATCH_RECORDS], offs[i:i + BATCH_RECORDS]
-                    msgs, held = fd.messages_of(recs, os_, key)
-                    fd.records += len(recs)
-                    if held is not None:
-                        held_from = held
-                    elif fd.decoder is None or not fd.decoder.holding:
-                        held_from = None
-                    nxt = offs[i + BATCH_RECORDS] if i + BATCH_RECORDS < len(offs) else \
-                        consume_end
-                    end = held_from if held_from is not None else nxt
-                    msgs = fd.keep(msgs)
-                    pre, per_index = pre_encode(encoders, msgs)
-                    send("batch", (task.index, max(end, resume_at), len(recs),
-                                   sum(map(len, recs)), raw.count, pack_batch(msgs, pre),
-                                   per_index))
-            hist = (hist + data)[-(1 << 20):] if data else hist
-            if not data:
-                break
-        tail = fd.keep(fd.decoder.flush() if fd.decoder is not None else [])
-        pre, per_index = pre_encode(encoders, tail)
-        send("done", (task.index, offset, fd.records, raw.count, pack_batch(tail, pre),
-                      per_index, fd.skipped_time, fd.decode_failures,
-                      fd.first_failure, error))
-    finally:
-        raw.close()
+class ForwardOutput(Output):
+    """The worker's route to the coordinator (not for configs): matched batches go to it
+    packed, each acknowledged when the coordinator says its consumers took it."""
+
+    type_name: ClassVar[str] = "ForwardOutput"
+    category: ClassVar[str] = "Output"
+    worker: ReplayWorker
+
+    async def run(self, ctx: OutputContext) -> None:
+        worker = self.worker
+        self.pending: deque[tuple[int, Any]] = deque()
+        self.room = asyncio.Event()
+        self.room.set()
+        seq = 0
+        while (batch := await ctx.next_batch()) is not None:
+            while len(self.pending) >= FORWARD_WINDOW:
+                self.room.clear()
+                await self.room.wait()
+            seq += 1
+            self.pending.append((seq, batch))
+            packed = pack_batch(batch.messages, pre_encode(worker.pre_encoders,
+                                                           batch.messages))
+            worker.send(("fwd", worker.setup.worker_id, seq, packed))
+            ctx.stats.messages_out += len(batch)
+
+    def acknowledge(self, upto: int) -> None:
+        """The coordinator took every forwarded batch up to `upto`."""
+        pending = self.pending
+        while pending and pending[0][0] <= upto:
+            pending.popleft()[1].done()
+        self.room.set()
 
 
-def worker_main(config_path: str, hostname: str, since: int | None, until: int | None,
-                tasks: Any, results: Any) -> None:
-    """A worker process: files from `tasks` until None, batches to `results`."""
-    from hekapy.collector.app.gc_tuning import tune_gc
-    config = load_config(config_path, strict=True)
-    tune_gc()
+# --- the worker ---------------------------------------------------------------------------
 
-    def send(kind: str, payload: Any) -> None:
-        results.put((kind, payload))
+class ReplayWorker:
+    """One worker process: its pipeline, the files it is given, its reports."""
 
-    while True:
-        task = tasks.get()
-        if task is None:
-            results.put(("exit", os.getpid()))
-            return
-        send("start", task.index)  # before any batch of it: it holds the watermark
+    def __init__(self, setup: WorkerSetup, tasks: Any, results: Any, control: Any) -> None:
+        self.setup = setup
+        self.tasks = tasks
+        self.results = results
+        self.control = control
+        self.stopping = False
+        self.pre_encoders: list[tuple[Any, str, Any]] = []
+        self.forward: ForwardOutput | None = None
+        self.counters: list[tuple[Any, Any]] = []
+        self.dispatcher: asyncio.Future | None = None
+        self.stop_requested = asyncio.Event()
+
+    def send(self, item: tuple) -> None:
+        self.results.put(item)
+
+    # The coordinator's messages arrive on a thread (a blocking queue).
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        while (item := self.control.get()) is not None:
+            loop.call_soon_threadsafe(self._on_control, item)
+
+    def _on_control(self, item: tuple) -> None:
+        if item[0] == "fwd_acked" and self.forward is not None:
+            self.forward.acknowledge(item[1])
+        elif item[0] == "stop":
+            # Stop reading now, even in the middle of waiting for room: what was not
+            # acknowledged is read again on --resume.
+            self.stopping = True
+            self.stop_requested.set()
+            if self.dispatcher is not None:
+                self.dispatcher.cancel()
+
+    async def run(self) -> None:
+        setup = self.setup
+        config = load_config(setup.config_path, strict=True)
+        p = Pipeline(worker_config(config, setup))
+        self.config = p.config
+        self.hostname = p.hekad.hostname
+        self.inputs: dict[str, InputContext] = {}
+        for _, ictx in p.inputs:
+            ictx.on_ack(self._acknowledged)
+            self.inputs[ictx.name] = ictx
+        for plugin, _ in p.outputs:
+            if isinstance(plugin, ForwardOutput):
+                plugin.worker = self
+                self.forward = plugin
+        self.pre_encoders = pre_encoders(config)
+        self.counters = per_index_counters(p)
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._listen, args=(loop,), daemon=True).start()
+        await p.start()
+        self.dispatcher = asyncio.ensure_future(self.dispatch())
         try:
-            replay_file(config, task, hostname, since, until, send)
-        except Exception as e:  # reported with the file's name; the other files go on
-            send("error", (task.index, f"{task.path}: {type(e).__name__}: {e}"))
-            send("done", (task.index, 0, 0, 0, pack_batch([], []), {}, 0, 0, "", True))
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.dispatcher  # cancelled by a stop request only
+            if not self.stopping:
+                await self._until_settled_or_stopped(p)
+            if self.stopping:
+                # What a decoder holds was not acknowledged: --resume reads it again
+                # (routing it now could wait for ever on outputs that cannot store).
+                for ctx in self.inputs.values():
+                    if ctx.decoder is not None and ctx.decoder.holding:
+                        ctx.decoder.flush()
+        finally:
+            for plugin, _ in p.inputs:
+                plugin.finished.set()  # type: ignore[attr-defined]
+            await p.stop()
+        self.send(("exit", setup.worker_id))
+
+    async def _until_settled_or_stopped(self, p: Pipeline) -> None:
+        """Every file is read: until everything is acknowledged (before the outputs
+        stop: they abandon what they still retry once stopping), or a stop request."""
+        for plugin, _ in p.inputs:
+            plugin.finished.set()  # type: ignore[attr-defined]
+
+        async def settled() -> None:
+            await p.inputs_finished()
+            await asyncio.gather(*(c.tracker.wait_idle() for c in self.inputs.values()))
+
+        waits = {asyncio.ensure_future(settled()),
+                 asyncio.ensure_future(self.stop_requested.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def dispatch(self) -> None:
+        """The files, one at a time, until there is none left."""
+        loop = asyncio.get_running_loop()
+        while True:
+            task = await loop.run_in_executor(None, self.tasks.get)
+            if task is None:
+                return
+            self.send(("start", task.index))
+            await self.replay_file(task, self.inputs[task.section])
+
+    def _acknowledged(self, position: Delivered) -> None:
+        self.send(("acked", position.index, position.offset, position.newest,
+                   position.messages))
+        if position.last:
+            self.send(("complete", position.index, position.complete))
+
+    # --- one file -----------------------------------------------------------------------
+    async def replay_file(self, task: FileTask, ctx: InputContext) -> None:
+        report = FileReport(task.index)
+        splitter = build_plugin(self.config, task.splitter, "Splitter")
+        assert isinstance(splitter, Splitter)
+        splitter.max_record_size = max_record_size(ctx.hekad)
+        decoding = FileDecoding(self, task, ctx, report,
+                                bool(splitter.cfg.use_message_bytes))
+        offset = 0  # uncompressed bytes read
+        hist = b""
+        newest = 0
+        try:
+            f, raw = open_archive(task.path)
+        except OSError as e:
+            f = raw = None
+            report.error = f"{type(e).__name__}: {e}"
+        try:
+            while raw is not None and not self.stopping:
+                try:
+                    data = b"" if report.error else f.read(READ_SIZE)  # type: ignore[union-attr]
+                except READ_ERRORS as e:
+                    # The bytes decompressed before the damage, read again in steps.
+                    data = salvage(task.path, offset)
+                    report.error = (f"{type(e).__name__}: {e} (after {offset + len(data)} "
+                                    "uncompressed bytes; the rest of the file is skipped)")
+                chunk_start = offset
+                offset += len(data)
+                prev_rem = splitter.remainder
+                records = splitter.split(data) if data else splitter.flush()
+                consume_start = chunk_start - prev_rem
+                consume_end = offset - splitter.remainder
+                if records and b"" in records:
+                    records = [r for r in records if r]  # Heka delivers no empty records
+                if records:
+                    offs = record_offsets(records, hist, data, chunk_start, consume_start)
+                    if task.start:
+                        keep = [i for i, o in enumerate(offs) if o >= task.start]
+                        records = [records[i] for i in keep]
+                        offs = [offs[i] for i in keep]
+                    for i in range(0, len(records), MAX_BATCH_RECORDS):
+                        j = min(len(records), i + MAX_BATCH_RECORDS)
+                        msgs = decoding.decode(records[i:j], offs[i:j])
+                        newest = max(newest, decoding.newest)
+                        end = max(offs[j] if j < len(records) else consume_end, task.start)
+                        nbytes = sum(map(len, records[i:j]))
+                        await ctx.deliver_decoded(msgs, Delivered(
+                            task.index, end, newest, len(msgs), False, False), nbytes)
+                        self.send(("read", task.index, raw.count, j - i, nbytes,
+                                   decoding.take_per_index()))
+                        if self.stopping:
+                            break
+                hist = (hist + data)[-(1 << 20):] if data else hist
+                if not data:
+                    break
+        except Exception as e:  # a bug must not end the replay: the other files go on
+            report.error = f"{type(e).__name__}: {e}"
+        finally:
+            if raw is not None:
+                raw.close()
+        if self.stopping:
+            return  # what the decoder holds is read again on --resume
+        # The end of the file ends what the decoder holds (a traceback at its very end).
+        tail = decoding.flush()
+        newest = max(newest, decoding.newest)
+        await ctx.deliver_decoded(tail, Delivered(task.index, offset, newest, len(tail),
+                                                  True, not report.error), 0)
+        self.send(("file_end", report, decoding.take_per_index()))
+
+
+@dataclass
+class FileDecoding:
+    """Records of one file → decoded messages, as LogstreamerInput makes them, with
+    the file's failures counted instead of logged."""
+
+    worker: ReplayWorker
+    task: FileTask
+    ctx: InputContext
+    report: FileReport
+    use_bytes: bool
+    newest: int = 0
+    per_index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        w = self.worker
+        self.key = identity_key(w.hostname, self.task.stream, self.task.fingerprint)
+        self.lo = w.setup.since if w.setup.since is not None else -(1 << 63)
+        self.hi = w.setup.until if w.setup.until is not None else 1 << 63
+        self.windowed = w.setup.since is not None or w.setup.until is not None
+
+    def decode(self, records: list[bytes], offs: list[int]) -> list[Message]:
+        ctx, report = self.ctx, self.report
+        now = time.time_ns()
+        stream, host, key = self.task.stream, self.worker.hostname, self.key
+        if self.use_bytes:
+            msgs = [new_record_message(now, "logfile", stream, host, "", r) for r in records]
+        else:
+            msgs = [new_record_message(now, "logfile", stream, host,
+                                       r.decode("utf-8", "replace")) for r in records]
+        for m, o in zip(msgs, offs, strict=True):
+            m.uuid = (key ^ o).to_bytes(16, "big")
+        report.records += len(records)
+        dec = ctx.decoder
+        if dec is None:
+            return self.keep(msgs)
+        assert ctx.hold is not None
+        # These records travel in the next delivery: a multi-line decoder dates what it
+        # holds back by it.
+        dec.batch = ctx.hold.upcoming()
+        out: list[Message] = []
+        append = out.append
+        for m in msgs:
+            try:
+                r = dec.decode(m)
+            except DecodeError as e:
+                self.failed(m, str(e), out)
+                continue
+            except Exception as e:  # a decoder bug must not end the file
+                self.failed(m, f"{type(e).__name__}: {e}", out)
+                continue
+            if r is None:
+                continue
+            if isinstance(r, Message):
+                append(r)
+            else:
+                out.extend(r)
+        return self.keep(out)
+
+    def failed(self, msg: Message, reason: str, out: list[Message]) -> None:
+        report = self.report
+        report.decode_failures += 1
+        if not report.first_failure:
+            report.first_failure = f"{reason}: {msg.payload[:200]!r}"
+        if self.ctx.send_decode_failures:  # the daemon's option, honoured
+            msg.fields.append(Field("decode_failure", [True], BOOL))
+            out.append(msg)
+
+    def flush(self) -> list[Message]:
+        dec: Decoder | None = self.ctx.decoder
+        if dec is None or not dec.holding:
+            return []
+        return self.keep(dec.flush())
+
+    def keep(self, messages: list[Message]) -> list[Message]:
+        """The deployment tags, and the time window."""
+        ctx = self.ctx
+        if not messages:
+            return messages
+        if ctx.tags:
+            ctx.add_tags(messages)
+        if self.windowed:
+            lo, hi = self.lo, self.hi
+            kept = [m for m in messages if lo <= m.timestamp < hi]
+            self.report.skipped_time += len(messages) - len(kept)
+            messages = kept
+        if messages:
+            self.newest = max(self.newest, max(m.timestamp for m in messages))
+        counts = self.per_index
+        for pred, index in self.worker.counters:
+            for m in messages:
+                if pred(m):
+                    name = index.render(m)[0]
+                    counts[name] = counts.get(name, 0) + 1
+        return messages
+
+    def take_per_index(self) -> dict[str, int]:
+        out, self.per_index = self.per_index, {}
+        return out
+
+
+# --- the process --------------------------------------------------------------------------
+
+class _ToCoordinator:
+    """A worker's stdout and stderr: whole lines go to the coordinator, which prints
+    them above its progress line."""
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.send(("log", line))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def buffer(self) -> Any:
+        return _BytesToText(self)
+
+
+class _BytesToText:
+    def __init__(self, text: _ToCoordinator) -> None:
+        self.text = text
+
+    def write(self, data: bytes) -> int:
+        return self.text.write(data.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        pass
+
+
+def worker_main(setup: WorkerSetup, tasks: Any, results: Any, control: Any) -> None:
+    """A worker process: files from `tasks` until None, reports to `results`, the
+    coordinator's acknowledgements and stop request from `control`."""
+    from hekapy.collector.app.gc_tuning import tune_gc
+    # Ctrl-C reaches the whole process group: the coordinator decides, and tells.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker = ReplayWorker(setup, tasks, results, control)
+    sys.stdout = sys.stderr = _ToCoordinator(worker.send)  # type: ignore[assignment]
+    logging.basicConfig(level=setup.log_level.upper(), stream=sys.stderr, force=True,
+                        format=f"%(levelname)s %(name)s (worker {setup.worker_id}): "
+                               "%(message)s")
+    tune_gc()
+    try:
+        run_loop(worker.run())
+    except Exception as e:
+        results.put(("failed", setup.worker_id, f"{type(e).__name__}: {e}"))
+
+
+def run_loop(coro: Any) -> Any:
+    """Run `coro` on uvloop when it is installed, as the daemon does."""
+    try:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
