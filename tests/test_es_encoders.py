@@ -1,6 +1,9 @@
 """ESJsonEncoder / ESLogstashV0Encoder against docs/compatibility.md, "Elasticsearch
-encoders" (the worked example is Heka's own encoders_test.go message), Go float
-formatting, escaping, interpolation, and valid NDJSON for any message (hypothesis)."""
+encoders" (the documented output of
+https://hekad.readthedocs.io/en/v0.10.0/config/encoders/esjson.html and
+https://hekad.readthedocs.io/en/v0.10.0/config/encoders/eslogstashv0.html, on a Keystone
+log message written for these tests), Go float formatting, escaping, interpolation, and
+valid NDJSON for any message (hypothesis)."""
 
 from __future__ import annotations
 
@@ -19,16 +22,17 @@ from hekapy.outputs.elasticsearch.es_json import ESJsonEncoder
 from hekapy.outputs.elasticsearch.es_logstash_v0 import ESLogstashV0Encoder
 from tests.conftest import make_plugin
 
-UUID = uuid.UUID("87cf1ac2-e810-4ddf-a02d-a5ce44d13a85").bytes
-TS = 1373989745 * 10**9  # 2013-07-16T15:49:05Z
+UUID = uuid.UUID("3d9b6c2e-7f41-4a0b-9e25-c18d0f6a7b34").bytes
+TS = 1631801272 * 10**9  # 2021-09-16T14:07:52Z
 
 
-def heka_test_message() -> Message:
-    """The message of Heka's plugins/elasticsearch/encoders_test.go."""
-    return Message(uuid=UUID, timestamp=TS, type="TEST", logger="GoSpec", severity=6,
-                   payload="Test Payload", env_version="0.8", pid=14098,
-                   hostname="hostname",
-                   fields=[Field("foo", ['a"b'], STRING), Field("n", [64], INTEGER)])
+def keystone_message() -> Message:
+    """A Keystone warning with a string field that needs escaping and an integer one."""
+    return Message(uuid=UUID, timestamp=TS, type="log", logger="openstack.keystone",
+                   severity=4, payload="Authorization failed", env_version="1.0", pid=2203,
+                   hostname="ctl-1",
+                   fields=[Field("user", ['ad"min'], STRING),
+                           Field("status", [401], INTEGER)])
 
 
 def lines(data: bytes) -> list[bytes]:
@@ -39,13 +43,13 @@ def lines(data: bytes) -> list[bytes]:
 
 def test_worked_example_of_the_spec():
     enc = make_plugin(ESJsonEncoder)
-    action, doc = lines(enc.encode(heka_test_message()))
+    action, doc = lines(enc.encode(keystone_message()))
     today = time.strftime("%Y.%m.%d", time.gmtime()).encode()
     assert action == b'{"index":{"_index":"heka-' + today + b'","_type":"message"}}'
-    assert doc == (b'{"Uuid":"87cf1ac2-e810-4ddf-a02d-a5ce44d13a85","Timestamp":'
-                   b'"2013-07-16T15:49:05","Type":"TEST","Logger":"GoSpec","Severity":6,'
-                   b'"Payload":"Test Payload","EnvVersion":"0.8","Pid":14098,'
-                   b'"Hostname":"hostname","foo":"a\\u0022b","n":64}')
+    assert doc == (b'{"Uuid":"3d9b6c2e-7f41-4a0b-9e25-c18d0f6a7b34","Timestamp":'
+                   b'"2021-09-16T14:07:52","Type":"log","Logger":"openstack.keystone",'
+                   b'"Severity":4,"Payload":"Authorization failed","EnvVersion":"1.0",'
+                   b'"Pid":2203,"Hostname":"ctl-1","user":"ad\\u0022min","status":401}')
 
 
 def test_lma_configuration():
@@ -56,15 +60,16 @@ def test_lma_configuration():
                       timestamp="%Y-%m-%dT%H:%M:%S%z", id="%{UUID}",
                       fields=["DynamicFields", "Hostname", "Logger", "Payload", "Pid",
                               "Severity", "Timestamp", "Type"])
-    m = heka_test_message()
+    m = keystone_message()
     m.type = "Log"
     action, doc = lines(enc.encode(m))
-    assert action == (b'{"index":{"_index":"log-2013.07.16","_type":"message",'
-                      b'"_id":"87cf1ac2-e810-4ddf-a02d-a5ce44d13a85"}}')
+    assert action == (b'{"index":{"_index":"log-2021.09.16","_type":"message",'
+                      b'"_id":"3d9b6c2e-7f41-4a0b-9e25-c18d0f6a7b34"}}')
     # DynamicFields first: Heka dropped the commas here; we keep valid JSON.
-    assert doc == (b'{"foo":"a\\u0022b","n":64,"Hostname":"hostname","Logger":"GoSpec",'
-                   b'"Payload":"Test Payload","Pid":14098,"Severity":6,'
-                   b'"Timestamp":"2013-07-16T15:49:05+0000","Type":"Log"}')
+    assert doc == (b'{"user":"ad\\u0022min","status":401,"Hostname":"ctl-1",'
+                   b'"Logger":"openstack.keystone","Payload":"Authorization failed",'
+                   b'"Pid":2203,"Severity":4,"Timestamp":"2021-09-16T14:07:52+0000",'
+                   b'"Type":"Log"}')
 
 
 @pytest.mark.parametrize("type_name", ["%{Logger}", "x"])
@@ -76,7 +81,7 @@ def test_action_head_follows_the_headers_and_the_second_it_is_cached_by(type_nam
     seen = []
     for typ, logger, ts in [("log", "a", 0), ("notification", "a", 0), ("log", "a", 0),
                             ("log", "b", 0), ("log", "b", 86_400), ("log", "b", 86_400)]:
-        m = heka_test_message()
+        m = keystone_message()
         m.type, m.logger, m.timestamp = typ, logger, ts * 1_000_000_000
         seen.append(lines(enc.encode(m))[0].split(b',"_id"')[0])
     types = [b"a", b"a", b"a", b"b", b"b", b"b"] if type_name != "x" else [b"x"] * 6
@@ -88,23 +93,23 @@ def test_action_head_follows_the_headers_and_the_second_it_is_cached_by(type_nam
 
 def test_type_name_empty_omits_type_and_bad_id_omits_id():
     enc = make_plugin(ESJsonEncoder, type_name="", id="%{nope}", index="x-%{Logger}")
-    action, _ = lines(enc.encode(heka_test_message()))
-    assert action == b'{"index":{"_index":"x-gospec"}}'
+    action, _ = lines(enc.encode(keystone_message()))
+    assert action == b'{"index":{"_index":"x-openstack.keystone"}}'
 
 
 def test_index_from_dynamic_field_and_literal_fallback():
-    enc = make_plugin(ESJsonEncoder, index="%{foo}-%{2006.01.02}", type_name="%{Severity}")
-    m = heka_test_message()
-    m.fields[0] = Field("foo", ["Nova"], STRING)
+    enc = make_plugin(ESJsonEncoder, index="%{user}-%{2006.01.02}", type_name="%{Severity}")
+    m = keystone_message()
+    m.fields[0] = Field("user", ["Nova"], STRING)
     action, _ = lines(enc.encode(m))
     # The Go-layout form is no strftime format: Heka's constant index name.
-    assert action == b'{"index":{"_index":"nova-2006.01.02","_type":"6"}}'
+    assert action == b'{"index":{"_index":"nova-2006.01.02","_type":"4"}}'
 
 
 @pytest.mark.parametrize("x,text", [
-    (64.0, "64"), (19101.3, "19101.3"), (123456.0, "123456"), (1e6, "1e+06"),
+    (64.0, "64"), (27182.8, "27182.8"), (123456.0, "123456"), (1e6, "1e+06"),
     (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (1e-05, "1e-05"),
-    (1094968.0, "1.094968e+06"), (118443194.0, "1.18443194e+08"), (0.1, "0.1"),
+    (2718281.0, "2.718281e+06"), (314159265.0, "3.14159265e+08"), (0.1, "0.1"),
     (-2.5, "-2.5"), (0.0, "0"), (1e21, "1e+21"), (123456789012.5, "1.234567890125e+11"),
     (float("nan"), "null"), (float("inf"), "null"), (5e-324, "5e-324"), (100.0, "100"),
     (0.000123, "0.000123"), (999999.0, "999999"),
@@ -131,10 +136,11 @@ def test_value_encoding_of_every_type():
 
 def test_dynamic_fields_filter_and_field_mappings():
     enc = make_plugin(ESJsonEncoder, fields=["Timestamp", "Payload", "DynamicFields"],
-                      dynamic_fields=["n"], field_mappings={"Timestamp": "@timestamp",
+                      dynamic_fields=["status"], field_mappings={"Timestamp": "@timestamp",
                                                             "Payload": "message"})
-    _, doc = lines(enc.encode(heka_test_message()))
-    assert doc == b'{"@timestamp":"2013-07-16T15:49:05","message":"Test Payload","n":64}'
+    _, doc = lines(enc.encode(keystone_message()))
+    assert doc == (b'{"@timestamp":"2021-09-16T14:07:52","message":"Authorization failed",'
+                   b'"status":401}')
 
 
 def test_bad_options_name_the_key():
@@ -148,15 +154,15 @@ def test_bad_options_name_the_key():
 
 def test_logstash_v0():
     enc = make_plugin(ESLogstashV0Encoder, es_index_from_timestamp=True)
-    action, doc = lines(enc.encode(heka_test_message()))
-    assert action == b'{"index":{"_index":"logstash-2013.07.16","_type":"message"}}'
-    assert doc == (b'{"@uuid":"87cf1ac2-e810-4ddf-a02d-a5ce44d13a85",'
-                   b'"@timestamp":"2013-07-16T15:49:05","@type":"message",'
-                   b'"@logger":"GoSpec","@severity":6,"@message":"Test Payload",'
-                   b'"@envversion":"0.8","@pid":14098,"@source_host":"hostname",'
-                   b'"@fields":{"foo":"a\\u0022b","n":64}}')
+    action, doc = lines(enc.encode(keystone_message()))
+    assert action == b'{"index":{"_index":"logstash-2021.09.16","_type":"message"}}'
+    assert doc == (b'{"@uuid":"3d9b6c2e-7f41-4a0b-9e25-c18d0f6a7b34",'
+                   b'"@timestamp":"2021-09-16T14:07:52","@type":"message",'
+                   b'"@logger":"openstack.keystone","@severity":4,'
+                   b'"@message":"Authorization failed","@envversion":"1.0","@pid":2203,'
+                   b'"@source_host":"ctl-1","@fields":{"user":"ad\\u0022min","status":401}}')
     enc = make_plugin(ESLogstashV0Encoder, use_message_type=True)
-    assert b'"@type":"TEST"' in enc.encode(heka_test_message())
+    assert b'"@type":"log"' in enc.encode(keystone_message())
 
 
 def test_escaping_matches_json():
