@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hekapy.collector.engine.contexts import InputContext
@@ -80,6 +80,11 @@ _text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_s
        st.integers(0, 2**62))
 def test_escaping_agrees_with_influxdb_client(name, tags, value, ts):
     from influxdb_client import Point, WritePrecision
+    # The client writes a measurement or tag key ending in a backslash bare, and
+    # InfluxDB refuses that line (the separator reads as escaped); hekapy adds a space,
+    # as the client does for tag values (tests/test_fuzz.py, the line protocol's
+    # regressions, checked on a real influxd).
+    assume(not name.endswith("\\") and not any(k.endswith("\\") for k in tags))
     ours = encode_point(ts, name, value, tags, "ns")
     p = Point(name).field("value", value).time(ts, WritePrecision.NS)
     for k, v in tags.items():

@@ -5,7 +5,9 @@ in tests/data/lma/influxdb_encoder.json):
     name,tag1=v1,tag2=v2 value=1.000000 1000000
 
 - tags sorted by key; empty keys or values skipped; spaces, commas (and, unlike LMA,
-  "=", which InfluxDB would otherwise misread) escaped with a backslash;
+  "=", which InfluxDB would otherwise misread) escaped with a backslash; a measurement,
+  tag or field key ending in a backslash gets a space after it (else InfluxDB reads the
+  separator as escaped and refuses the line);
 - numbers always with six decimals (so every series is a float series, as LMA's);
   strings double-quoted with `"` and `\\` escaped; booleans as quoted strings;
 - the timestamp is floor(ns / unit) for the precision.
@@ -31,11 +33,21 @@ _MEASUREMENT_ESCAPES = str.maketrans({" ": "\\ ", ",": "\\,", **_CONTROL})
 _TAG_ESCAPES = str.maketrans({" ": "\\ ", ",": "\\,", "=": "\\=", **_CONTROL})
 
 
-def _tag(text: str) -> str:
-    """A tag value. A trailing backslash would escape the separator after it; a space
-    after it is what InfluxDB's own client writes."""
-    out = text.translate(_TAG_ESCAPES)
+def _trailing(out: str) -> str:
+    """InfluxDB reads a separator right after a backslash as escaped and refuses the
+    line: a text ending in one gets a space (read back as a space), as InfluxDB's own
+    client does for tag values; measurements and field keys need it as much."""
     return out + " " if out.endswith("\\") else out
+
+
+def _name(text: str) -> str:
+    """A measurement, escaped."""
+    return _trailing(text.translate(_MEASUREMENT_ESCAPES))
+
+
+def _tag(text: str) -> str:
+    """A tag key, tag value or field key, escaped."""
+    return _trailing(text.translate(_TAG_ESCAPES))
 DEFAULT_TAG_FIELDS = ("deployment_id", "environment_label", "tenant_id", "user_id")
 
 
@@ -54,15 +66,15 @@ def encode_point(timestamp_ns: int, name: str | None, value: Any,
     InfluxDB would read as a comment (a leading "#")."""
     if not name or str(name).startswith("#"):
         return ""
-    out = [str(name).translate(_MEASUREMENT_ESCAPES)]
+    out = [_name(str(name))]
     if tags:
         for k in sorted(tags):
             v = tags[k]
             if k == "" or v is None or v == "":
                 continue
-            out.append(f",{str(k).translate(_TAG_ESCAPES)}={_tag(str(v))}")
+            out.append(f",{_tag(str(k))}={_tag(str(v))}")
     if isinstance(value, dict):
-        fields = ",".join(f"{str(k).translate(_TAG_ESCAPES)}={format_value(v)}"
+        fields = ",".join(f"{_tag(str(k))}={format_value(v)}"
                           for k, v in sorted(value.items()))
     else:
         fields = "value=" + format_value(value)
