@@ -110,3 +110,10 @@ class HttpMetricsFilter(Filter):
                                       ctx.hostname))
         self.buckets = {}
         self.last_tick = now_ns
+
+    def shutdown(self, ctx: FilterContext) -> None:
+        # A stop or a reload (SIGHUP) would lose the requests seen since the last tick:
+        # they are sent now, as Heka's timer_event_on_shutdown did, so counts add up
+        # across restarts. (Under replay every interval was ticked already.)
+        if self.buckets:
+            self.timer_event(time.time_ns(), ctx)

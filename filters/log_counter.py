@@ -14,6 +14,7 @@ Keys: ticker_interval (60).
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from hekapy.collector.engine.contexts import FilterContext
@@ -60,3 +61,10 @@ class LogCounterFilter(Filter):
                     {"hostname": ctx.hostname, "service": service,
                      "level": LEVELS[severity]}, now_ns, self.name, ctx.hostname))
             self.counts[service] = [0] * 8
+
+    def shutdown(self, ctx: FilterContext) -> None:
+        # A stop or a reload would lose the lines counted since the last tick: sent now
+        # (as Heka's timer_event_on_shutdown), a rate over the whole interval, so the
+        # counts add up across restarts. (Under replay every interval was ticked already.)
+        if any(any(per_level) for per_level in self.counts.values()):
+            self.timer_event(time.time_ns(), ctx)
