@@ -1,10 +1,10 @@
 """The log-family decoders (syslog, MySQL, Pacemaker, RabbitMQ, libvirt, Open vSwitch,
 Keystone WSGI) against LMA's vectors, extra formats, time zones, bad input and fuzzing.
 
-Vectors: tests/data/lma/*.json, copied from the research data of the LMA collector
-(fuel-plugin-lma-collector, Apache-2.0). Each file's "source" says which inputs are
-upstream (copied from the Lua sources' comments) and which were derived; cases marked
-"constructed" are derived expectations, not upstream test vectors.
+Vectors: tests/data/lma/*.json (tests/data/lma/README.md): inputs written for hekapy,
+expectations derived from the LMA collector's decoders (fuel-plugin-lma-collector,
+Apache-2.0); each file's "source" names the decoder it describes. They are reviewed
+expectations, not upstream test vectors (LMA had no per-decoder tests).
 """
 
 from __future__ import annotations
@@ -130,13 +130,15 @@ def test_rabbitmq_lager_lines_and_splitter():
     assert (m.severity, m.payload, m.timestamp) == (3, "<0.123.0> boom\n  detail",
                                                     1704164645_123000000)
     sp = make_plugin(RegexSplitter, delimiter=r"\n\n(=[^=]+====)", delimiter_eol=False)
-    data = (b"=INFO REPORT==== 2-Jan-2015::09:17:22 ===\nstarted\n\n"
-            b"=ERROR REPORT==== 2-Jan-2015::09:17:23 ===\nBlabla\nBlabla\n\n"
-            b"=WARNING REPORT==== 2-Jan-2015::09:17:24 ===\nlast\n\n=INFO REP")
+    data = (b"=INFO REPORT==== 14-Mar-2016::21:05:45 ===\nstarted\n\n"
+            b"=ERROR REPORT==== 14-Mar-2016::21:05:47 ===\nclosing AMQP connection\n"
+            b"missed heartbeats\n\n"
+            b"=WARNING REPORT==== 14-Mar-2016::21:05:49 ===\nlast\n\n=INFO REP")
     recs = sp.split(data)
     msgs = [dec.decode(record(r.decode(), "rabbitmq.node-1")) for r in recs]
     # The splitter keeps the last record until the next delimiter shows it is complete.
-    assert [(m.severity, m.payload) for m in msgs] == [(6, "started"), (3, "Blabla\nBlabla")]
+    assert [(m.severity, m.payload) for m in msgs] == [
+        (6, "started"), (3, "closing AMQP connection\nmissed heartbeats")]
 
 
 def test_keystone_custom_pattern_and_bad_directive():
