@@ -25,7 +25,7 @@ from tests.conftest import CollectOutput, config_from, settle, until, write_conf
 from tests.services import free_port, make_certificates, stop_process
 
 HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
-KEY = "4865ey9urgkidls xtb0[7lf9rzcivthkm"
+KEY = "c0llector-1 shared [secret] 9q7w"  # spaces and brackets, kept as is in a TOML string
 
 
 def receiver_config(tmp: Path, address: str, extra: str = "", hekad: str = "",
