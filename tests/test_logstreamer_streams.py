@@ -55,9 +55,9 @@ ERROR_ROTATIONS: dict[tuple[int, int], list[int | None]] = {
     (2021, 3): [1, None],
 }
 EMPTY_FILE = "2019/11/error.log.1"
-DATED = r"(?P<Year>\d+)/(?P<Month>\d+)/(?P<Type>\w+)\.log(\.(?P<Seq>\d+))?"
-ERROR_DATED = r"(?P<Year>\d+)/(?P<Month>\d+)/error\.log(\.(?P<Seq>\d+))?"
-SUBDIR_NUMBERED = r"subdir/.*\.log\.?(?P<FileNumber>.*)?"
+DATED = r"(?P<Year>\d{4})/(?P<Month>\d{2})/(?P<Kind>access|error)\.log(?:\.(?P<Seq>\d+))?"
+ERROR_DATED = r"(?P<Year>\d{4})/(?P<Month>\d{2})/error\.log(?:\.(?P<Seq>\d+))?"
+SUBDIR_NUMBERED = r"subdir/app\.log(?:\.(?P<FileNumber>\d+))?"
 
 
 def rel_name(kind: str, year: int, month: int, seq: int | None) -> str:
@@ -124,9 +124,10 @@ def paths(root: Path, names: list[str]) -> list[str]:
 
 def test_scan_counts_only_files_matching_the_anchored_pattern(tree):
     """file_match is matched against the path under log_directory, with `$` appended
-    (the documented rule): `.log` followed by a dotted suffix or nothing, not `.txt`."""
-    assert scan(tree, r"subdir/.*\.log(\..*)?", ["x"]).files == 3
-    assert scan(tree, r"subdir/.*.logg(.*)?", ["x"]).files == 0
+    (the documented rule): `.log` with or without a rotation number, not `.txt` (and
+    no `.gz` file is there)."""
+    assert scan(tree, r"subdir/[a-z]+\.log(?:\.\d+)?", ["x"]).files == 3
+    assert scan(tree, r"subdir/[a-z]+\.log\.gz", ["x"]).files == 0
     assert scan(tree, r"subdir/.*\.txt", ["x"]).files == 1
     # `$` is appended: app.log.1 does not match a pattern ending in `log`.
     assert scan(tree, r"subdir/app\.log", ["x"]).files == 1
@@ -198,14 +199,14 @@ def test_differentiator_splits_streams_and_priority_orders_each(tree):
     """`differentiator` builds each stream's name from literal text and capture values;
     within a stream, Year then Month ascending, then Seq descending (`^Seq`), numbers
     compared as integers (error.log.10 before error.log.9)."""
-    res = scan(tree, DATED, ["Year", "Month", "^Seq"], differentiator=("Type",))
+    res = scan(tree, DATED, ["Year", "Month", "^Seq"], differentiator=("Kind",))
     assert sorted(res.streams) == ["access", "error"]
     assert [f.path for f in res.streams["access"]] == paths(tree, ACCESS_ORDER)
     assert [f.path for f in res.streams["error"]] == paths(tree, ERROR_ORDER)
     assert ERROR_ORDER[4:6] == ["2020/10/error.log.10", "2020/10/error.log.9"]
     assert res.errors == []
     prefixed = scan(tree, DATED, ["Year", "Month", "^Seq"],
-                    differentiator=("website-", "Type"))
+                    differentiator=("website-", "Kind"))
     assert sorted(prefixed.streams) == ["website-access", "website-error"]
     # Reversing Year turns the stream around month by month.
     newest_year_first = scan(tree, ERROR_DATED, ["^Year", "Month", "^Seq"]).streams["x"]

@@ -118,9 +118,9 @@ def test_headers_configuration_and_argument_errors(tmp_path):
         'cb:compute("median", 1)': "bad argument #1 to 'compute' (invalid option 'median')",
         "cb:compute('sum', 1, 60e9, 0)": "bad argument #4 to 'compute' (end must be >= start)",
         'cb:format("json")': "bad argument #1 to 'format' (invalid option 'json')",
-        "circular_buffer.new(1, 1, 1)": "bad argument #1 to 'new' (rows must be > 1)",
-        "circular_buffer.new(2, 0, 1)": "bad argument #2 to 'new' (columns must be > 0)",
-        "circular_buffer.new(2, 1, 0)": "bad argument #3 to 'new' (seconds_per_row must be > 0)",
+        "circular_buffer.new(1, 4, 60)": "bad argument #1 to 'new' (rows must be > 1)",
+        "circular_buffer.new(1440, 0, 60)": "bad argument #2 to 'new' (columns must be > 0)",
+        "circular_buffer.new(1440, 4, 0)": "bad argument #3 to 'new' (seconds_per_row must be > 0)",
         "cb.add({}, 0, 1, 1)": "bad argument #1 to 'add' (circular_buffer expected, got table)",
     }
     for code, message in errors.items():
