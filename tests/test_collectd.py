@@ -43,7 +43,7 @@ def fields(msg: Message) -> dict:
 def sample(plugin: str, type: str, type_instance: str = "", plugin_instance: str = "",
            values=(1,), dsnames=("value",), meta: dict | None = None, host: str = "node-1"):
     s = {"values": list(values), "dstypes": ["gauge"] * len(values), "dsnames": list(dsnames),
-         "time": 1442333737.646, "interval": 10, "host": host, "plugin": plugin,
+         "time": 1796670143.437, "interval": 10, "host": host, "plugin": plugin,
          "plugin_instance": plugin_instance, "type": type, "type_instance": type_instance}
     if meta is not None:
         s["meta"] = meta
@@ -217,7 +217,7 @@ def test_naming_rules(case):
         assert got[key] == value
     assert got.get("hostname") == hostname
     assert msg.type == "metric" and msg.logger == "collectd" and msg.severity == 6
-    assert msg.timestamp == 1442333737646000000
+    assert msg.timestamp == 1796670143437000000
     assert json.loads(msg.payload) == s
 
 

@@ -27,7 +27,7 @@ def sample(plugin: str, type: str, type_instance: Any = "", plugin_instance: Any
            values: tuple = (1,), dsnames: tuple = ("value",), meta: Any = None,
            host: str = "node-1", **extra: Any) -> dict:
     s = {"values": list(values), "dstypes": ["gauge"] * len(values),
-         "dsnames": list(dsnames), "time": 1442333737.646, "interval": 10, "host": host,
+         "dsnames": list(dsnames), "time": 1796670143.437, "interval": 10, "host": host,
          "plugin": plugin, "plugin_instance": plugin_instance, "type": type,
          "type_instance": type_instance, **extra}
     if meta is not None:
