@@ -19,7 +19,10 @@ of a disk buffer): `hekapy_queue_batches`, `_messages`, `_bytes`, `_capacity_bat
 end by the poolsize safety net). LogstreamerInput, label `stream`:
 `hekapy_logstreamer_read_offset_bytes` and `hekapy_logstreamer_ack_lag_bytes`, the bytes
 read but not yet acknowledged by every output (what a restart would read again: the
-journal trails the acknowledged position by at most a second). Router:
+journal trails the acknowledged position by at most a second),
+`hekapy_logstreamer_stream_problems_total` (label `problem`: binary, oversized,
+truncated), `hekapy_logstreamer_skipped_file` (label `path`: a FIFO or other special
+file file_match picked up, not read). Router:
 `hekapy_router_messages_total`, `_unmatched_total`; tap: `hekapy_tap_viewers`,
 `hekapy_tap_dropped_total`. Process: `process_resident_memory_bytes`,
 `process_cpu_seconds_total`, `process_open_fds`, `process_start_time_seconds`,
@@ -163,4 +166,16 @@ def render_metrics(snap: dict[str, Any]) -> str:
             m.add("hekapy_logstreamer_ack_lag_bytes", "gauge",
                   "bytes read but not yet acknowledged by every output", sl,
                   s["lag_bytes"])
+            for problem, n in sorted(s.get("problems", {}).items()):
+                m.add("hekapy_logstreamer_stream_problems_total", "counter",
+                      "what was wrong with a stream's data: binary (chunks with NUL "
+                      "bytes), oversized (records over max_message_size), truncated (its "
+                      "file truncated or rewritten)",
+                      _labels(plugin=p["name"], type=p["type"], stream=s["stream"],
+                              problem=problem), n)
+        for path in p.get("skipped_files", ()):
+            m.add("hekapy_logstreamer_skipped_file", "gauge",
+                  "a path file_match picks up that is no regular file (a FIFO, a socket, "
+                  "a device): not read", _labels(plugin=p["name"], type=p["type"],
+                                                 path=path.split(": ", 1)[0]), 1)
     return m.render()

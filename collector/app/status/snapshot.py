@@ -6,7 +6,10 @@ when an output has retried without storing a single message for longer than
 `status_degraded_after` (its server is unreachable or refusing everything), a disk buffer
 is over 80% of its max_buffer_size, a plugin restarted in the last
 max(60 s, status_degraded_after), journal or disk-buffer writes failed in the last 60 s
-(read-only or full file system), or hekapy is stopping; `{"status": "failing", ...}` (503)
+(read-only or full file system), a LogstreamerInput's file_match picked up something
+that is not a text log (a FIFO or other special file, skipped; a stream with NUL bytes
+or records over max_message_size in the last 60 s), or hekapy is stopping;
+`{"status": "failing", ...}` (503)
 when a plugin gave up for good (its [X.retries] are exhausted) or the pipeline failed (a
 plugin that may not exit failed, a full disk buffer with full_action = "shutdown"). An
 output counts as retrying until it stores or dead-letters a message, or until it has not
@@ -38,6 +41,20 @@ log = logging.getLogger("hekapy.status")
 
 BUFFER_DEGRADED = 0.8
 RESTART_WINDOW = 60.0
+# A LogstreamerInput stream's problems that make /health degraded (for a minute after
+# each): what a file that is not a text log does when file_match picks it up.
+PROBLEMS = {"binary": "binary data (NUL bytes): not a text log?",
+            "oversized": "records over max_message_size dropped"}
+
+
+def stream_problems(stream: Any) -> dict[str, int]:
+    """A stream's problem counters, with its file truncations (copytruncate, or a file
+    rewritten in place: not a fault by itself, so /metrics only)."""
+    out = dict(getattr(stream, "problems", {}))
+    truncations = stream.reader.counters.get("truncations", 0)
+    if truncations:
+        out["truncated"] = truncations
+    return out
 
 
 def _event_loop_name() -> str:
@@ -98,6 +115,15 @@ class Snapshot:
             if self._recently_grew(f"journal:{ctx.name}", errors, now):
                 degraded.append(f"input {ctx.name!r}: journal writes failing "
                                 f"({errors} so far; see the log)")
+        # Files file_match picked up that are not logs: skipped, or read and refused.
+        for plugin, ctx in p.inputs:
+            for skipped in getattr(plugin, "skipped_files", ()):
+                degraded.append(f"input {ctx.name!r}: {skipped}")
+            for name, s in list(getattr(plugin, "_streams", {}).items()):
+                for problem, n in getattr(s, "problems", {}).items():
+                    if self._recently_grew(f"stream:{ctx.name}:{name}:{problem}", n, now):
+                        degraded.append(f"input {ctx.name!r} stream {name!r}: "
+                                        f"{PROBLEMS.get(problem, problem)} ({n} so far)")
         for name, buf in p.buffers.items():
             if self._recently_grew(f"buffer:{name}", buf.disk.write_failures, now):
                 degraded.append(f"output {name!r}: disk buffer writes failing "
@@ -146,6 +172,7 @@ class Snapshot:
                 row["queues"] = queues.get(row["name"], [])
             if row["type"] == "LogstreamerInput":
                 row["streams"] = self._streams(plugin)
+                row["skipped_files"] = list(getattr(plugin, "skipped_files", ()))
             if ctx is not None and row["category"] == "output" and ctx.encoder is not None:
                 enc = ctx.encoder
                 e = encoders.setdefault(enc.name, {"name": enc.name,
@@ -211,7 +238,8 @@ class Snapshot:
                         acked_offset = 0
                         lag = read
                 out.append({"stream": name, "file": cur.path, "read_offset": read,
-                            "acked_offset": acked_offset, "lag_bytes": max(0, lag)})
+                            "acked_offset": acked_offset, "lag_bytes": max(0, lag),
+                            "problems": stream_problems(s)})
         except Exception as e:  # the tailer's internals moved: report nothing, not fail
             log.debug("cannot read LogstreamerInput streams: %s", e)
         return out

@@ -126,6 +126,14 @@ class Logfile:
     key: tuple = ()
 
 
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
 @dataclass
 class ScanResult:
     """One walk: streams (name → files oldest first), errors, the directories seen."""
@@ -135,6 +143,8 @@ class ScanResult:
     directories: set[str] = field(default_factory=set)
     files: int = 0
     seconds: float = 0.0
+    # Matching paths that are no regular file (a FIFO would block a read): not read.
+    skipped: list[str] = field(default_factory=list)
 
 
 class Discovery:
@@ -202,8 +212,10 @@ class Discovery:
         return lf, err
 
     # --- walking -------------------------------------------------------------------------
-    def walk(self, root: str, directories: set[str]) -> list[tuple[str, float]]:
-        """Every regular file under `root` whose path matches, with its mtime."""
+    def walk(self, root: str, directories: set[str], skipped: list[str] | None = None
+             ) -> list[tuple[str, float]]:
+        """Every regular file under `root` whose path matches, with its mtime; the
+        matching paths of other kinds go to `skipped` with what they are."""
         regex = self._regex
         found: list[tuple[str, float]] = []
         stack = [root]
@@ -234,6 +246,9 @@ class Discovery:
                         continue
                     if stat.S_ISREG(st.st_mode):
                         found.append((path, st.st_mtime))
+                    elif skipped is not None:
+                        skipped.append(f"{path}: {_file_kind(st.st_mode)}, not a regular "
+                                       "file: not read")
         return found
 
     def scan(self) -> ScanResult:
@@ -245,7 +260,7 @@ class Discovery:
             res.errors.append(f"log_directory {self.log_directory!r} does not exist or is "
                               "not a directory")
             return res
-        found = self.walk(root, res.directories)
+        found = self.walk(root, res.directories, res.skipped)
         res.files = len(found)
         oldest = time.time() - self.oldest_duration if self.oldest_duration > 0 else None
         streams: dict[str, list[Logfile]] = {}

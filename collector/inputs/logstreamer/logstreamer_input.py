@@ -186,8 +186,8 @@ class _Tail:
 class _Stream:
     """The plugin's side of one stream: its reader and the tails of its open files."""
 
-    __slots__ = ("acked_n", "error_at", "last_pump", "name", "queued", "reader", "tail",
-                 "tails", "timer_at")
+    __slots__ = ("acked_n", "error_at", "last_pump", "name", "problems", "queued", "reader",
+                 "tail", "tails", "timer_at")
 
     def __init__(self, name: str, reader: StreamReader) -> None:
         self.name = name
@@ -201,6 +201,9 @@ class _Stream:
         self.error_at = 0.0
         self.timer_at = 0.0  # when a pending timer will wake it (0: none)
         self.last_pump = 0.0
+        # What was wrong with its data, counted ("binary": chunks with NUL bytes,
+        # "oversized": records over max_message_size); the status server reports them.
+        self.problems: dict[str, int] = {}
 
     def tail_of(self, f: OpenFile) -> _Tail | None:
         for t in self.tails:
@@ -349,6 +352,8 @@ class LogstreamerInput(Input):
                                    default_name=name)
         self.counters = {"partial_flushes": 0, "partial_dropped": 0, "journal_errors": 0,
                          "oversized": 0}
+        # Paths file_match picks up that are no regular files (status: /health, /metrics).
+        self.skipped_files: list[str] = []
 
     # --- lifecycle -----------------------------------------------------------------------
     async def run(self, ctx: InputContext) -> None:
@@ -570,6 +575,9 @@ class LogstreamerInput(Input):
         for e in sorted(new_errors)[:20]:
             ctx.log.error("%s", e)
         self._scan_errors = set(res.errors)
+        for e in sorted(set(res.skipped) - set(self.skipped_files))[:20]:
+            ctx.log.warning("%s", e)
+        self.skipped_files = sorted(res.skipped)
         by_path: dict[str, _Stream] = {}
         dirs = {self.discovery.root()} if res.directories else set()
         for name, files in res.streams.items():
@@ -615,6 +623,9 @@ class LogstreamerInput(Input):
             if pos is not None and pos.lingering and how in ("journal", "relocated"):
                 # Files it still read for late writes when it stopped: on from there.
                 for lf in s.reader.adopt(pos.lingering, time.monotonic()):
+                    self._add_tail(s, lf.file)
+            elif how == "renamed-out":  # the journaled file, under a name of its own now
+                for lf in s.reader.lingering:
                     self._add_tail(s, lf.file)
             s.tail = self._add_tail(s, cur)
             self._ctx.log.debug("%s: starting at %s@%d (%s)", s.name, cur.path,
@@ -797,6 +808,8 @@ class LogstreamerInput(Input):
         chunk_end = f.offset
         chunk_start = chunk_end - len(data)
         hist = t.history
+        if b"\0" in data:  # no text log has NUL bytes: a binary file matched file_match
+            s.problems["binary"] = s.problems.get("binary", 0) + 1
         records = sp.split(data)
         rem = sp.remainder
         consume_start = chunk_start - prev_rem
@@ -819,6 +832,7 @@ class LogstreamerInput(Input):
         if not keep:
             ctx.stats.dropped += n
         self.counters["oversized"] += n
+        s.problems["oversized"] = s.problems.get("oversized", 0) + n
         ctx.limited_log(logging.ERROR, "%s: %d record(s) in %s exceeded max_message_size "
                         "(%d bytes) and were %s", s.name, n, t.file.path,
                         getattr(t.splitter, "max_record_size", 0),

@@ -330,7 +330,9 @@ class StreamReader:
 
     def start(self, pos: Position | None, initial_tail: bool) -> str | None:
         """Open the stream where the journal says (spec §5.3). Returns how it started:
-        "journal", "relocated", "replay", "oldest", "tail", or None with no files."""
+        "journal", "relocated", "renamed-out" (the journaled file found under a name
+        outside the stream: it lingers, `lingering`), "replay", "oldest", "tail", or
+        None with no files."""
         files = self.files
         if not files:
             return None
@@ -350,11 +352,26 @@ class StreamReader:
                     self.cur = f
                     self.counters["relocations"] += 1
                     return "relocated"
-            self.log.warning("%s: journaled position %s@%d not found in any file of the "
-                             "stream; reading it again from its oldest file", self.name,
-                             pos.file_name, pos.seek)
-            self.counters["replays"] += 1
-            how = "replay"
+            left = self._renamed_out(pos) if pos.seek > 0 else []
+            if left:
+                # Renamed out of file_match (logrotate's x.log → x.log.1 where the
+                # stream has no sequence group) between a stop and this start: its rest,
+                # and the whole of the files rotated out after it, are read as lingering
+                # files, the stream's files from the oldest.
+                self.log.info("%s: journaled position %s@%d found in %s, renamed out of "
+                              "the stream: reading its rest%s, and the stream from its "
+                              "oldest file", self.name, pos.file_name, pos.seek,
+                              left[0].path, "".join(f", all of {f.path}" for f in left[1:]))
+                now = time.monotonic()
+                self.lingering += [Lingering(f, now, False) for f in left]
+                self.counters["relocations"] += 1
+                how = "renamed-out"
+            else:
+                self.log.warning("%s: journaled position %s@%d not found in any file of "
+                                 "the stream; reading it again from its oldest file",
+                                 self.name, pos.file_name, pos.seek)
+                self.counters["replays"] += 1
+                how = "replay"
         elif initial_tail and pos is None:
             lf = files[-1]
             try:
@@ -612,6 +629,36 @@ class StreamReader:
                     break
                 self.files = fresh
         return "gone"
+
+    def _renamed_out(self, pos: Position, most: int = 8) -> list[OpenFile]:
+        """The journaled file under a rotated name that is not the stream's (`name.1`,
+        `name-20251123`: logrotate's), found by the 500 bytes before the journaled
+        offset and opened there, then the uncompressed files rotated out after it
+        (written later), opened at their start; [] when not found. The `most` newest
+        such names are tried."""
+        folder, base = os.path.split(pos.file_name)
+        names = {lf.path for lf in self.files}
+        found: list[tuple[float, str]] = []
+        try:
+            for e in os.scandir(folder or "."):
+                if e.name != base and e.name.startswith((base + ".", base + "-")) \
+                        and e.path not in names and e.is_file():
+                    found.append((e.stat().st_mtime, e.path))
+        except OSError:  # the directory, or a file in it, went away: nothing found
+            return []
+        newest = [path for _mtime, path in sorted(found, reverse=True)[:most]]
+        for i, path in enumerate(newest):
+            f = open_at(path, pos.seek, pos.last_hash)
+            if f is None:
+                continue
+            later = []
+            for other in reversed(newest[:i]):  # oldest first
+                if not other.endswith((".gz", ".bz2", ".xz", ".zst")):
+                    g = open_at(other, 0, "")
+                    if g is not None:
+                        later.append(g)
+            return [f, *later]
+        return []
 
     def _found_renamed(self, f: OpenFile) -> bool:
         """Is `f` under another of the stream's names now? Then `f` takes that name."""
