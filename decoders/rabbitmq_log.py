@@ -2,7 +2,7 @@
 
 Records are cut by a RegexSplitter (`delimiter = '\\n\\n(=[^=]+====)'`,
 `delimiter_eol = false`, as LMA configured it) and look like
-`=ERROR REPORT==== 2-Jan-2015::09:17:22 ===\\n<body>`: Timestamp from the header,
+`=ERROR REPORT==== 7-Dec-2026::18:04:51 ===\\n<body>`: Timestamp from the header,
 Payload = the body minus one trailing newline, Severity INFO 6, WARNING 4, ERROR 3,
 CRASH 2 (CRITICAL), anything else (SUPERVISOR, PROGRESS, …) 5 (NOTICE).
 

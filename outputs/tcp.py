@@ -47,7 +47,7 @@ use_buffering (true), buffering. hekapy's: net ("tcp" | "tcp4" | "tcp6" | "unix"
     [aggregator_tcp.signer]
     name = "collector"
     version = 1
-    hmac_key = "4865ey9urgkidls xtb0[7lf9rzcivthkm"
+    hmac_key = "an example key: use a long random one"
     [aggregator_tcp.buffering]
     max_buffer_size = 1073741824
     full_action = "block"

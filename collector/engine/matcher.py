@@ -31,7 +31,7 @@ Rules worth knowing (and where this module deliberately differs from Heka's Go c
   `startswith` / `endswith` / `==` / `in`. RE2's `$` without `(?m)` only matches at the
   very end of the text, so these are exactly equivalent to the regex.
 
-Speed sanity (2-core VM, CPython 3.11, Heka's test message, timeit incl. call; not asserted
+Speed sanity (2-core VM, CPython 3.11, a nova-compute log message, timeit incl. call; not asserted
 anywhere): `Type == 'TEST' && Severity == 6` 0.12 µs, `Payload =~ /^Test/` 0.16 µs,
 `Fields[foo] == 'bar' && Severity == 6` 0.28 µs, `Fields[missing] == NIL` 0.36 µs,
 `Type =~ /[Tt]EST/ && Severity == 6` 1.4 µs (one RE2 call). The router never calls a

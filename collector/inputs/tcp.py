@@ -38,7 +38,7 @@ peer's "ip:port".
     [signed_framing]
     type = "HekaFramingSplitter"
     [signed_framing.signer.collector_1]
-    hmac_key = "4865ey9urgkidls xtb0[7lf9rzcivthkm"
+    hmac_key = "an example key: use a long random one"
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class HekaFramingSplitter(Splitter):
         [heka_framing]
         type = "HekaFramingSplitter"
         [heka_framing.signer.ops_0]
-        hmac_key = "4865ey9urgkidls xtb0[7lf9rzcivthkm"
+        hmac_key = "an example key: use a long random one"
     """
 
     options = {

@@ -4,7 +4,7 @@ https://github.com/mozilla-services/heka/tree/v0.10.0/logstreamer).
 One file per stream, `<journal_directory>/<stream name>`, holding one JSON object with
 its keys in Heka's order:
 
-    {"seek":1969,"file_name":"/var/log/nova/nova-api.log","last_hash":"72781af9..."}
+    {"seek":48211,"file_name":"/var/log/nova/nova-api.log","last_hash":"3f9c0e1d..."}
 
 `last_hash` is the lowercase hex SHA-1 of the 500 bytes just before `seek`, left-padded
 with NUL bytes when `seek` < 500. hekad reads a hekapy journal and hekapy reads hekad's.
@@ -13,7 +13,7 @@ While files the stream left after a rotation are still read for late writes
 (`rotate_wait`), hekapy adds their positions after Heka's keys:
 
     {"seek":20,"file_name":".../app.log","last_hash":"...",
-     "lingering":[{"seek":1969,"file_name":".../app.log.1","last_hash":"..."}]}
+     "lingering":[{"seek":5120,"file_name":".../app.log.1","last_hash":"..."}]}
 
 hekad (Go's json.Unmarshal) ignores the extra key and resumes the current file; hekapy
 also reads those files on from their positions. Without lingering files the journal is

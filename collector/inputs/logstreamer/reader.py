@@ -329,10 +329,10 @@ class StreamReader:
         return self.cur.key if self.cur is not None else ()
 
     def start(self, pos: Position | None, initial_tail: bool) -> str | None:
-        """Open the stream where the journal says (spec §5.3). Returns how it started:
-        "journal", "relocated", "renamed-out" (the journaled file found under a name
-        outside the stream: it lingers, `lingering`), "replay", "oldest", "tail", or
-        None with no files."""
+        """Open the stream where the journal says (docs/compatibility.md,
+        "LogstreamerInput"). Returns how it started: "journal", "relocated",
+        "renamed-out" (the journaled file found under a name outside the stream: it
+        lingers, `lingering`), "replay", "oldest", "tail", or None with no files."""
         files = self.files
         if not files:
             return None
