@@ -176,6 +176,8 @@ class SandboxApi:
         self.retime: Callable[[int], int] | None = None
         self._payload: list[bytes] = []
         self._payload_size = 0
+        # Heka's report (MaxOutput): the largest payload or message the script made.
+        self.max_output = 0
         self._next_field = 0
         self._field_names: dict[bytes, str | None] = {}
         self._table = box.table_type
@@ -325,6 +327,8 @@ class SandboxApi:
             parts.append(b)
             size += len(b)
         self._payload_size = size
+        if size > self.max_output:
+            self.max_output = size
         if size > self.output_limit:
             raise ApiError(f"output_limit exceeded ({size} > {self.output_limit} bytes)")
         return None
@@ -359,6 +363,7 @@ class SandboxApi:
 
     def inject_message(self, arg: Any = None, *extra: Any) -> None:
         if isinstance(arg, bytes):
+            self.max_output = max(self.max_output, len(arg))
             if len(arg) > self.output_limit:
                 raise ApiError(f"output_limit exceeded ({len(arg)} > {self.output_limit} "
                                "bytes)")
@@ -368,6 +373,7 @@ class SandboxApi:
             msg, present = self._from_protobuf(arg)
         elif isinstance(arg, self._table):
             msg, present, size = self._from_table(arg)
+            self.max_output = max(self.max_output, size)
             if size > self.output_limit:
                 raise ApiError(f"output_limit exceeded (about {size} > {self.output_limit} "
                                "bytes)")
@@ -632,6 +638,7 @@ def _write_field(m: Message, name: str, value: Any, rep: Any, fi: int, ai: int) 
         m.delete_field(name, fi)
         return
     kind = _kind(value)
+    v: str | bool | float
     if kind == "s":
         vt, v = STRING, _s(value)
     elif kind == "b":
