@@ -78,6 +78,7 @@ MODULES: dict[str, str] = {
     "RstEncoder": f"{_ENC}.rst",
     # Outputs: outputs/
     "AMQPOutput": f"{_OUT}.amqp",
+    "DashboardOutput": f"{_OUT}.dashboard",
     "ElasticSearchOutput": f"{_ES}.output",
     "FileOutput": f"{_OUT}.file",
     "HttpOutput": f"{_OUT}.http",

@@ -6,8 +6,9 @@
   input's acknowledgement window (backpressure), and the hold window of a multi-line
   decoder (collector/engine/hold_window.py).
 - `OutputContext`: the output's queue, its encoder, the shared batching loop
-  (`collect`), and batches handed out but not yet acknowledged, re-queued when the
-  output restarts.
+  (`collect`), batches handed out but not yet acknowledged, re-queued when the
+  output restarts, and `inject()` for the messages an output makes (Heka's
+  DashboardOutput: its reports).
 
 Signed messages: a HekaFramingSplitter with `signer` keys returns each verified frame as
 a `SignedRecord`; `records_to_messages` and `decode` put its signer on the messages,
@@ -221,6 +222,8 @@ class InputContext(PluginContext):
         decode_one = self._decode_keeping_signer if self.tags_signers else dec.decode
         out: list[Message] = []
         append = out.append
+        # Heka's ProcessMessageAvgDuration: timed per batch, two clock reads for all.
+        started = time.perf_counter_ns()
         for m in messages:
             try:
                 r = decode_one(m)
@@ -238,6 +241,9 @@ class InputContext(PluginContext):
                 append(r)
             else:
                 out.extend(r)
+        stats = self.stats
+        stats.process_ns += time.perf_counter_ns() - started
+        stats.process_samples += len(messages)
         if self.tags:
             self.add_tags(out)
         return out
@@ -470,6 +476,27 @@ class OutputContext(PluginContext):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(q.wait_nonempty(),
                                            max(0.0, deadline - time.monotonic()))
+
+    async def inject(self, messages: list[Message], loops: int = 0) -> int:
+        """Route messages this output made (Heka's DashboardOutput injects its reports)
+        to every matching filter and output, this one included, by the path a filter's
+        injections take. `loops`: the loop count of the batch they were made from (0
+        for a timer); past [hekad] max_message_loops they are dropped and counted
+        (Heka's loop protection). Returns how many were routed.
+
+        Await it from a task of its own, never from the one reading this output's
+        queue: routing waits for room in every matching queue, this one's included."""
+        if not messages:
+            return 0
+        limit = self.hekad.max_message_loops
+        if loops + 1 > limit:
+            self.stats.dropped += len(messages)
+            self.limited_log(logging.ERROR, "dropped %d injected messages: "
+                             "max_message_loops (%d) exceeded", len(messages), limit)
+            return 0
+        self.stats.injected += len(messages)
+        await self.pipeline.route_made(messages, loops + 1)
+        return len(messages)
 
     def next_batch_nowait(self) -> Batch | None:
         b = self.queue.get_nowait()

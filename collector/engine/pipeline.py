@@ -281,26 +281,40 @@ class Pipeline:
     def _process(plugin: Filter, ctx: FilterContext, messages: list[Message]) -> None:
         if not messages:
             return
+        started = time.perf_counter_ns()  # Heka's ProcessMessageAvgDuration, per batch
         try:
             plugin.process(messages, ctx)
         except Exception as e:  # a filter bug is logged, the batch counts as consumed
             ctx.stats.errors += 1
             ctx.limited_log(logging.ERROR, "process failed: %s: %s", type(e).__name__, e)
+        stats = ctx.stats
+        stats.process_ns += time.perf_counter_ns() - started
+        stats.process_samples += len(messages)
 
     @staticmethod
     def _tick(plugin: Filter, ctx: FilterContext, now_ns: int) -> None:
+        started = time.perf_counter_ns()
         try:
             plugin.timer_event(now_ns, ctx)
         except Exception as e:
             ctx.stats.errors += 1
             ctx.limited_log(logging.ERROR, "timer_event failed: %s: %s",
                             type(e).__name__, e)
+        stats = ctx.stats
+        stats.timer_ns += time.perf_counter_ns() - started
+        stats.timer_samples += 1
 
     async def _route_injected(self, ctx: FilterContext, msgs: list[Message], loops: int
                               ) -> None:
         ctx.stats.messages_out += len(msgs)
+        await self.route_made(msgs, loops, skip=ctx.name)
+
+    async def route_made(self, msgs: list[Message], loops: int, skip: str | None = None
+                         ) -> None:
+        """Route messages a plugin made (a filter's injections, an output's reports) as
+        one batch of loop count `loops`, to every matching consumer but `skip`."""
         nbytes = sum(len(m.payload) for m in msgs) + 256 * len(msgs)
-        await self.router.route(Batch(msgs, None, nbytes, loops), skip=ctx.name)
+        await self.router.route(Batch(msgs, None, nbytes, loops), skip=skip)
 
     async def _run_ticker(self, plugin: Filter, ctx: FilterContext) -> None:
         interval = plugin.cfg.ticker_interval

@@ -285,6 +285,12 @@ class Plugin:
         to `report(key, message)`. None keeps this class."""
         return None
 
+    def heka_report(self) -> dict[str, tuple[Any, str]]:
+        """Fields this plugin adds to Heka's report (collector/engine/heka_report.py), as
+        Heka's ReportingPlugin did: name → (value, representation). Read from the event
+        loop's thread at any time: keep it cheap and side-effect free."""
+        return {}
+
     @classmethod
     def sample(cls) -> str:
         """The class docstring: keys and a sample TOML section."""

@@ -261,6 +261,9 @@ class LuaSandbox:
         self.describe = f"{type_name} '{name}' ({path})"
         self.memory_limit = max(0, memory_limit)
         self.terminated: str | None = None
+        # Heka's report: the most memory the state held after a call (lupa's allocator
+        # counts what is in use, not its peak within a call).
+        self.max_memory_used = 0
         self.lua = lua51.LuaRuntime(
             encoding=None, unpack_returned_tuples=True, register_eval=False,
             register_builtins=False, attribute_filter=_deny_attributes,
@@ -356,7 +359,11 @@ class LuaSandbox:
         if self.terminated is not None:
             raise SandboxTerminated(self.describe, self.terminated)
         try:
-            return self._run(fn, *args)
+            r = self._run(fn, *args)
+            used = self.lua.get_memory_used()
+            if used > self.max_memory_used:
+                self.max_memory_used = used
+            return r
         except LuaMemoryError:
             self._stop()
             reason = "memory_limit exceeded"
@@ -366,6 +373,10 @@ class LuaSandbox:
             self._stop()
             reason = f"{type(e).__name__}: {e}"
         raise self.terminate(f"{what}() {reason}")
+
+    def memory_used(self) -> int:
+        """Bytes the Lua state holds now (lupa's allocator counts them)."""
+        return self.lua.get_memory_used() or 0
 
     def _stop(self) -> bool:
         """Disarm the instruction hook; True when it had fired. sethook is a C function:

@@ -115,6 +115,15 @@ class Sandbox:
     def has_timer_event(self) -> bool:
         return self._timer is not None
 
+    def heka_report(self) -> dict[str, tuple[int, str]]:
+        """This sandbox's fields in Heka's report: Memory (now), MaxMemory (the most
+        held after a call), MaxOutput (the largest payload or message it made). Not
+        MaxInstructions: Lua 5.1 does not tell how many instructions a call ran."""
+        box = self.box
+        return {"Memory": (box.memory_used(), "B"),
+                "MaxMemory": (max(box.max_memory_used, box.memory_used()), "B"),
+                "MaxOutput": (self.api.max_output, "B")}
+
     def process_message(self, msg: Message) -> tuple[int, str | None]:
         """(status, error text). Raises SandboxTerminated on a fatal error, a limit, a
         missing status, or a status above 0."""

@@ -135,6 +135,9 @@ class SandboxDecoder(Decoder):
         self.sandbox.save_preserved(ctx.hekad.base_dir, runner_name(ctx.name, self.name),
                                     self.log)
 
+    def heka_report(self) -> dict[str, tuple[int, str]]:
+        return self.sandbox.heka_report()  # Memory, MaxMemory, MaxOutput
+
     def decode(self, msg: Message) -> Message | list[Message] | None:
         sb = self.sandbox
         if sb.terminated is not None:

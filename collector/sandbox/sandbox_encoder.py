@@ -87,6 +87,9 @@ class SandboxEncoder(Encoder):
         self.sandbox.save_preserved(ctx.hekad.base_dir, runner_name(ctx.name, self.name),
                                     self.log)
 
+    def heka_report(self) -> dict[str, tuple[int, str]]:
+        return self.sandbox.heka_report()  # Memory, MaxMemory, MaxOutput
+
     def encode(self, msg: Message) -> bytes | None:
         sb = self.sandbox
         if sb.terminated is not None:

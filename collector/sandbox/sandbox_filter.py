@@ -86,6 +86,9 @@ class SandboxFilter(Filter):
         self.sandbox.api.hostname = ctx.hostname
         self.sandbox.restore_preserved(ctx.hekad.base_dir, self.name, ctx.log)
 
+    def heka_report(self) -> dict[str, tuple[int, str]]:
+        return self.sandbox.heka_report()  # Memory, MaxMemory, MaxOutput
+
     def process(self, messages: list[Message], ctx: FilterContext) -> None:
         sb = self.sandbox
         if sb.terminated is not None:

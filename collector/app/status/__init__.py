@@ -4,8 +4,9 @@ Endpoints (all behind basic auth when status_username/status_password are set):
 
 - `GET /metrics`: Prometheus text format 0.0.4 (metrics.py lists the families).
 - `GET /health`: ok, degraded or failing, with the reasons (snapshot.py, `Snapshot.health`).
-- `GET /heka.all-report` and `/heka/all-report.json`: the JSON Heka's DashboardOutput
-  served (all_report.py).
+- `GET /heka.all-report`, `/heka/all-report.json` and `/data/heka_report.json`: the
+  JSON Heka's DashboardOutput served (collector/engine/heka_report.py renders it, for
+  DashboardOutput's report messages too).
 - `GET /stats`: everything above as one JSON document (`hekapy top` reads it).
 - `GET /tap?match=EXPR&plugin=NAME&buffer=N`: a live NDJSON stream of matching messages
   (server.py); the pipeline never waits for a viewer.
@@ -25,10 +26,10 @@ bind is logged and hekapy keeps running without it.
     status_degraded_after = "30s"       # /health: retrying this long is "degraded"
 """
 
-from hekapy.collector.app.status.all_report import render_all_report
 from hekapy.collector.app.status.metrics import render_metrics
 from hekapy.collector.app.status.server import StatusServer
 from hekapy.collector.app.status.snapshot import Snapshot
+from hekapy.collector.engine.heka_report import render_all_report
 from hekapy.collector.engine.redact import Redactor
 
 __all__ = ["Redactor", "Snapshot", "StatusServer", "render_all_report", "render_metrics"]

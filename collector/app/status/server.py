@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from hekapy.collector.app.status.all_report import render_all_report
 from hekapy.collector.app.status.metrics import render_metrics
 from hekapy.collector.app.status.snapshot import Snapshot
 from hekapy.collector.engine.config import Config, split_host_port
+from hekapy.collector.engine.heka_report import render_all_report
 from hekapy.collector.engine.matcher import MatcherSyntaxError, compile_matcher
 from hekapy.collector.engine.redact import Redactor
 from hekapy.collector.engine.stats import RateLimitedLog
@@ -77,6 +77,7 @@ class StatusServer:
         r.add_get("/stats", self._stats)
         r.add_get("/heka.all-report", self._all_report)
         r.add_get("/heka/all-report.json", self._all_report)
+        r.add_get("/data/heka_report.json", self._all_report)  # where Heka's dashboard had it
         r.add_get("/tap", self._tap)
         return app
 
