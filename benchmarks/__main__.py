@@ -24,6 +24,10 @@ Scenarios (no name: all of them, in this order):
   scripts/install-bench-deps;
 - parts of hekapy (benchmarks/scenarios_components.py): `decoders`, `influxdb` (needs
   influxd, scripts/install-system-deps), `replay-1`, `replay-2`.
+
+`python -m hekapy.benchmarks soak --minutes N` is the soak (benchmarks/soak.py): both
+LMA collectors for N minutes under steady traffic and recurring faults, leak slopes and
+the exact accounting; it has its own options (`soak --help`).
 """
 
 from __future__ import annotations
@@ -104,6 +108,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:  # a long run with faults, its own options (benchmarks/soak.py)
+        from hekapy.benchmarks import soak
+        return soak.main(argv[1:])
     args = parse_args(argv)
     for name in args.scenarios:
         check = SCENARIOS[name][1]

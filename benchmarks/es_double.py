@@ -44,8 +44,9 @@ Arrival times (benchmarks: write-to-acknowledged latency, lines lost): with
 double notes the first time (time.time(), so another process on the machine can compare
 its own clock) each sequence number appeared in a stored document's source, just before
 the bulk request is answered. `GET /_double/arrivals` → {"seqs": [...], "times": [...]};
-`GET /_double/count` adds how many arrived and `seq_floor`, the lowest one still missing
-(writers number their lines from 0).
+`GET /_double/count` adds how many arrived, `seq_floor`, the lowest one still missing
+(writers number their lines from 0), and `seq_duplicates`, how many times a number
+arrived in a second document (another index or `_id`: a line shipped twice).
 
 In process: `async with EsDouble(flavor="es8") as es: es.url`. As a process (for
 benchmarks, and kill/restart tests):
@@ -198,6 +199,10 @@ class EsDouble:
         self.stats: Counter[str] = Counter()
         self.arrivals: dict[int, float] = {}
         self.seq_floor = 0  # every sequence number below it has arrived
+        # A sequence number stored under a second document (another _index/_id): the
+        # same line shipped twice as two documents, a duplicate a re-write cannot hide.
+        self._seq_docs: dict[int, int] = {}  # seq → hash of its first (index, id)
+        self.seq_duplicates = 0
         self._stored = asyncio.Event()  # set after each bulk request (wait_count)
 
     def ids(self, pattern: str = "*") -> set[str]:
@@ -416,7 +421,8 @@ class EsDouble:
 
     async def _get_count(self, request: web.Request) -> web.Response:
         return _json({"documents": self.count(), "bulk_requests": self.stats["bulk_requests"],
-                      "seqs": len(self.arrivals), "seq_floor": self.seq_floor})
+                      "seqs": len(self.arrivals), "seq_floor": self.seq_floor,
+                      "seq_duplicates": self.seq_duplicates})
 
     async def _get_arrivals(self, request: web.Request) -> web.Response:
         return _json({"seqs": list(self.arrivals), "times": list(self.arrivals.values())})
@@ -679,7 +685,7 @@ class EsDouble:
         default_index = request.match_info.get("index")
         lines = body.split(b"\n")
         items = []
-        stored: list[bytes] = []  # sources stored by this request (record_seq)
+        stored: list[tuple[bytes, int]] = []  # (source, its document) (record_seq)
         errors = False
         i = 0
         n = len(lines)
@@ -707,17 +713,21 @@ class EsDouble:
             status = item[op]["status"]
             errors = errors or status >= 300
             if status < 300 and source is not None and self.record_seq is not None:
-                stored.append(source)
+                stored.append((source, hash((item[op]["_index"], item[op]["_id"]))))
             items.append(item)
         self.stats["items"] += len(items)
         if self.record_seq is not None:
             now = time.time()
             arrivals = self.arrivals
+            seq_docs = self._seq_docs
             search = self.record_seq.search
-            for source in stored:
+            for source, doc in stored:
                 m = search(source)
                 if m is not None:
-                    arrivals.setdefault(int(m.group(1)), now)
+                    seq = int(m.group(1))
+                    arrivals.setdefault(seq, now)
+                    if seq_docs.setdefault(seq, doc) != doc:
+                        self.seq_duplicates += 1
             while self.seq_floor in arrivals:
                 self.seq_floor += 1
         if f.down_after and self.count() >= f.down_after:

@@ -217,7 +217,17 @@ async def test_double_hooks_for_benchmarks():
         async with s.get(es.url + "/_double/count") as r:
             count = await r.json()
         # 2 and 5 were refused: the floor stops at the first one missing.
-        assert count == {"documents": 4, "bulk_requests": 6, "seqs": 4, "seq_floor": 2}
+        assert count == {"documents": 4, "bulk_requests": 6, "seqs": 4, "seq_floor": 2,
+                         "seq_duplicates": 0}
+        # A line shipped again as another document (not the same _id): a duplicate.
+        body = b"".join(orjson.dumps(x) + b"\n" for x in (
+            {"index": {"_index": "log-1", "_id": "again"}}, {"Payload": "hkseq=1 twice"}))
+        es.faults.reject_429_every = 0
+        async with s.post(es.url + "/_bulk", data=body,
+                          headers={"Content-Type": "application/x-ndjson"}) as r:
+            assert r.status == 200
+        async with s.get(es.url + "/_double/count") as r:
+            assert (await r.json())["seq_duplicates"] == 1
         async with s.get(es.url + "/_double/arrivals") as r:
             arrivals = await r.json()
         assert sorted(arrivals["seqs"]) == [0, 1, 3, 4] and len(arrivals["times"]) == 4
