@@ -404,23 +404,13 @@ class ReplayWorker:
         splitter.max_record_size = max_record_size(ctx.hekad)
         decoding = FileDecoding(self, task, ctx, report,
                                 bool(splitter.cfg.use_message_bytes))
+        reader = ChunkReader(task.path, report)
         offset = 0  # uncompressed bytes read
         hist = b""
         newest = 0
         try:
-            f, raw = open_archive(task.path)
-        except OSError as e:
-            f = raw = None
-            report.error = f"{type(e).__name__}: {e}"
-        try:
-            while raw is not None and not self.stopping:
-                try:
-                    data = b"" if report.error else f.read(READ_SIZE)  # type: ignore[union-attr]
-                except READ_ERRORS as e:
-                    # The bytes decompressed before the damage, read again in steps.
-                    data = salvage(task.path, offset)
-                    report.error = (f"{type(e).__name__}: {e} (after {offset + len(data)} "
-                                    "uncompressed bytes; the rest of the file is skipped)")
+            while not self.stopping:
+                data = await reader.next_chunk()
                 chunk_start = offset
                 offset += len(data)
                 prev_rem = splitter.remainder
@@ -443,7 +433,7 @@ class ReplayWorker:
                         nbytes = sum(map(len, records[i:j]))
                         await ctx.deliver_decoded(msgs, Delivered(
                             task.index, end, newest, len(msgs), False, False), nbytes)
-                        self.send(("read", task.index, raw.count, j - i, nbytes,
+                        self.send(("read", task.index, reader.raw_bytes, j - i, nbytes,
                                    decoding.take_per_index()))
                         if self.stopping:
                             break
@@ -453,8 +443,7 @@ class ReplayWorker:
         except Exception as e:  # a bug must not end the replay: the other files go on
             report.error = f"{type(e).__name__}: {e}"
         finally:
-            if raw is not None:
-                raw.close()
+            reader.close()
         if self.stopping:
             return  # what the decoder holds is read again on --resume
         # The end of the file ends what the decoder holds (a traceback at its very end).
@@ -463,6 +452,68 @@ class ReplayWorker:
         await ctx.deliver_decoded(tail, Delivered(task.index, offset, newest, len(tail),
                                                   True, not report.error), 0)
         self.send(("file_end", report, decoding.take_per_index()))
+
+
+class ChunkReader:
+    """A file's uncompressed bytes, a chunk at a time, the next chunk read ahead in a
+    thread while this one is decoded: decompression (zlib, bz2, lzma release the GIL)
+    and disk reads overlap the decoding. A file damaged part way gives what it had
+    before the damage, then b"" with the report's error set."""
+
+    def __init__(self, path: str, report: FileReport) -> None:
+        self.path = path
+        self.report = report
+        self.offset = 0
+        self._ahead: asyncio.Future | None = None
+        try:
+            self._file, self._raw = open_archive(path)
+        except OSError as e:
+            self._file = self._raw = None
+            report.error = f"{type(e).__name__}: {e}"
+
+    @property
+    def raw_bytes(self) -> int:
+        """Bytes read from disk so far (compressed)."""
+        return self._raw.count if self._raw is not None else 0
+
+    async def next_chunk(self) -> bytes:
+        if self._file is None or self.report.error:
+            return b""
+        loop = asyncio.get_running_loop()
+        if self._ahead is None:
+            self._ahead = loop.run_in_executor(None, self._file.read, READ_SIZE)
+        try:
+            data = await self._ahead
+        except READ_ERRORS as e:
+            # The bytes decompressed before the damage, read again in small steps.
+            self._ahead = None
+            data = salvage(self.path, self.offset)
+            self.report.error = (f"{type(e).__name__}: {e} (after {self.offset + len(data)}"
+                                 " uncompressed bytes; the rest of the file is skipped)")
+            self.offset += len(data)
+            return data
+        self.offset += len(data)
+        self._ahead = loop.run_in_executor(None, self._file.read, READ_SIZE) if data \
+            else None
+        return data
+
+    def close(self) -> None:
+        raw, ahead = self._raw, self._ahead
+        if raw is None:
+            return
+        self._raw = self._file = None
+
+        def closing(done: asyncio.Future) -> None:
+            if not done.cancelled():
+                done.exception()  # a read error after we stopped listening: not news
+            raw.close()
+
+        if ahead is None:
+            raw.close()
+        elif ahead.done():
+            closing(ahead)
+        else:  # a read still running in its thread: close once it returns
+            ahead.add_done_callback(closing)
 
 
 @dataclass
