@@ -81,6 +81,12 @@ _LEVELS = {label: (sev, Field("severity_label", [label], STRING))
 _FRAC_SCALE = tuple(10 ** (9 - n) for n in range(10))
 
 
+def _utf8_len(text: str) -> int:
+    """Bytes of `text` in UTF-8, what max_message_size counts (a line of invalid bytes
+    decodes to U+FFFD, three bytes each); an ASCII line is its length, known at once."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def _frac_ns(frac: str) -> int:
     """Nanoseconds of the digits after the decimal point (beyond 9: cut)."""
     frac = frac[:9]
@@ -274,8 +280,9 @@ class OpenStackLogDecoder(LogDecoder):
         with the same headers, still joining the lines that follow."""
         parts = self._parts.get(stream)
         size = self._sizes[stream] if parts is not None else \
-            len(self._held[stream].payload)
-        if size + len(text) > self.max_message_size:
+            _utf8_len(self._held[stream].payload)
+        n = _utf8_len(text)
+        if size + n > self.max_message_size:
             tb_key = self._tb_key.get(stream)
             done = self._finish(stream)
             record.payload = text
@@ -290,7 +297,7 @@ class OpenStackLogDecoder(LogDecoder):
             self._parts[stream] = [self._held[stream].payload, text]
         else:
             parts.append(text)
-        self._sizes[stream] = size + len(text)
+        self._sizes[stream] = size + n
         return None
 
     def _stream(self, logger: str) -> tuple[str, Field]:

@@ -53,6 +53,11 @@ REGRESSIONS: list[tuple[str, bytes, str]] = [
     ("replay-archive.zst", COMPRESS[".zst"](b"x\n" * 1000)[:-6] + b"garbage",
      "zstandard.ZstdError is no OSError: a corrupt .zst escaped READ_ERRORS, so replay "
      "salvaged nothing of the file (collector/app/replay_archive.py READ_ERRORS)"),
+    ("decoder-OpenStackLogDecoder-multiline",
+     b"Traceback (most recent call last):\n" + b"\xff" * 1000,
+     "a traceback of invalid bytes (U+FFFD, three bytes each) grew to three times "
+     "max_message_size: the joined lines were counted in characters, not bytes "
+     "(decoders/openstack_log.py _utf8_len; found by atheris)"),
     ("encoder-line-protocol", b"\\",
      "a measurement ending in a backslash: InfluxDB read the space after it as escaped "
      "and refused the line (outputs/influxdb/line_protocol.py _trailing)"),
