@@ -1,36 +1,47 @@
-"""`hekapy replay` throughput with 1 and 2 decoding workers on the same archive, in one
-run, into the Elasticsearch double (its own process, ids only).
+"""`hekapy replay` throughput with 1 and 2 workers on the same archive, in one run, into
+the Elasticsearch double (its own process, ids only).
 
     .venv/bin/python -m hekapy.benchmarks.replay_throughput --mib 60
 
 The archive: gzip-compressed OpenStack logs (the demo generator: nova-api, nova-compute,
-neutron-server, the LBaaS agent) in an /var/log-like layout, four files. Reported: MiB/s
-of uncompressed log lines and lines/s per worker count, and the scaling ratio (the
-issue's target: >= 1.7x with 2 workers on 2 cores). The writer process (routing,
-Elasticsearch encoding, HTTP) is shared by the workers; on a 2-core machine it competes
-with them and with the double for the cores.
+neutron-server, the LBaaS agent) in an /var/log-like layout, four files. The
+configuration is the `pipeline` scenario's (benchmarks/scenarios_pipeline.py: LMA's
+Elasticsearch fields and flush settings), so the two compare.
+
+Measured as the `pipeline` scenario measures the daemon, start-up excluded: from the
+moment the coordinator says its workers began reading (its "reading N files" line on
+stderr: imports, the plan and the first worker's start are over, nothing is decoded
+yet) until the double holds every document; CPU seconds summed over every replay
+process (the coordinator and its workers: the rusage of the process tree once it
+exited, minus what the tree had used at that moment; a second worker still starting
+then counts as work). The double's CPU is not in it (`sink_cpu_share`: how much of a
+core the double took). The start-up (seconds, CPU) and the end-to-end time are
+reported beside.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import random
+import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-from hekapy.benchmarks.es_double import start_process
+from hekapy.benchmarks.harness import Double, ScenarioError, tail
 from hekapy.benchmarks.openstack_config import es_output, openstack_logs
+from hekapy.benchmarks.scenarios_pipeline import LMA_ES_FIELDS, OUTPUT_KEYS
 from hekapy.collector.app.demo import generate
 
 FILES = {"nova/nova-api.log.1.gz": "nova-api", "nova/nova-compute.log.1.gz": "nova-compute",
          "neutron/server.log.1.gz": "neutron-server",
          "neutron/lbaas-agent.log.1.gz": "lbaas-agent"}
+POLL = 0.02  # seconds between two counts of the double
 
 
 def make_archive(root: Path, mib: float, seed: int = 11) -> tuple[int, int]:
@@ -58,7 +69,7 @@ def make_archive(root: Path, mib: float, seed: int = 11) -> tuple[int, int]:
 
 def replay_config(state: Path, es_url: str) -> str:
     return openstack_logs(state, hostname="ctl-1") + es_output(
-        es_url, flush_count=2000, flush_interval=100, max_in_flight=4)
+        es_url, fields=LMA_ES_FIELDS, **OUTPUT_KEYS)
 
 
 def archive_from(root: Path, files: dict[str, Path]) -> tuple[int, int]:
@@ -75,39 +86,108 @@ def archive_from(root: Path, files: dict[str, Path]) -> tuple[int, int]:
     return total_bytes, total_lines
 
 
-def run_replay(conf: Path, archive: Path, workers: int) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "replay", "-c",
-                        str(conf), "--workers", str(workers), str(archive)],
-                       capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"replay failed ({r.returncode}): {r.stderr[-2000:]}")
-    return elapsed
-
-
-def replay_once(archive: Path, work: Path, workers: int, expected: int | None = None
-                ) -> float:
-    """`hekapy replay --workers N` of `archive` into a fresh double (its own process):
-    the seconds it took, start-up included. With `expected`, the double must then hold
-    exactly that many documents (SystemExit otherwise: no number from a broken run).
-    This script's `main` and the harness's replay scenarios call it."""
-    proc, url = start_process("--no-sources", "--no-mappings")
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its descendants (those alive now)."""
+    import psutil
     try:
-        work.mkdir(parents=True, exist_ok=True)
-        conf = work / f"replay-{workers}.toml"
-        conf.write_text(replay_config(work / f"state-{workers}", url))
-        elapsed = run_replay(conf, archive, workers)
-        if expected is not None:
-            with urllib.request.urlopen(url + "/_double/count", timeout=30) as r:
-                stored = json.loads(r.read())["documents"]
-            if stored != expected:
-                raise SystemExit(f"replay with {workers} worker(s): the double holds "
-                                 f"{stored} documents, {expected} expected")
-    finally:
-        proc.kill()
-        proc.wait()
-    return elapsed
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+READING = b"hekapy replay: reading "  # the coordinator's line: start-up is over
+
+
+class StartupWatch:
+    """Reads the replay's stderr (to its log file) and notes when the coordinator says
+    its workers began reading: the time, and the CPU the process tree had used."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path, sink: Double) -> None:
+        self.proc = proc
+        self.log = log
+        self.sink = sink
+        self.at: float | None = None
+        self.cpu = self.sink_cpu = 0.0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with open(self.log, "wb") as out:
+            for line in self.proc.stderr:
+                if self.at is None and line.startswith(READING):
+                    self.at = time.perf_counter()
+                    self.cpu = tree_cpu_seconds(self.proc.pid)
+                    self.sink_cpu = self.sink.cpu_seconds()
+                out.write(line)
+
+
+def replay_once(archive: Path, work: Path, workers: int, expected: int,
+                stall: float = 60.0) -> dict[str, Any]:
+    """`hekapy replay --workers N` of `archive` into a fresh double (its own process);
+    the double must end with exactly `expected` documents (ScenarioError otherwise: no
+    number from a broken run). This script's `main` and the harness's replay scenarios
+    call it. See the module docstring for what is measured."""
+    work.mkdir(parents=True, exist_ok=True)
+    conf = work / f"replay-{workers}.toml"
+    log = work / f"replay-{workers}.log"
+    with Double() as es:
+        conf.write_text(replay_config(work / f"state-{workers}", es.url))
+        cpu_before = children_cpu_seconds()
+        t_start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "hekapy.collector.app.cli",
+                                 "replay", "-c", str(conf), "--workers", str(workers),
+                                 str(archive)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        watch = StartupWatch(proc, log, es)
+        try:
+            stored, last_change = 0, t_start
+            while stored < expected:
+                time.sleep(POLL)
+                now_stored = es.count()["documents"]
+                if now_stored != stored:
+                    stored, last_change = now_stored, time.perf_counter()
+                elif proc.poll() is not None or time.perf_counter() - last_change > stall:
+                    raise ScenarioError(f"replay with {workers} worker(s): the double "
+                                        f"stopped at {stored} of {expected} documents: "
+                                        f"{tail(log)}")
+            t_all = time.perf_counter()
+            sink = es.cpu_seconds()
+            rc = proc.wait(timeout=120)
+            watch.thread.join(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        cpu = children_cpu_seconds() - cpu_before
+        stored = es.count()["documents"]
+    if rc != 0:
+        raise ScenarioError(f"replay with {workers} worker(s) exited with {rc}: {tail(log)}")
+    if stored != expected:
+        raise ScenarioError(f"replay with {workers} worker(s): the double holds {stored} "
+                            f"documents, {expected} expected")
+    if watch.at is None:
+        raise ScenarioError(f"replay never said it began reading: {tail(log)}")
+    seconds = t_all - watch.at
+    return {"seconds": seconds, "cpu_seconds": cpu - watch.cpu,
+            "startup_seconds": watch.at - t_start, "startup_cpu_seconds": watch.cpu,
+            "seconds_with_startup": t_all - t_start,
+            "sink_cpu_share": (sink - watch.sink_cpu) / seconds, "documents": expected,
+            "workers": workers}
 
 
 def main() -> None:
@@ -115,20 +195,28 @@ def main() -> None:
     ap.add_argument("--mib", type=float, default=60.0, help="uncompressed archive size")
     ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args()
+    from hekapy.benchmarks.harness import expected_documents
     with tempfile.TemporaryDirectory(dir="/tmp") as d:
         tmp = Path(d)
         nbytes, nlines = make_archive(tmp / "archive", args.mib)
-        print(f"archive: {nbytes / 2**20:,.1f} MiB, {nlines:,} lines, "
-              f"{len(FILES)} gzip files", flush=True)
+        plain = [tmp / "plain" / rel.removesuffix(".gz") for rel in FILES]
+        for rel, path in zip(FILES, plain, strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(gzip.decompress((tmp / "archive" / rel).read_bytes()))
+        expected = expected_documents(plain)
+        print(f"archive: {nbytes / 2**20:,.1f} MiB, {nlines:,} lines, {expected:,} "
+              f"documents, {len(FILES)} gzip files", flush=True)
         best: dict[int, float] = {}
         for run in range(args.runs):
             for workers in (1, 2):
-                elapsed = replay_once(tmp / "archive", tmp / f"run-{run}", workers)
-                rate = nbytes / elapsed / 2**20
+                s = replay_once(tmp / "archive", tmp / f"run-{run}", workers, expected)
+                rate = nlines / s["seconds"]
                 best[workers] = max(best.get(workers, 0.0), rate)
-                print(f"run {run + 1}, {workers} worker(s): {rate:,.1f} MiB/s, "
-                      f"{nlines / elapsed:,.0f} lines/s ({elapsed:,.1f} s)", flush=True)
-        print(f"best: 1 worker {best[1]:,.1f} MiB/s, 2 workers {best[2]:,.1f} MiB/s, "
+                print(f"run {run + 1}, {workers} worker(s): {rate:,.0f} lines/s, "
+                      f"{nbytes / s['seconds'] / 2**20:,.1f} MiB/s, CPU "
+                      f"{s['cpu_seconds'] / (nbytes / 2**30):,.1f} s/GiB (all processes), "
+                      f"start-up {s['startup_seconds']:.1f} s", flush=True)
+        print(f"best: 1 worker {best[1]:,.0f} lines/s, 2 workers {best[2]:,.0f} lines/s, "
               f"scaling {best[2] / best[1]:.2f}x")
 
 

@@ -29,6 +29,12 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
      "peak RSS <= 150 MiB at steady state (10k lines/s)"),
     ("outage", "peak_rss_outage_mib", "<=", 150, "peak RSS <= 150 MiB during the outage"),
     ("outage", "lines_lost", "<=", 0, "0 lines lost"),
+    ("replay-1", "ratio_to_pipeline", ">=", 1.0, ">= 1.0x pipeline lines/s"),
+    ("replay-2", "ratio_to_replay_1", ">=", 1.35, ">= 1.35x replay-1 lines/s"),
+    ("replay-1", "cpu_ratio_to_pipeline", "<=", 1.1,
+     "CPU s/GiB (all replay processes) <= 1.1x pipeline's"),
+    ("replay-2", "cpu_ratio_to_pipeline", "<=", 1.1,
+     "CPU s/GiB (all replay processes) <= 1.1x pipeline's"),
 ]
 _OPS = {">=": operator.ge, "<=": operator.le}
 
@@ -47,6 +53,13 @@ def add_ratios(rows: dict[str, dict[str, Any]]) -> None:
     if "lines_per_s" in rows.get("replay-1", {}) and "lines_per_s" in rows.get("replay-2", {}):
         rows["replay-2"]["ratio_to_replay_1"] = (rows["replay-2"]["lines_per_s"]
                                                  / rows["replay-1"]["lines_per_s"])
+    daemon = rows.get("pipeline", {})
+    for name in ("replay-1", "replay-2"):
+        row = rows.get(name, {})
+        if "lines_per_s" in row and "lines_per_s" in daemon:
+            row["ratio_to_pipeline"] = row["lines_per_s"] / daemon["lines_per_s"]
+        if "cpu_s_per_gib" in row and "cpu_s_per_gib" in daemon:
+            row["cpu_ratio_to_pipeline"] = row["cpu_s_per_gib"] / daemon["cpu_s_per_gib"]
 
 
 def _value(row: dict[str, Any], path: str) -> Any:
@@ -99,8 +112,16 @@ def notes(name: str, row: dict[str, Any]) -> str:
     if "ratio_to_replay" in row:
         parts.append(f"points/s; {row['ratio_to_replay']:.0%} of a bare replay of the "
                      f"same bodies ({row['replay_points_per_s']:,.0f} points/s)")
+    if "ratio_to_pipeline" in row:
+        parts.append(f"{row['ratio_to_pipeline']:.2f}x pipeline")
     if "ratio_to_replay_1" in row:
         parts.append(f"{row['ratio_to_replay_1']:.2f}x replay-1")
+    if "cpu_ratio_to_pipeline" in row:
+        parts.append(f"CPU {row['cpu_ratio_to_pipeline']:.2f}x pipeline's (all processes)")
+    if "startup_seconds" in row:
+        parts.append(f"start-up {row['startup_seconds']:,.1f} s and "
+                     f"{row['startup_cpu_seconds']:,.1f} CPU s, not timed (end to end "
+                     f"{row['seconds_with_startup']:,.1f} s)")
     return "; ".join(parts)
 
 
@@ -110,7 +131,7 @@ def print_row(name: str, row: dict[str, Any]) -> None:
         extra = ""
         if "cpu_s_per_gib" in row:
             extra = (f"  CPU {row['cpu_s_per_gib']:,.0f} s/GiB, peak RSS "
-                     f"{row['peak_rss_mib']:,.0f} MiB")
+                     f"{_f(row.get('peak_rss_mib'))} MiB")
         print(f"{name:20s} {row['lines_per_s']:>12,.0f} {row['unit']}/s "
               f"{_f(row.get('mib_per_s'), ',.1f'):>8} MiB/s  (spread {lo:,.0f}-{hi:,.0f})"
               + extra, flush=True)

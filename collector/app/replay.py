@@ -42,10 +42,10 @@ import hashlib
 import json
 import multiprocessing
 import os
-import queue
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -65,6 +65,7 @@ from hekapy.collector.app.replay_worker import (
     run_loop,
     runs_in_workers,
     stage_specs,
+    stored_by_output,
     worker_main,
 )
 from hekapy.collector.engine.config import Config, ConfigError
@@ -162,7 +163,7 @@ class Outcome:
 
     reports: dict[int, FileReport] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    per_index: Counter = field(default_factory=Counter)
+    stored: Counter = field(default_factory=Counter)  # output → messages stored
 
 
 class Replay:
@@ -184,6 +185,7 @@ class Replay:
         self.identities = {t.index: file_identity(t) for t in plan.tasks}
         self.raw_seen: dict[int, int] = {}
         self.stop_requested = asyncio.Event()
+        self.inbox: asyncio.Queue[tuple] = asyncio.Queue()  # the workers' reports
         self.interrupted = False
         self.saved_at = time.monotonic()
         self.clock = MessageClock()
@@ -193,6 +195,8 @@ class Replay:
         self._forwarded: dict[int, tuple[int, int]] = {}  # central seq → (worker, seq)
         self._controls: list[Any] = []
         self._procs: list[Any] = []
+        self.reading = False  # a worker started its first file
+        self.workers_started = 0
 
     # --- the coordinator's pipeline ------------------------------------------------------
     def pipeline(self) -> Pipeline:
@@ -232,17 +236,14 @@ class Replay:
         return p
 
     # --- the workers' reports ------------------------------------------------------------
-    def handle(self, item: tuple) -> Any:
-        """One report of a worker; a forwarded batch is returned for routing."""
+    def handle(self, item: tuple) -> None:
+        """One report of a worker (forwarded batches are routed by `feed`)."""
         kind = item[0]
-        if kind == "fwd":
-            return item
         if kind == "read":
-            _, index, raw, nrec, nbytes, per_index = item
+            _, index, raw, nrec, nbytes = item
             self.progress.lines += nrec
             self.progress.bytes += nbytes
             self.read_raw(index, raw)
-            self.outcome.per_index.update(per_index)
         elif kind == "acked":
             _, index, offset, newest, n = item
             entry = self.state.files.setdefault(self.identities[index], {
@@ -259,10 +260,15 @@ class Replay:
             self.clock.finish(index)
         elif kind == "start":
             self.clock.start(item[1])
+            if not self.reading:
+                self.reading = True
+                self.display.print(
+                    f"hekapy replay: reading {self.progress.files - self.progress.files_done}"
+                    f" files with {self.workers_started} worker(s) (start-up "
+                    f"{time.monotonic() - self.progress.started:.1f} s)")
         elif kind == "file_end":
             report: FileReport = item[1]
             self.outcome.reports[report.index] = report
-            self.outcome.per_index.update(item[2])
             self.progress.files_done += 1
             self.read_raw(report.index, self.plan.tasks[report.index].size)
             if report.error:
@@ -270,8 +276,7 @@ class Replay:
         elif kind == "log":
             self.display.print(item[1])
         elif kind == "failed":
-            self.error(f"worker {item[1]} failed: {item[2]}")
-        return None
+            self.error(f"worker {item[1] + 1} failed: {item[2]}")
 
     def error(self, text: str) -> None:
         self.outcome.errors.append(text)
@@ -339,7 +344,8 @@ class Replay:
             setup = WorkerSetup(i, self.config_path, self.options.hostname,
                                 os.path.join(self.replay_dir, f"worker-{i + 1}"),
                                 self.options.since, self.options.until, sections,
-                                self.options.decoder, self.config.hekad.log_level)
+                                self.options.decoder, self.config.hekad.log_level,
+                                self._time_driven)
             procs.append(mp.Process(target=worker_main, args=(
                 setup, tasks, results, self._controls[i]), daemon=True,
                 name=f"hekapy-replay-{i + 1}"))
@@ -347,38 +353,42 @@ class Replay:
             proc.start()
         loop = asyncio.get_running_loop()
         self._procs = procs
+        self.workers_started = n
+
+        # Reports arrive on a thread blocked on the queue (no polling); a worker's end
+        # is put in the same queue by a thread joining it, after whatever it sent.
+        def read_reports() -> None:
+            while (item := results.get()) is not None:
+                loop.call_soon_threadsafe(self.inbox.put_nowait, item)
+
+        def watch(i: int) -> None:
+            procs[i].join()
+            results.put(("gone", i, procs[i].exitcode))
+
+        threading.Thread(target=read_reports, daemon=True).start()
+        for i in range(n):
+            threading.Thread(target=watch, args=(i,), daemon=True).start()
         alive = set(range(n))
-        stop_sent = False
-
-        def next_result() -> Any:
-            # A bounded wait: a thread blocked in get() forever would keep the process
-            # from exiting after an interruption.
-            try:
-                return results.get(timeout=0.2)
-            except queue.Empty:
-                return None
-
         try:
             while alive:
-                if self.stop_requested.is_set() and not stop_sent:
-                    self.interrupted = stop_sent = True
+                item = await self.inbox.get()
+                kind = item[0]
+                if kind == "interrupt":
+                    self.interrupted = True
                     for c in self._controls:
                         c.put(("stop",))
-                item = await loop.run_in_executor(None, next_result)
-                if item is None:
-                    for i in list(alive):
-                        if not procs[i].is_alive():
-                            alive.discard(i)
-                            self.error(f"worker {i + 1} died (exit code "
-                                       f"{procs[i].exitcode})")
-                    continue
-                if item[0] == "exit":
+                elif kind == "exit":
                     alive.discard(item[1])
-                    continue
-                fwd = self.handle(item)
-                if fwd is not None:
-                    _, worker, wseq, packed = fwd
+                    self.outcome.stored.update(item[2])
+                elif kind == "gone":
+                    if item[1] in alive:
+                        alive.discard(item[1])
+                        self.error(f"worker {item[1] + 1} died (exit code {item[2]})")
+                elif kind == "fwd":
+                    _, worker, wseq, packed = item
                     await self.route(ctx, worker, wseq, packed)
+                else:
+                    self.handle(item)
         finally:
             for proc in procs:
                 await loop.run_in_executor(None, proc.join, 5)
@@ -386,6 +396,7 @@ class Replay:
                     proc.terminate()
             for c in self._controls:
                 c.put(None)
+            results.put(None)  # the reading thread ends
             # Files never taken (interrupted) stay in the pipe: do not wait to flush.
             tasks.cancel_join_thread()
             results.close()
@@ -416,6 +427,7 @@ class Replay:
                       file=self.out, flush=True)
                 os._exit(EXIT_INTERRUPTED)
             self.stop_requested.set()
+            self.inbox.put_nowait(("interrupt",))
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -463,8 +475,10 @@ class Replay:
         elapsed = time.monotonic() - pr.started
         print(f"hekapy replay: {'interrupted' if self.interrupted else 'done'} in "
               f"{elapsed:,.1f} s: {pr.line()}", file=out)
-        for name, n in sorted(oc.per_index.items()):
-            print(f"  {name}: {n:,} documents", file=out)
+        stored = oc.stored + Counter(stored_by_output(self._pipeline) if self._pipeline
+                                     else {})
+        for name, n in sorted(stored.items()):
+            print(f"  {name}: {n:,} stored", file=out)
         skipped = sum(r.skipped_time for r in oc.reports.values())
         failures = sum(r.decode_failures for r in oc.reports.values())
         print(f"  skipped by the time window: {skipped:,}; undecodable: {failures:,}; "

@@ -39,9 +39,10 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
+from hekapy.collector.app.gc_tuning import tune_gc
 from hekapy.collector.app.replay_archive import READ_ERRORS, open_archive, salvage
 from hekapy.collector.app.replay_plan import HEKA_STREAM_INPUT, OVERRIDE_INPUT, FileTask
 from hekapy.collector.engine.config import Config, ConfigError, load_config
@@ -181,6 +182,8 @@ class WorkerSetup:
     sections: list[str]  # the input sections of the plan
     override_decoder: str = ""
     log_level: str = "info"
+    # The coordinator's filters tick on message time: report how far each file got.
+    message_time: bool = False
 
 
 class Delivered(NamedTuple):
@@ -207,15 +210,10 @@ class FileReport:
     error: str = ""  # the file could not be read to its end
 
 
-def per_index_counters(pipeline: Pipeline) -> list[tuple[Any, Any]]:
-    """(matcher, index template) of every worker output whose encoder names an index
-    (Elasticsearch): documents per index, for the summary."""
-    out = []
-    for _, octx in pipeline.outputs:
-        index = getattr(octx.encoder, "index", None)
-        if index is not None:
-            out.append((compile_matcher(octx.spec.cfg.message_matcher), index))
-    return out
+def stored_by_output(p: Pipeline) -> dict[str, int]:
+    """Messages each output stored (acknowledged by its destination), for the summary."""
+    return {octx.name: octx.stats.messages_out for plugin, octx in p.outputs
+            if not isinstance(plugin, ForwardOutput)}
 
 
 def pre_encoders(config: Config) -> list[tuple[Any, str, Any]]:
@@ -302,7 +300,6 @@ class ReplayWorker:
         self.stopping = False
         self.pre_encoders: list[tuple[Any, str, Any]] = []
         self.forward: ForwardOutput | None = None
-        self.counters: list[tuple[Any, Any]] = []
         self.dispatcher: asyncio.Future | None = None
         self.stop_requested = asyncio.Event()
 
@@ -340,7 +337,7 @@ class ReplayWorker:
                 plugin.worker = self
                 self.forward = plugin
         self.pre_encoders = pre_encoders(config)
-        self.counters = per_index_counters(p)
+        tune_gc()  # once the pipeline is built, as the daemon does
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._listen, args=(loop,), daemon=True).start()
         await p.start()
@@ -360,7 +357,7 @@ class ReplayWorker:
             for plugin, _ in p.inputs:
                 plugin.finished.set()  # type: ignore[attr-defined]
             await p.stop()
-        self.send(("exit", setup.worker_id))
+        self.send(("exit", setup.worker_id, stored_by_output(p)))
 
     async def _until_settled_or_stopped(self, p: Pipeline) -> None:
         """Every file is read: until everything is acknowledged (before the outputs
@@ -433,11 +430,14 @@ class ReplayWorker:
                         nbytes = sum(map(len, records[i:j]))
                         await ctx.deliver_decoded(msgs, Delivered(
                             task.index, end, newest, len(msgs), False, False), nbytes)
-                        self.send(("read", task.index, reader.raw_bytes, j - i, nbytes,
-                                   decoding.take_per_index()))
+                        self.send(("read", task.index, reader.raw_bytes, j - i, nbytes))
                         if self.stopping:
                             break
-                hist = (hist + data)[-(1 << 20):] if data else hist
+                # The next chunk's records may begin in this one: keep the bytes of
+                # the record the splitter still holds (record_offsets looks there).
+                need = splitter.remainder
+                hist = data[len(data) - need:] if need <= len(data) else \
+                    (hist + data)[len(hist) + len(data) - need:]
                 if not data:
                     break
         except Exception as e:  # a bug must not end the replay: the other files go on
@@ -451,7 +451,7 @@ class ReplayWorker:
         newest = max(newest, decoding.newest)
         await ctx.deliver_decoded(tail, Delivered(task.index, offset, newest, len(tail),
                                                   True, not report.error), 0)
-        self.send(("file_end", report, decoding.take_per_index()))
+        self.send(("file_end", report))
 
 
 class ChunkReader:
@@ -526,8 +526,7 @@ class FileDecoding:
     ctx: InputContext
     report: FileReport
     use_bytes: bool
-    newest: int = 0
-    per_index: dict[str, int] = field(default_factory=dict)
+    newest: int = 0  # the newest Timestamp decoded (only when the coordinator needs it)
 
     def __post_init__(self) -> None:
         w = self.worker
@@ -601,19 +600,9 @@ class FileDecoding:
             kept = [m for m in messages if lo <= m.timestamp < hi]
             self.report.skipped_time += len(messages) - len(kept)
             messages = kept
-        if messages:
+        if messages and self.worker.setup.message_time:
             self.newest = max(self.newest, max(m.timestamp for m in messages))
-        counts = self.per_index
-        for pred, index in self.worker.counters:
-            for m in messages:
-                if pred(m):
-                    name = index.render(m)[0]
-                    counts[name] = counts.get(name, 0) + 1
         return messages
-
-    def take_per_index(self) -> dict[str, int]:
-        out, self.per_index = self.per_index, {}
-        return out
 
 
 # --- the process --------------------------------------------------------------------------
@@ -658,7 +647,6 @@ class _BytesToText:
 def worker_main(setup: WorkerSetup, tasks: Any, results: Any, control: Any) -> None:
     """A worker process: files from `tasks` until None, reports to `results`, the
     coordinator's acknowledgements and stop request from `control`."""
-    from hekapy.collector.app.gc_tuning import tune_gc
     # Ctrl-C reaches the whole process group: the coordinator decides, and tells.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker = ReplayWorker(setup, tasks, results, control)
@@ -666,7 +654,6 @@ def worker_main(setup: WorkerSetup, tasks: Any, results: Any, control: Any) -> N
     logging.basicConfig(level=setup.log_level.upper(), stream=sys.stderr, force=True,
                         format=f"%(levelname)s %(name)s (worker {setup.worker_id}): "
                                "%(message)s")
-    tune_gc()
     try:
         run_loop(worker.run())
     except Exception as e:
