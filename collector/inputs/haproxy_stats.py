@@ -13,7 +13,8 @@ type=gauge): haproxy_connections, _ssl_connections, _pipes_used, _pipes_free,
 _run_queue, _tasks, _uptime (show info); haproxy_frontend_* and haproxy_backend_*
 counters per proxy (tags frontend / backend); haproxy_backend_status (UP 1, else 0);
 haproxy_backend_server (tags backend, server, state; UP 1, DOWN 0; MAINT/NOLB left
-out); haproxy_backend_servers and _servers_percent per state; haproxy_check (1 when
+out); haproxy_backend_server_check_failures and _check_downs (tags backend, server:
+HAProxy's chkfail and chkdown counters; hekapy's own); haproxy_backend_servers and _servers_percent per state; haproxy_check (1 when
 the socket answered). Counters stay cumulative (Grafana takes the derivative). Columns
 are read by name from the CSV header, so other HAProxy versions' extra or missing
 columns do no harm; empty values are 0.
@@ -138,6 +139,12 @@ def stats_points(info: dict[str, str] | None, rows: list[dict[str, str]],
             up = state == "UP"
             points.append(("haproxy_backend_server", 1 if up else 0,
                            {"backend": proxy, "state": state.lower(), "server": sv}))
+            # hekapy's own: a member's failed health checks and its UP -> DOWN
+            # transitions (LMA kept only the state), for the LBaaS dashboard.
+            for col, name in (("chkfail", "check_failures"), ("chkdown", "check_downs")):
+                if col in row:
+                    points.append((f"haproxy_backend_server_{name}", _number(row[col]),
+                                   {"backend": proxy, "server": sv}))
             counts = servers.setdefault(proxy, {"up": 0, "down": 0})
             counts["up" if up else "down"] += 1
     for proxy, counts in servers.items():

@@ -511,6 +511,15 @@ def lbaas() -> dict[str, Any]:
                      target(f'SELECT last("value") FROM "haproxy_backend_downtime" WHERE '
                             f"{lb} GROUP BY time($interval) fill(none)", "downtime (s)",
                             "C")], unit="short", w=6),
+         timeseries("Failed health checks per member", "Each member's failed health "
+                    "checks and its UP to DOWN transitions since HAProxy started (HAProxy "
+                    "counts failed checks only while the member is up).",
+                    targets(*[(f'SELECT last("value") FROM "haproxy_backend_server_{n}" '
+                               f'WHERE {lb} GROUP BY time($interval), "server" fill(none)',
+                               f"$tag_server {legend}")
+                              for n, legend in (("check_failures", "failed checks"),
+                                                ("check_downs", "went down"))]),
+                    unit="short", w=24),
          ])
 
 
