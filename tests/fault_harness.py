@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hekapy.benchmarks.es_double import EsDouble
-
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.wait import wait_for as shared_wait_for
 
 ROWS: list[dict[str, object]] = []
 # Every daemon started, so that a failing test does not leave one running (conftest).
@@ -289,20 +287,11 @@ async def wait_for(condition: Any, daemon: Daemon, what: str, timeout: float = 6
     """Until `condition()` (a function, or a coroutine function) holds. The daemon dying
     first is a failure with its log; so is the timeout, unless not `required` (then the
     caller goes on with what it has)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        held = condition()
-        if inspect.isawaitable(held):
-            held = await held
-        if held:
-            return
-        assert daemon.alive(), daemon.output()[-3000:]
-        if time.monotonic() > deadline:
-            if required:
-                raise AssertionError(f"{what} not seen within {timeout:.0f} s\n"
-                                     f"--- hekapy log ---\n{daemon.output()[-3000:]}")
-            return
-        await asyncio.sleep(POLL_INTERVAL)
+    if daemon.proc is None:
+        raise AssertionError(f"waiting for {what}: the daemon was never started")
+    await shared_wait_for(condition, what, timeout=timeout, interval=POLL_INTERVAL,
+                          process=daemon.proc, required=required,
+                          details=lambda: f"--- hekapy log ---\n{daemon.output()[-3000:]}")
 
 
 def on_disk_size(path: Path) -> int:

@@ -13,9 +13,10 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+from tests.helpers.wait import wait_for
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -43,53 +44,47 @@ def _output(log: Path) -> str:
         return ""
 
 
+def _tail_of(log: Path | None) -> Callable[[], str] | None:
+    return (lambda: _output(log)) if log is not None else None
+
+
 async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 10.0,
                         log: Path | None = None) -> None:
     """Until something accepts connections on 127.0.0.1:port (AssertionError if the
-    process dies first or the timeout passes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before listening on "
-                                 f"{port}: {_output(log) if log else ''}")
+    process dies first or the timeout passes; with the tail of `log`)."""
+    async def accepts() -> bool:
         try:
             _r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
         except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on port {port} after {timeout} s: "
-                                     f"{_output(log) if log else ''}") from None
-            await asyncio.sleep(0.01)
+            return False
+        w.close()
+        return True
+
+    await wait_for(accepts, f"a listener on 127.0.0.1:{port}", timeout=timeout,
+                   interval=0.01, process=proc, details=_tail_of(log))
 
 
 async def wait_for_unix_socket(path: Path, proc: subprocess.Popen, timeout: float = 10.0,
                                log: Path | None = None) -> None:
     """Until a unix socket at `path` accepts connections (a stats socket)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before creating "
-                                 f"{path}: {_output(log) if log else ''}")
+    async def accepts() -> bool:
         try:
             _r, w = await asyncio.open_unix_connection(str(path))
-            w.close()
-            return
         except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no socket at {path} after {timeout} s: "
-                                     f"{_output(log) if log else ''}") from None
-            await asyncio.sleep(0.01)
+            return False
+        w.close()
+        return True
+
+    await wait_for(accepts, f"a unix socket at {path}", timeout=timeout, interval=0.01,
+                   process=proc, details=_tail_of(log))
 
 
 async def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM (HAProxy exits in milliseconds), SIGKILL after `timeout`."""
     if proc.poll() is None:
         proc.terminate()
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        if proc.poll() is None:
+        if not await wait_for(lambda: proc.poll() is not None, "the process to exit",
+                              timeout=timeout, interval=0.005, required=False):
             proc.kill()
     proc.wait()
 
@@ -197,20 +192,16 @@ class InfluxDB:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([self.binary, "-config", str(self.conf)],
                                          stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as s:
-            while True:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"influxd exited: {_output(self.log)}")
+            async def pings() -> bool:
                 try:
                     async with s.get(self.url + "/ping") as r:
-                        if r.status == 204:
-                            return
+                        return r.status == 204
                 except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"influxd not ready: {_output(self.log)}")
-                await asyncio.sleep(0.02)
+                    return False
+
+            await wait_for(pings, "influxd to answer /ping", timeout=30, interval=0.02,
+                           process=self.proc, details=lambda: _output(self.log))
 
     async def stop(self) -> None:
         if self.proc is not None:
@@ -381,15 +372,10 @@ class RabbitMQ:
                                      stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(self._ready):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"rabbitmq-server exited: "
-                                     f"{_output(self.directory / 'server.out')}")
-            if time.monotonic() > deadline:
-                raise AssertionError("rabbitmq-server not ready: "
-                                     f"{_output(self.directory / 'server.out')}")
-            await asyncio.sleep(0.1)  # the broker offers no event before it listens
+        # The broker offers no event before it listens: ask it every 0.1 s.
+        await wait_for(lambda: asyncio.to_thread(self._ready), "rabbitmq-server to speak AMQP",
+                       timeout=timeout, interval=0.1, process=self.proc,
+                       details=lambda: _output(self.directory / "server.out"))
 
     async def stop(self) -> None:
         """A clean stop (the script traps TERM and runs rabbitmqctl stop), then epmd."""
@@ -403,8 +389,8 @@ class RabbitMQ:
         for pid in filter(None, [beam, *self._epmd_pids()]):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-        while not await asyncio.to_thread(self._port_free):
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: asyncio.to_thread(self._port_free),
+                       f"the AMQP port {self.port} to be free", interval=0.05)
 
     def _port_free(self) -> bool:
         with socket.socket() as s:

@@ -27,8 +27,7 @@ from hekapy.filters.alarming.lua_modules import (
 )
 from hekapy.filters.alarming.matching import ExpressionError, ValueMatcher, lua_pattern
 from hekapy.filters.gse import GseFilter
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from tests.helpers.paths import CONF
 
 
 def write(tmp_path: Path, text: str, name: str = "alarms.yaml") -> Path:

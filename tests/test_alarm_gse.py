@@ -21,7 +21,7 @@ from hekapy.filters.alarming.clusters import ClusterState, GseState, ordered, po
 from hekapy.filters.alarming.definitions import ClusterDef, DefinitionError, load_alarms_file
 from hekapy.filters.influxdb_accumulator import InfluxdbAccumulatorFilter, encode_point
 from hekapy.outputs.encoders.nagios import NagiosEncoder, truncate, url_encode
-from tests.conftest import make_plugin
+from tests.helpers.plugins import make_plugin
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

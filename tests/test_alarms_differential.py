@@ -26,8 +26,9 @@ from hekapy.filters.afd import AfdFilter
 from hekapy.filters.gse import GseFilter
 from hekapy.filters.influxdb_annotation import InfluxdbAnnotationFilter
 from hekapy.outputs.encoders.nagios import NagiosEncoder
+from tests.helpers.paths import TEST_DATA
 
-LUA = Path(__file__).parent / "data" / "alarms" / "lua"
+LUA = TEST_DATA / "alarms" / "lua"
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a multiple of 5 s
 

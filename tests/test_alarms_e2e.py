@@ -37,11 +37,11 @@ from hekapy.filters.afd import AfdFilter
 from hekapy.filters.gse import GseFilter
 from hekapy.filters.influxdb_annotation import InfluxdbAnnotationFilter
 from hekapy.outputs.encoders.nagios import NagiosEncoder
+from tests.helpers.collectors import HekapyProcesses
+from tests.helpers.lma import HOST, LMA_ENV, oslo_now, replace_exactly
+from tests.helpers.paths import CONF
 from tests.services import free_port, influxdb, wait_for_port
-from tests.test_lma_topology import LMA_ENV, Processes, replace, stamp
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-HOST = LMA_ENV["HOSTNAME"]
 ENV = {**LMA_ENV, "MANAGEMENT_ADDRESS": "127.0.0.1", "AGGREGATOR_ADDRESS": "127.0.0.1",
        "NAGIOS_USER": "nagiosadmin", "NAGIOS_PASSWORD": "s3cret",
        "NAGIOS_URL": "http://127.0.0.1:1/cgi-bin/cmd.cgi"}
@@ -161,40 +161,41 @@ async def test_afd_gse_influxdb_and_nagios_across_a_restart(tmp_path):
     logs = tmp_path / "var-log"
     nova_log = logs / "nova" / "nova-api.log"
     nova_log.parent.mkdir(parents=True)
-    nova_log.write_text(f"{stamp()} 2310 INFO nova.compute.manager [-] starting\n")
+    nova_log.write_text(f"{oslo_now()} 2310 INFO nova.compute.manager [-] starting\n")
     alarms = short_alarms(tmp_path / "alarms.yaml")
     tcp, collectd, status_log, status_metric, agg, check, nagios_port = (
         free_port() for _ in range(7))
     log_state, metric_state = tmp_path / "log_collector", tmp_path / "metric_collector"
 
     text = (CONF / "lma_log_collector.toml").read_text()
-    text = replace(text, '"/var/cache/log_collector"', f'"{log_state}"')
+    text = replace_exactly(text, '"/var/cache/log_collector"', f'"{log_state}"')
     text = text.replace('"/var/log', f'"{logs}')
-    text = replace(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
-    text = replace(text, "[hekad]\n", f'[hekad]\nstatus_address = "127.0.0.1:{status_log}"\n')
-    text = replace(text, "ticker_interval = 60\n", "ticker_interval = 1\n")
+    text = replace_exactly(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
+    text = replace_exactly(text, "[hekad]\n",
+                           f'[hekad]\nstatus_address = "127.0.0.1:{status_log}"\n')
+    text = replace_exactly(text, "ticker_interval = 60\n", "ticker_interval = 1\n")
     log_conf = tmp_path / "log_collector.toml"
     log_conf.write_text(text)
 
     metric_dir = tmp_path / "metric_collector.d"
     metric_dir.mkdir()
     text = (CONF / "lma_metric_collector.toml").read_text()
-    text = replace(text, '"/var/cache/metric_collector"', f'"{metric_state}"')
-    text = replace(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
-    text = replace(text, 'address = "127.0.0.1:8325"', f'address = "127.0.0.1:{collectd}"')
-    text = replace(text, 'status_address = "127.0.0.1:4353"',
-                   f'status_address = "127.0.0.1:{status_metric}"')
+    text = replace_exactly(text, '"/var/cache/metric_collector"', f'"{metric_state}"')
+    text = replace_exactly(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
+    text = replace_exactly(text, 'address = "127.0.0.1:8325"', f'address = "127.0.0.1:{collectd}"')
+    text = replace_exactly(text, 'status_address = "127.0.0.1:4353"',
+                           f'status_address = "127.0.0.1:{status_metric}"')
     text = text.replace('"/var/lib/', f'"{tmp_path}/lib/')
-    text = replace(text, 'node_roles = ["default"]', 'node_roles = ["controller"]')
-    text = replace(text, '# alarms_file = "/etc/hekapy/alarms.yaml"',
-                   f'alarms_file = "{alarms}"\nseconds_per_row = 1\nticker_interval = 1\n#')
+    text = replace_exactly(text, 'node_roles = ["default"]', 'node_roles = ["controller"]')
+    text = replace_exactly(text, '# alarms_file = "/etc/hekapy/alarms.yaml"',
+                           f'alarms_file = "{alarms}"\nseconds_per_row = 1\nticker_interval = 1\n#')
     (metric_dir / "1_metric_collector.toml").write_text(text)
     text = (CONF / "lma_aggregator.toml").read_text()
-    text = replace(text, ':5565"', f':{agg}"')
-    text = replace(text, ':5566"', f':{check}"')
-    text = replace(text, 'level = "', f'alarms_file = "{alarms}"\nlevel = "', count=3)
+    text = replace_exactly(text, ':5565"', f':{agg}"')
+    text = replace_exactly(text, ':5566"', f':{check}"')
+    text = replace_exactly(text, 'level = "', f'alarms_file = "{alarms}"\nlevel = "', count=3)
     (metric_dir / "2_aggregator.toml").write_text(text)
-    text = replace((CONF / "lma_aggregator_client.toml").read_text(), ':5565"', f':{agg}"')
+    text = replace_exactly((CONF / "lma_aggregator_client.toml").read_text(), ':5565"', f':{agg}"')
     (metric_dir / "3_aggregator_client.toml").write_text(text)
     (metric_dir / "4_nagios.toml").write_text((CONF / "lma_nagios.toml").read_text())
 
@@ -220,7 +221,7 @@ async def test_afd_gse_influxdb_and_nagios_across_a_restart(tmp_path):
                 with nova_log.open("a") as f:
                     for _ in range(3):
                         k += 1
-                        f.write(f"{stamp()} 2310 ERROR nova.compute.manager [-] Instance "
+                        f.write(f"{oslo_now()} 2310 ERROR nova.compute.manager [-] Instance "
                                 f"{k} failed to spawn\n")
             await asyncio.sleep(0.5)
 
@@ -229,7 +230,7 @@ async def test_afd_gse_influxdb_and_nagios_across_a_restart(tmp_path):
         await db.query("CREATE DATABASE lma")
         env = {**os.environ, **ENV, "ES_URL": es.url, "INFLUXDB_URL": db.url, "TZ": "UTC",
                "NAGIOS_URL": f"http://127.0.0.1:{nagios_port}/cgi-bin/cmd.cgi"}
-        run = Processes(tmp_path, env)
+        run = HekapyProcesses(tmp_path, env)
 
         async def last(measurement: str, after: int = 0, **tags: str) -> float | None:
             where = " AND ".join([f"\"{k}\" = '{v}'" for k, v in tags.items()]

@@ -17,10 +17,13 @@ import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import config_from, until, write_config
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.paths import CONF, LAB_DATA, TEST_TOOLS
+from tests.helpers.plugins import config_from, write_config
+from tests.helpers.wait import wait_for
 from tests.services import RabbitMQ, stop_process
 
-NOTIFY = Path(__file__).parent / "tools" / "oslo_notify.py"
+NOTIFY = TEST_TOOLS / "oslo_notify.py"
 QUEUES = ["notifications.info", "notifications.warn", "notifications.error"]
 
 
@@ -144,7 +147,7 @@ async def test_acks_wait_for_elasticsearch_and_prefetch_bounds_the_rest(broker, 
         p = Pipeline(config_from(tmp_path, cfg))
         await p.start()
         amqp_input = p.inputs[0][0]
-        await until(lambda: p.outputs[0][1].stats.retried > 0, "a refused bulk", 10**8)
+        await wait_for(lambda: p.outputs[0][1].stats.retried > 0, "a refused bulk", timeout=300)
         conn = await aio_pika.connect(broker.url)
         async with conn:
             ch = await conn.channel()
@@ -189,8 +192,7 @@ async def test_undecodable_messages_are_dead_lettered_or_dropped(broker, tmp_pat
                 # Declared as the input declares it (it may not have connected yet).
                 await ch.declare_queue(queue, auto_delete=False, arguments={
                     "x-dead-letter-exchange": "hekapy.dlx"})
-                good = (Path(__file__).parent / "data" / "lab" /
-                        "oslo_notification_envelope.json").read_bytes()
+                good = (LAB_DATA / "oslo_notification_envelope.json").read_bytes()
                 for body in (b"not json", good, b'{"oslo.version": "2.0"}'):
                     await ch.default_exchange.publish(aio_pika.Message(body),
                                                       routing_key=queue)
@@ -228,7 +230,7 @@ async def test_broker_restart_and_kill_9_lose_nothing(broker, tmp_path):
                       input_extra="queue_durability = true\nexchange_durability = true",
                       es_extra=es_extra).replace("flush_count = 500", "flush_count = 50")
         path = write_config(tmp_path, text)
-        cmd = [sys.executable, "-m", "hekapy.collector.app.cli", "run", "-c", str(path)]
+        cmd = [*HEKAPY, "run", "-c", str(path)]
         log = open(tmp_path / "hekapy.log", "ab")  # the children keep it
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
         try:
@@ -260,7 +262,7 @@ async def test_collector_to_aggregators_over_rabbitmq(broker, tmp_path, monkeypa
     aggregators share the queue (competing consumers) and index every notification
     once, with the collector's Uuid as _id and its fields intact."""
     await purge(broker.url, [*QUEUES, "hekapy.aggregator"])
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    conf = CONF
     async with EsDouble() as es:
         monkeypatch.setenv("RABBITMQ_URL", broker.url)
         monkeypatch.setenv("ES_URL", es.url)

@@ -5,14 +5,13 @@ tests/tools/capture_cadf.py)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from hekapy.collector.engine.message import STRING, Message
 from hekapy.decoders.notification import NotificationDecoder
-from tests.conftest import make_plugin
+from tests.helpers.paths import LAB_DATA
+from tests.helpers.plugins import make_plugin
 
-BODIES = json.loads((Path(__file__).parent / "data" / "lab" /
-                     "cadf_notifications.json").read_text())
+BODIES = json.loads((LAB_DATA / "cadf_notifications.json").read_text())
 
 
 def decode(body: str) -> Message:

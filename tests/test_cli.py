@@ -6,16 +6,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hekapy.collector import __version__
-from tests.conftest import write_config
-
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.paths import CONF
+from tests.helpers.plugins import write_config
+from tests.helpers.wait import wait_for_sync
 
 # A configuration in Heka's own style (CamelCase keys from Heka's docs, a ProcessInput
 # chain, a matcher on a field, the default TokenSplitter by name).
@@ -59,18 +58,20 @@ encoder = "JsonEncoder"
 """
 
 
-def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 30) -> list:
-    """Poll the output file until it holds `n` lines (the event we wait for)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"hekapy exited early: {proc.communicate()}")
-        if path.exists():
-            lines = path.read_text().splitlines()
-            if len(lines) >= n:
-                return lines
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not reach {n} lines")
+def complete_lines(path: Path) -> list[str]:
+    """The lines of `path` that end in a newline: the writer's last one may be half
+    written when we look."""
+    data = path.read_bytes() if path.exists() else b""
+    return data[:data.rfind(b"\n") + 1].decode().splitlines()
+
+
+def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 30
+                   ) -> list[str]:
+    """The complete lines of the output file, once there are `n`."""
+    wait_for_sync(lambda: len(complete_lines(path)) >= n, f"{n} lines in {path}",
+                  timeout=timeout, process=proc,
+                  details=lambda: str(proc.communicate()[1]) if proc.poll() is not None else "")
+    return complete_lines(path)
 
 
 def test_run_heka_config_then_sigterm_exits_zero(tmp_path):
@@ -79,11 +80,11 @@ def test_run_heka_config_then_sigterm_exits_zero(tmp_path):
                                                    out_json=out_json, matcher=NOVA_MATCHER))
     proc = subprocess.Popen([*HEKAPY, "run", "-c", str(conf)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    lines = _wait_for_lines(out, 500, proc)
+    lines = wait_for_lines(out, 500, proc)
     # The grep step removed "other 1", "other 10".. "other 199"; the matcher kept nova.
     assert lines == [f"nova line {i}" for i in range(1, 501)]
     expected_json = 500 + 500 - 111
-    docs = [json.loads(x) for x in _wait_for_lines(out_json, expected_json, proc)]
+    docs = [json.loads(x) for x in wait_for_lines(out_json, expected_json, proc)]
     assert docs[0]["Type"] == "ProcessInput" and docs[0]["Logger"] == "ProcessInput"
     assert docs[0]["Fields"][0] == {"name": "ProcessInputName", "value_type": "STRING",
                                     "representation": "", "value": ["ProcessInput.stdout"]}
@@ -140,7 +141,7 @@ def test_version():
 
 
 @pytest.mark.parametrize("conf_path", sorted(
-    str(p) for p in (Path(__file__).resolve().parents[1] / "conf").glob("*.toml")))
+    str(p) for p in CONF.glob("*.toml")))
 def test_shipped_configs_check(conf_path, tmp_path):
     # The variables the shipped configs read (quickstart; the LMA and AMQP roles).
     env = {**os.environ, "HEKAPY_DATA": str(tmp_path), "HOSTNAME": "node-1",
@@ -161,7 +162,7 @@ def test_quickstart_runs_without_servers_and_stops_cleanly(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         docs = [json.loads(d) for d in
-                _wait_for_lines(data / "output" / "openstack.json", 500, proc)]
+                wait_for_lines(data / "output" / "openstack.json", 500, proc)]
         assert all(d["Type"] == "log" for d in docs)
         by_logger = {d["Logger"]: d for d in docs}
         assert {"openstack.nova", "openstack.neutron", "openstack.keystone",

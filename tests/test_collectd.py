@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -19,14 +18,14 @@ from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import DecodeError, Output, register
 from hekapy.decoders.collectd import CollectdDecoder
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import config_from, make_plugin
+from tests.helpers.paths import TEST_DATA
+from tests.helpers.plugins import config_from, make_plugin
 from tests.services import collectd, free_port, stop_process
 
-DATA = Path(__file__).parent / "data"
-VECTORS = json.loads((DATA / "lma" / "collectd.json").read_text())
+VECTORS = json.loads((TEST_DATA / "lma" / "collectd.json").read_text())
 # One sample per naming branch and what the decoder made of it before its naming became
 # a table of functions (tests/tools/collectd_naming_golden.py wrote it).
-NAMING = json.loads((DATA / "collectd_naming.json").read_text())
+NAMING = json.loads((TEST_DATA / "collectd_naming.json").read_text())
 
 
 def decode(samples: list | str, **options) -> list[Message]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hekapy.collector import compiled
+from tests.helpers.paths import REPO, TEST_TOOLS
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGEST = ROOT / "tests" / "tools" / "hot_path_digest.py"
+DIGEST = TEST_TOOLS / "hot_path_digest.py"
 
 
 def _python(code_or_args: list[str], pure: bool, env_extra: dict | None = None,
@@ -36,7 +36,7 @@ def test_the_install_compiled_every_hot_module():
 
 def test_every_hot_module_has_its_source_in_the_tree():
     for name in compiled.HOT_MODULES:
-        assert (ROOT / compiled.source_path(name)).is_file(), name
+        assert (REPO / compiled.source_path(name)).is_file(), name
 
 
 @pytest.mark.parametrize("pure", [False, True])

@@ -6,7 +6,7 @@ import pytest
 
 from hekapy.collector.engine.config import ConfigInvalid, load_config
 from hekapy.collector.engine.plugin import OptionError, parse_duration
-from tests.conftest import write_config
+from tests.helpers.plugins import write_config
 
 
 def errors_of(path) -> list[str]:
@@ -259,7 +259,7 @@ def test_output_without_matcher_is_warned(tmp_path):
 def test_config_errors_never_show_a_secret(tmp_path):
     """A secret key's bad value and a URL's userinfo stay out of every error message."""
     from hekapy.collector.engine.config import load_config
-    from tests.conftest import write_config
+    from tests.helpers.plugins import write_config
     path = write_config(tmp_path, """
         [hekad]
         base_dir = "/tmp/x"

@@ -13,7 +13,7 @@ from hekapy.decoders.haproxy_log import HaproxyLogDecoder
 from hekapy.decoders.keystone_wsgi import KeystoneWsgiDecoder
 from hekapy.decoders.notification import NotificationDecoder
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
-from tests.conftest import make_plugin
+from tests.helpers.plugins import make_plugin
 
 
 def test_same_seed_same_bytes_and_the_asked_size(tmp_path):

@@ -10,19 +10,18 @@ import json
 import os
 import shutil
 import ssl
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from tests.dashboard_doubles import GrafanaDouble, KibanaDouble
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.paths import REPO
 from tests.services import make_certificates
 
-ROOT = Path(__file__).resolve().parents[1]
-DASHBOARDS = ROOT / "conf" / "grafana" / "dashboards"
-SAVED_OBJECTS = ROOT / "conf" / "kibana"
-CLI = (sys.executable, "-m", "hekapy.collector.app.cli", "dashboards", "install")
+DASHBOARDS = REPO / "conf" / "grafana" / "dashboards"
+SAVED_OBJECTS = REPO / "conf" / "kibana"
+CLI = (*HEKAPY, "dashboards", "install")
 SECRETS = {"HEKAPY_GRAFANA_USERNAME": "admin", "HEKAPY_GRAFANA_PASSWORD": "admin-Pa55",
            "HEKAPY_KIBANA_USERNAME": "elastic", "HEKAPY_KIBANA_PASSWORD": "kibana-Pa55",
            "HEKAPY_INFLUXDB_USERNAME": "grafana", "HEKAPY_INFLUXDB_PASSWORD": "influx-Pa55"}
@@ -247,10 +246,10 @@ def test_the_shipped_files_are_packaged_and_found():
 
     from hekapy.collector.app.dashboards_install import shipped
 
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = data["tool"]["setuptools"]["package-data"]["hekapy.conf"]
     for path in [*DASHBOARDS.glob("*.json"), *SAVED_OBJECTS.glob("*.ndjson")]:
-        rel = str(path.relative_to(ROOT / "conf"))
+        rel = str(path.relative_to(REPO / "conf"))
         assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel
     assert shipped("kibana").resolve() == SAVED_OBJECTS
     assert shipped("grafana/dashboards").resolve() == DASHBOARDS

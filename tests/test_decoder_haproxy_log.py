@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
@@ -18,10 +17,11 @@ from hypothesis import strategies as st
 from hekapy.collector.engine.message import new_record_message
 from hekapy.collector.engine.plugin import DecodeError
 from hekapy.decoders.haproxy_log import HaproxyLogDecoder, access_fields
-from tests.conftest import make_plugin
+from tests.helpers.paths import LAB_DATA
+from tests.helpers.plugins import make_plugin
 from tests.services import free_port, haproxy, syslog_sink
 
-LAB = Path(__file__).parent / "data" / "lab"
+LAB = LAB_DATA
 _DECODERS: dict[str, HaproxyLogDecoder] = {}
 
 

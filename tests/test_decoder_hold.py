@@ -3,35 +3,9 @@ message they belong to is delivered; holds never stall an input; deployment tags
 
 from __future__ import annotations
 
-from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.pipeline import Pipeline
-from hekapy.collector.engine.plugin import Input, register
-from tests.conftest import CollectOutput, config_from, settle, until
-
-
-@register
-class ScriptInput(Input):
-    """Delivers `ScriptInput.script` (a list of record batches) with positions 1, 2, …;
-    keeps running (as a tailing input does) until the pipeline stops when `linger`."""
-
-    script: list[list[str]] = []
-    linger = False
-    last: ScriptInput | None = None
-
-    def __init__(self, name, cfg):
-        super().__init__(name, cfg)
-        self.acked: list[int] = []
-        self.delivered = 0
-        ScriptInput.last = self
-
-    async def run(self, ctx: InputContext) -> None:
-        ctx.on_ack(self.acked.append)
-        for i, batch in enumerate(self.script, 1):
-            await ctx.deliver_records([r.encode() for r in batch], i, logger="nova_nova-api")
-            self.delivered = i
-        if self.linger:
-            await ctx.stopping.wait()
-
+from tests.helpers.plugins import CollectOutput, ScriptInput, config_from
+from tests.helpers.wait import settle, wait_for
 
 CONFIG = """
     [src]
@@ -59,7 +33,7 @@ async def test_records_of_a_held_traceback_stay_unacknowledged(tmp_path):
     p = Pipeline(config_from(tmp_path, CONFIG % "hold"))
     await p.start()
     src, sink = ScriptInput.last, CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 3, "three messages")
+    await wait_for(lambda: len(sink.messages) == 3, "three messages")
     assert [m.payload.splitlines()[0] for m in sink.messages] == [
         "[-] failed", "Traceback (most recent call last):", "next"]
     assert sink.messages[1].payload.count("\n") == 3
@@ -76,11 +50,11 @@ async def test_records_of_a_held_traceback_stay_unacknowledged(tmp_path):
     # The traceback is stored: positions 1 and 2 are safe; 3 waits for "next", which
     # the decoder held until the input ended.
     tb.done()
-    await until(lambda: src.acked == [1, 2], "positions up to the traceback's end")
+    await wait_for(lambda: src.acked == [1, 2], "positions up to the traceback's end")
     await settle()
     assert src.acked == [1, 2]
     last.done()
-    await until(lambda: src.acked == [1, 2, 3], "all positions acknowledged")
+    await wait_for(lambda: src.acked == [1, 2, 3], "all positions acknowledged")
     await p.stop()
 
 
@@ -92,7 +66,7 @@ async def test_held_message_is_flushed_after_hold_timeout(tmp_path):
     assert p.inputs[0][1].decoder.hold_timeout == 0.01
     await p.start()
     src, sink = ScriptInput.last, CollectOutput.instances["sink"]
-    await until(lambda: src.acked == [1], "flush after hold_timeout", max_spins=10_000_000)
+    await wait_for(lambda: src.acked == [1], "flush after hold_timeout", timeout=120)
     assert [m.payload for m in sink.messages] == ["only line\n"]
     await p.stop()
 
@@ -106,7 +80,7 @@ async def test_holds_never_fill_the_input_window(tmp_path):
     p.inputs[0][1].decoder.hold_timeout = 3600
     await p.start()
     src = ScriptInput.last
-    await until(lambda: src.delivered == 50, "every batch delivered")
+    await wait_for(lambda: src.delivered == 50, "every batch delivered")
     await p.stop()
     sink = CollectOutput.instances["sink"]
     assert [m.payload for m in sink.messages] == [f"line {i}\n" for i in range(50)]
@@ -124,7 +98,7 @@ async def test_holds_never_fill_the_input_window_by_bytes(tmp_path):
     p.inputs[0][1].decoder.hold_timeout = 3600
     await p.start()
     src = ScriptInput.last
-    await until(lambda: src.delivered == 60, "every batch delivered", 10**6)
+    await wait_for(lambda: src.delivered == 60, "every batch delivered")
     await p.stop()
     sink = CollectOutput.instances["sink"]
     assert [m.payload.rsplit(" ", 1)[1] for m in sink.messages] == [
@@ -143,7 +117,7 @@ programname = "never-overrides", build = 7 }
     p = Pipeline(cfg)
     await p.start()
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 1, "message")
+    await wait_for(lambda: len(sink.messages) == 1, "message")
     await p.stop()
     fields = [(f.name, f.values) for f in sink.messages[0].fields]
     assert ("deployment_id", ["3"]) in fields
@@ -154,7 +128,7 @@ programname = "never-overrides", build = 7 }
 
 def test_bad_deployment_tag_names_the_key(tmp_path):
     from hekapy.collector.engine.config import load_config
-    from tests.conftest import write_config
+    from tests.helpers.plugins import write_config
     cfg = load_config(write_config(tmp_path, """
         [hekad]
         deployment_tags = { openstack_roles = ["compute"] }

@@ -21,7 +21,8 @@ from hekapy.collector.engine.message import new_record_message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, Option, Output, register
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
-from tests.conftest import CollectOutput, config_from, make_plugin, settle, until
+from tests.helpers.plugins import CollectOutput, config_from, make_plugin
+from tests.helpers.wait import settle, wait_for
 
 T0 = "2015-12-15 10:00:00.123 1234 "
 TOKEN = re.compile(r"b\d+\.\d+")
@@ -248,7 +249,7 @@ async def test_tracebacks_straddling_deliveries_stay_whole_with_out_of_order_ack
     p = Pipeline(config_from(tmp_path, _config("ShuffleAckOutput", "poolsize = 8")))
     await p.start()
     src = FeedInput.last
-    await until(lambda: src.delivered == len(corpus.batches), "every delivery", 10**7)
+    await wait_for(lambda: src.delivered == len(corpus.batches), "every delivery", timeout=120)
     await p.stop()
     out = ShuffleAckOutput.last
     corpus.check_messages(out.payloads)
@@ -273,7 +274,7 @@ async def test_slow_output_does_not_make_the_hold_timeout_cut_tracebacks(tmp_pat
     p = Pipeline(config_from(tmp_path, _config("SlowOutput", hekad, hold="10ms")))
     await p.start()
     src = FeedInput.last
-    await until(lambda: src.delivered == len(corpus.batches), "every delivery", 10**7)
+    await wait_for(lambda: src.delivered == len(corpus.batches), "every delivery", timeout=120)
     await p.stop()
     corpus.check_messages(SlowOutput.last.payloads)
     assert src.acked[-1] == len(corpus.batches)
@@ -307,7 +308,7 @@ async def test_a_quiet_stream_is_flushed_without_cutting_a_busy_one(tmp_path):
         "CollectOutput", "poolsize = 1000000", hold="300ms")))
     await p.start()
     src = FeedInput.last
-    await until(lambda: src.delivered == len(corpus.batches), "every delivery", 10**8)
+    await wait_for(lambda: src.delivered == len(corpus.batches), "every delivery", timeout=300)
     await p.stop()
     out = CollectOutput.instances["sink"]
     payloads = [m.payload for m in out.messages]
@@ -337,7 +338,7 @@ async def test_a_traceback_written_slowly_stays_whole(tmp_path):
     p = Pipeline(config_from(tmp_path, _config("CollectOutput", hold="50ms")))
     await p.start()
     src = FeedInput.last
-    await until(lambda: src.delivered == len(corpus.batches), "every delivery", 10**7)
+    await wait_for(lambda: src.delivered == len(corpus.batches), "every delivery", timeout=120)
     await p.stop()
     corpus.check_messages([m.payload for m in CollectOutput.instances["sink"].messages])
 
@@ -357,7 +358,7 @@ async def test_a_traceback_longer_than_the_window_is_sent_in_parts(tmp_path):
     errors, FeedInput.check = _checker(corpus, lambda: ShuffleAckOutput.last)
     await p.start()
     src = FeedInput.last
-    await until(lambda: src.delivered == len(corpus.batches), "every delivery", 10**7)
+    await wait_for(lambda: src.delivered == len(corpus.batches), "every delivery", timeout=120)
     await p.stop()
     tokens = [TOKEN.findall(x) for x in ShuffleAckOutput.last.payloads]
     assert sorted(t for ts in tokens for t in ts) == sorted(
@@ -416,21 +417,6 @@ def test_openstack_decoder_dates_what_it_holds():
     assert fresh.payload.startswith("[-] fresh") and not dec.holding
 
 
-def test_multi_decoder_reports_its_subs_oldest_held_batch(tmp_path):
-    from tests.test_decoder_multi_sandbox import MULTI, _build
-    multi = _build(tmp_path, MULTI.replace("STRATEGY", "first-wins"), "multi")
-    assert multi.oldest_held_batch is None
-    multi.batch = 5
-    assert [d.batch for d in multi.subs] == [5, 5]
-    multi.decode(new_record_message(1, "logfile", "nova_api", "h",
-                                    T0 + "INFO nova.y [-] held\n"))
-    multi.batch = 6
-    assert multi.oldest_held_batch == 5
-    assert multi.flush_stale(idle_before=5) == []
-    [held] = multi.flush_stale(idle_before=6)
-    assert held.payload == "[-] held\n" and multi.oldest_held_batch is None
-
-
 async def test_steady_flow_keeps_one_position_waiting(tmp_path):
     # Every delivery leaves its last line held: its own position waits, the one
     # before is released with it (both wait when the delivery only continued a
@@ -442,13 +428,13 @@ async def test_steady_flow_keeps_one_position_waiting(tmp_path):
     in_flight: list[int] = []
 
     async def between(i: int) -> None:
-        await until(lambda: ctx.tracker.in_flight == 0, "acknowledgements")
+        await wait_for(lambda: ctx.tracker.in_flight == 0, "acknowledgements")
         in_flight.append(ctx.hold.waiting_positions)
 
     FeedInput.between = between
     await p.start()
     src = FeedInput.last
-    await until(lambda: len(in_flight) == len(corpus.batches), "every delivery", 10**7)
+    await wait_for(lambda: len(in_flight) == len(corpus.batches), "every delivery", timeout=120)
     assert corpus.went_on_at
     assert in_flight == [2 if i in corpus.went_on_at else 1
                          for i in range(1, len(corpus.batches) + 1)]

@@ -7,8 +7,8 @@ from hekapy.collector.engine.config import load_config
 from hekapy.collector.engine.message import new_record_message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
-from tests.conftest import CollectOutput, config_from, until, write_config
-from tests.test_decoder_hold import ScriptInput
+from tests.helpers.plugins import CollectOutput, ScriptInput, config_from, write_config
+from tests.helpers.wait import wait_for
 
 OSLO = "2015-12-15 10:00:00.123 1234 INFO nova.api [-] hello\n"
 
@@ -45,6 +45,20 @@ def test_first_wins_tries_in_order(tmp_path):
     # The regex decoder failed on that line and did not leave its marks on it.
     assert [f.name for f in held.fields] == ["severity_label", "python_module",
                                              "programname"]
+
+
+def test_multi_decoder_reports_its_subs_oldest_held_batch(tmp_path):
+    multi = _build(tmp_path, MULTI.replace("STRATEGY", "first-wins"), "multi")
+    assert multi.oldest_held_batch is None
+    multi.batch = 5
+    assert [d.batch for d in multi.subs] == [5, 5]
+    multi.decode(new_record_message(1, "logfile", "nova_api", "h",
+                                    "2015-12-15 10:00:00.123 1234 INFO nova.y [-] held\n"))
+    multi.batch = 6
+    assert multi.oldest_held_batch == 5
+    assert multi.flush_stale(idle_before=5) == []
+    [held] = multi.flush_stale(idle_before=6)
+    assert held.payload == "[-] held\n" and multi.oldest_held_batch is None
 
 
 def test_hold_timeout_and_max_message_size_reach_the_subs(tmp_path):
@@ -129,7 +143,7 @@ async def test_lma_sandbox_section_runs_the_native_decoder(tmp_path):
     p = Pipeline(cfg)
     await p.start()
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 1, "decoded message")
+    await wait_for(lambda: len(sink.messages) == 1, "decoded message")
     await p.stop()
     m = sink.messages[0]
     assert (m.logger, m.timestamp, m.pid) == ("openstack.nova", 1450173600123000000, 1234)

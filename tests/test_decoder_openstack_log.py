@@ -28,10 +28,10 @@ from hekapy.decoders.openstack_log import (
     http_fields,
     lbaas_fields,
 )
-from tests.conftest import make_plugin
+from tests.helpers.paths import TEST_DATA
+from tests.helpers.plugins import make_plugin
 
-DATA = Path(__file__).parent / "data"
-VECTORS = json.loads((DATA / "lma" / "openstack_log.json").read_text())
+VECTORS = json.loads((TEST_DATA / "lma" / "openstack_log.json").read_text())
 
 
 def record(line: str, logger: str = "nova_nova-api") -> Message:
@@ -170,7 +170,7 @@ def test_lbaas_ids(text, name, value):
 
 
 def test_lbaas_agent_log_decodes_as_neutron(dec):
-    lines = (DATA / "lab" / "oslo_log_sample.log").read_text().splitlines(keepends=True)
+    lines = (TEST_DATA / "lab" / "oslo_log_sample.log").read_text().splitlines(keepends=True)
     msgs = decode_all(dec, lines, "neutron_lbaas-agent")
     assert all(m.logger == "openstack.neutron" for m in msgs)
     assert {fields_of(m)["programname"] for m in msgs} == {"lbaas-agent"}
@@ -207,7 +207,7 @@ def test_naive_time_is_read_in_tz_and_offsets_win():
 
 def test_unknown_tz_is_a_config_error(tmp_path):
     from hekapy.collector.engine.config import load_config
-    from tests.conftest import write_config
+    from tests.helpers.plugins import write_config
     cfg = load_config(write_config(tmp_path, """
         [dec]
         type = "OpenStackLogDecoder"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,9 +21,9 @@ from hekapy.collector.engine.message import Message, new_record_message
 from hekapy.collector.engine.plugin import DecodeError
 from hekapy.collector.engine.wallclock import WallClock, load_location
 from hekapy.decoders.syslog import parse_syslog, year_for
-from tests.conftest import make_plugin
+from tests.helpers.paths import LMA_DATA
+from tests.helpers.plugins import make_plugin
 
-DATA = Path(__file__).parent / "data" / "lma"
 FILES = {
     "generic_syslog": "SyslogDecoder", "mysql_log": "MysqlLogDecoder",
     "pacemaker_log": "PacemakerLogDecoder", "rabbitmq": "RabbitmqLogDecoder",
@@ -44,7 +43,7 @@ def record(line: str, logger: str) -> Message:
 
 def cases():
     for fname, type_name in FILES.items():
-        for i, case in enumerate(json.loads((DATA / f"{fname}.json").read_text())["cases"]):
+        for i, case in enumerate(json.loads((LMA_DATA / f"{fname}.json").read_text())["cases"]):
             yield pytest.param(type_name, case, id=f"{fname}-{i}")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from hekapy.collector import catalog
 from hekapy.collector.app.plugin_docs import REGENERATE, render, sample_sections, sample_text
 from hekapy.collector.engine.config import load_config
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.paths import REPO
 
 # What a sample section refers to without defining it: the sections it needs beside it.
 COMPANIONS = {
@@ -46,7 +45,7 @@ SCRIPTS = {
 
 
 def test_plugins_md_is_what_the_plugins_say():
-    written = (ROOT / "docs" / "plugins.md").read_text()
+    written = (REPO / "docs" / "plugins.md").read_text()
     assert written == render(), f"docs/plugins.md is stale: run `{REGENERATE}`"
 
 
@@ -55,14 +54,14 @@ def test_plugins_md_lists_every_type_with_its_file():
     for name in catalog.type_names():
         assert f"\n### {name}\n" in text
         path = catalog.MODULES[name].removeprefix("hekapy.").replace(".", "/") + ".py"
-        assert (ROOT / path).is_file()
+        assert (REPO / path).is_file()
         assert f"| [{name}](#{name.lower()}) |" in text and f"`{path}`" in text
 
 
 def test_check_sample_prints_the_reference_text():
     cls = catalog.plugin_class("LogstreamerInput")
     assert cls is not None
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "check",
+    r = subprocess.run([*HEKAPY, "check",
                         "--sample", "LogstreamerInput"],
                        capture_output=True, text=True, check=True)
     assert r.stdout == sample_text(cls) + "\n"
@@ -117,11 +116,11 @@ OUTSIDE = re.compile(r"\bspec/[a-z]|\bspec §|\bshared(?=/)|\bDESIGN\.md"
 
 
 def test_nothing_refers_to_files_outside_the_repository():
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
                            check=True).stdout.decode().split("\0")
     found = []
     for name in filter(None, files):
-        path = ROOT / name
+        path = REPO / name
         if not path.is_file():  # deleted in the work tree, not yet committed
             continue
         text = path.read_bytes().decode("utf-8", "replace")

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
+from tests.helpers.collectors import HEKAPY
 
 
 def bulk(*pairs) -> bytes:
@@ -151,7 +152,7 @@ def test_es_setup_installs_the_templates():
                             stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()
-        r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "es-setup",
+        r = subprocess.run([*HEKAPY, "es-setup",
                             "--server", url, "--replicas", "0"], capture_output=True,
                            text=True)
         assert r.returncode == 0, r.stderr

@@ -20,7 +20,7 @@ from hekapy.collector.engine.plugin import OptionError
 from hekapy.outputs.elasticsearch.es_encoder import doc_string, go_float
 from hekapy.outputs.elasticsearch.es_json import ESJsonEncoder
 from hekapy.outputs.elasticsearch.es_logstash_v0 import ESLogstashV0Encoder
-from tests.conftest import make_plugin
+from tests.helpers.plugins import make_plugin
 
 UUID = uuid.UUID("3d9b6c2e-7f41-4a0b-9e25-c18d0f6a7b34").bytes
 TS = 1631801272 * 10**9  # 2021-09-16T14:07:52Z

@@ -5,10 +5,8 @@ that is down, failover, and a kill -9 of hekapy; acknowledgements only after sto
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,51 +15,18 @@ import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import config_from, settle, until, write_config
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.plugins import config_from, sequence_to_es_config, write_config
+from tests.helpers.wait import settle, wait_for
 
 
-def es_config(url: str | list[str], tmp_path: Path, count: int, extra: str = "",
-              batch: int = 500, http_timeout: int = 2000, use_buffering: bool = False,
-              pad: int = 0) -> str:
-    """SequenceInput → ESJsonEncoder (ids = Uuids) → ElasticSearchOutput; `extra` ends
-    the [es] section (and may open [es.buffering] or [es.tls])."""
-    servers = json.dumps(url if isinstance(url, list) else [url])
-    return f"""
-        [hekad]
-        base_dir = "{tmp_path / 'state'}"
-        [src]
-        type = "SequenceInput"
-        count = {count}
-        batch = {batch}
-        record_type = "log"
-        pad = {pad}
-        [enc]
-        type = "ESJsonEncoder"
-        index = "log-%{{%Y.%m.%d}}"
-        type_name = ""
-        id = "%{{UUID}}"
-        [es]
-        type = "ElasticSearchOutput"
-        message_matcher = "TRUE"
-        encoder = "enc"
-        server = {servers}
-        flush_count = 1000
-        flush_interval = 20
-        max_in_flight = 4
-        retry_delay = "5ms"
-        retry_max_delay = "50ms"
-        http_timeout = {http_timeout}
-        use_buffering = {str(use_buffering).lower()}
-        dead_letter_file = "{tmp_path / 'dead.ndjson'}"
-        {extra}
-    """
-
-
-async def run_until_acked(p: Pipeline, count: int, max_spins: int = 50_000_000) -> None:
+async def run_until_acked(p: Pipeline, count: int) -> None:
+    """Start `p`, wait until its SequenceInput's last position `count` is acknowledged,
+    stop."""
     await p.start()
     src = p.inputs[0][0]
-    await until(lambda: src.acked and src.acked[-1] == count, "every batch acknowledged",
-                max_spins=max_spins)
+    await wait_for(lambda: src.acked and src.acked[-1] == count, "every batch acknowledged",
+                   timeout=300)
     await p.stop()
 
 
@@ -77,7 +42,7 @@ async def test_100k_documents_through_429_storms_item_failures_and_conflicts(tmp
         es.faults.fail_5xx = 3
         es.faults.item_failure_rate = 0.05
         es.faults.mapping_conflicts = 3
-        p = Pipeline(config_from(tmp_path, es_config(es.url, tmp_path, n)))
+        p = Pipeline(config_from(tmp_path, sequence_to_es_config(es.url, tmp_path, n)))
         await run_until_acked(p, n)
         stats = p.outputs[0][1].stats
         dead = dead_letters(tmp_path)
@@ -97,11 +62,11 @@ async def test_server_down_then_back_nothing_acknowledged_meanwhile(tmp_path):
     n = 50_000
     async with EsDouble("opensearch2") as es:
         await es.go_down()
-        p = Pipeline(config_from(tmp_path, es_config(es.url, tmp_path, n, batch=100)))
+        p = Pipeline(config_from(tmp_path, sequence_to_es_config(es.url, tmp_path, n, batch=100)))
         await p.start()
         src, (_out, out_ctx) = p.inputs[0][0], p.outputs[0]
-        await until(lambda: out_ctx.stats.retried >= 3000, "retries while down",
-                    max_spins=50_000_000)
+        await wait_for(lambda: out_ctx.stats.retried >= 3000, "retries while down",
+                       timeout=300)
         # Nothing stored, nothing acknowledged, and the input stopped reading: memory
         # is bounded by the input's window, not by the outage.
         assert src.acked == []
@@ -109,8 +74,8 @@ async def test_server_down_then_back_nothing_acknowledged_meanwhile(tmp_path):
         produced = src.produced
         assert produced < n and p.inputs[0][1].tracker.in_flight <= p.hekad.poolsize
         await es.come_back()
-        await until(lambda: src.acked and src.acked[-1] == n, "delivery after the outage",
-                    max_spins=50_000_000)
+        await wait_for(lambda: src.acked and src.acked[-1] == n, "delivery after the outage",
+                       timeout=300)
         await p.stop()
         assert es.count() == n and set(es.write_counts.values()) == {1}
 
@@ -122,14 +87,14 @@ async def test_a_server_back_from_an_outage_is_noticed_before_the_backoff_ends(t
     n = 3000
     async with EsDouble("es8") as es:
         await es.go_down()
-        text = es_config(es.url, tmp_path, n).replace('retry_delay = "5ms"',
-                                                      'retry_delay = "60s"')
+        text = sequence_to_es_config(es.url, tmp_path, n).replace('retry_delay = "5ms"',
+                                                                 'retry_delay = "60s"')
         text = text.replace('retry_max_delay = "50ms"', 'retry_max_delay = "120s"')
         p = Pipeline(config_from(tmp_path, text))
         await p.start()
         out_ctx = p.outputs[0][1]
-        await until(lambda: out_ctx.stats.retried > 0, "a first failed attempt",
-                    max_spins=50_000_000)
+        await wait_for(lambda: out_ctx.stats.retried > 0, "a first failed attempt",
+                       timeout=300)
         await es.come_back()
         await es.wait_count(n, timeout=20)
         await p.stop()
@@ -140,7 +105,7 @@ async def test_failover_to_the_next_server(tmp_path):
     from tests.services import free_port
     dead = f"http://127.0.0.1:{free_port()}"
     async with EsDouble("es7") as es:
-        p = Pipeline(config_from(tmp_path, es_config([dead, es.url], tmp_path, 2000)))
+        p = Pipeline(config_from(tmp_path, sequence_to_es_config([dead, es.url], tmp_path, 2000)))
         await run_until_acked(p, 2000)
         assert es.count() == 2000
 
@@ -149,8 +114,8 @@ async def test_auth_gzip_and_a_timeout(tmp_path):
     async with EsDouble("es8", api_key="aWQ6a2V5") as es:
         es.faults.hang = 1  # the first request never gets an answer: http_timeout ends it
         extra = 'api_key = "aWQ6a2V5"\ncompression = "gzip"'
-        p = Pipeline(config_from(tmp_path, es_config(es.url, tmp_path, 3000, extra,
-                                                     http_timeout=300)))
+        p = Pipeline(config_from(tmp_path, sequence_to_es_config(es.url, tmp_path, 3000, extra,
+                                                                 http_timeout=300)))
         await run_until_acked(p, 3000)
         assert es.count() == 3000 and es.stats["hangs"] == 1
 
@@ -158,16 +123,16 @@ async def test_auth_gzip_and_a_timeout(tmp_path):
 async def test_wrong_credentials_are_retried_not_dropped_and_not_logged(tmp_path, caplog):
     async with EsDouble("es8", username="elastic", password="right") as es:
         extra = 'username = "elastic"\npassword = "wrong-s3cret"'
-        p = Pipeline(config_from(tmp_path, es_config(es.url, tmp_path, 100, extra)))
+        p = Pipeline(config_from(tmp_path, sequence_to_es_config(es.url, tmp_path, 100, extra)))
         await p.start()
         out_ctx = p.outputs[0][1]
-        await until(lambda: out_ctx.stats.retried >= 200, "401 retries", max_spins=10**8)
+        await wait_for(lambda: out_ctx.stats.retried >= 200, "401 retries", timeout=300)
         assert p.inputs[0][0].acked == [] and dead_letters(tmp_path) == []
         es.auth = {next(iter(es.auth))}  # unchanged: then fix the server side instead
         import base64
         es.auth.add("Basic " + base64.b64encode(b"elastic:wrong-s3cret").decode())
-        await until(lambda: p.inputs[0][0].acked[-1:] == [100], "delivered",
-                    max_spins=10**8)
+        await wait_for(lambda: p.inputs[0][0].acked[-1:] == [100], "delivered",
+                       timeout=300)
         await p.stop()
     assert "wrong-s3cret" not in caplog.text and "401" in caplog.text
 
@@ -244,7 +209,7 @@ async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, 
         conf = write_config(tmp_path, KILL_CONFIG.format(state=tmp_path / "state",
                                                          logdir=logdir, url=es.url,
                                                          buffering=buffering))
-        cmd = [sys.executable, "-m", "hekapy.collector.app.cli", "run", "-c", str(conf)]
+        cmd = [*HEKAPY, "run", "-c", str(conf)]
         log = tmp_path / "hekapy.log"  # a file, not a pipe: a full pipe would block it
         proc: subprocess.Popen | None = None
 
@@ -295,16 +260,16 @@ async def test_tls_with_a_private_ca_and_verification(tmp_path):
     try:
         assert es.url.startswith("https://")
         # Without the CA the certificate is refused: nothing stored, nothing acknowledged.
-        p = Pipeline(config_from(tmp_path, es_config(es.url, tmp_path, 500)))
+        p = Pipeline(config_from(tmp_path, sequence_to_es_config(es.url, tmp_path, 500)))
         await p.start()
-        await until(lambda: p.outputs[0][1].stats.retried >= 1000, "verification failures",
-                    max_spins=10**8)
+        await wait_for(lambda: p.outputs[0][1].stats.retried >= 1000, "verification failures",
+                       timeout=300)
         assert es.count() == 0 and p.inputs[0][0].acked == []
         await p.stop()
         tls = f'[es.tls]\nroot_cafile = "{cert}"'
         second = tmp_path / "second"
         second.mkdir()
-        p = Pipeline(config_from(second, es_config(es.url, second, 500, tls)))
+        p = Pipeline(config_from(second, sequence_to_es_config(es.url, second, 500, tls)))
         await run_until_acked(p, 500)
         assert es.count() == 500
     finally:

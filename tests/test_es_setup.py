@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from hekapy.benchmarks.es_double import start_process
+from tests.helpers.collectors import HEKAPY
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def store(url: str, index: str) -> None:
 
 
 def es_setup(url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "es-setup",
+    return subprocess.run([*HEKAPY, "es-setup",
                            "--server", url, "--replicas", "0", *args],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, **(env or {})})
@@ -157,7 +157,7 @@ def test_refused_credentials_are_a_clear_error_without_the_password(es):
 
 
 def test_no_server_is_a_clear_error():
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "es-setup",
+    r = subprocess.run([*HEKAPY, "es-setup",
                         "--server", "http://127.0.0.1:9"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 1

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
-from tests.conftest import write_config
 from tests.fault_harness import (
     Daemon,
     account,
@@ -28,6 +27,7 @@ from tests.fault_harness import (
     wait_for,
     write_lines,
 )
+from tests.helpers.plugins import write_config
 
 pytestmark = pytest.mark.faults
 

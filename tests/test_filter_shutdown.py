@@ -11,19 +11,19 @@ import time
 from hekapy.collector.engine.message import Message
 from hekapy.filters.http_metrics import HttpMetricsFilter
 from hekapy.filters.log_counter import LogCounterFilter
-from tests.conftest import make_plugin
-from tests.test_metric_filters import Ctx, log, values
+from tests.helpers.filters import RecordingFilterContext, api_log, first_values
+from tests.helpers.plugins import make_plugin
 
 
 def test_http_metrics_sends_its_open_interval_on_shutdown():
     f = make_plugin(HttpMetricsFilter)
-    ctx = Ctx()
+    ctx = RecordingFilterContext()
     now = time.time_ns()
-    f.process([log("openstack.nova", "GET", 200, 0.1 * i, now) for i in range(1, 8)], ctx)
+    f.process([api_log("openstack.nova", "GET", 200, 0.1 * i, now) for i in range(1, 8)], ctx)
     f.timer_event(now + 10**9, ctx)
-    f.process([log("openstack.nova", "GET", 200, 0.5, now + 10**9) for _ in range(3)], ctx)
+    f.process([api_log("openstack.nova", "GET", 200, 0.5, now + 10**9) for _ in range(3)], ctx)
     f.shutdown(ctx)
-    counts = [values(m)["count"] for m in ctx.injected]
+    counts = [first_values(m)["count"] for m in ctx.injected]
     assert counts == [7, 3]
     f.shutdown(ctx)  # nothing new: nothing sent
     assert len(ctx.injected) == 2
@@ -31,11 +31,11 @@ def test_http_metrics_sends_its_open_interval_on_shutdown():
 
 def test_log_counter_sends_its_open_interval_on_shutdown():
     f = make_plugin(LogCounterFilter, ticker_interval=60)
-    ctx = Ctx()
+    ctx = RecordingFilterContext()
     f.process([Message(type="log", logger="openstack.nova", severity=6)] * 90, ctx)
     f.shutdown(ctx)
-    info = [m for m in ctx.injected if values(m)["level"] == "info"]
-    assert [values(m)["value"] * 60 for m in info] == [90]
+    info = [m for m in ctx.injected if first_values(m)["level"] == "info"]
+    assert [first_values(m)["value"] * 60 for m in info] == [90]
     ctx.injected.clear()
     f.shutdown(ctx)
     assert ctx.injected == []

@@ -27,10 +27,10 @@ import yaml
 
 from tests import grafana_queries as gq
 from tests.dashboard_lab import ENVIRONMENT, HOST, running_lab, traffic
+from tests.helpers.paths import REPO, TEST_DATA
 
-ROOT = Path(__file__).resolve().parents[1]
-PROMETHEUS_RULES = ROOT / "conf" / "prometheus" / "hekapy-rules.yml"
-PROMETHEUS_TESTS = Path(__file__).parent / "data" / "prometheus" / "hekapy-rules-test.yml"
+PROMETHEUS_RULES = REPO / "conf" / "prometheus" / "hekapy-rules.yml"
+PROMETHEUS_TESTS = TEST_DATA / "prometheus" / "hekapy-rules-test.yml"
 ANGULAR_ONLY = {"graph", "singlestat", "table-old"}  # Grafana 11 removed Angular
 PANEL_TYPES = {"row", "timeseries", "stat", "state-timeline", "table", "bargauge"}
 INTERVAL = "2s"
@@ -42,7 +42,7 @@ def without_filters() -> set[str]:
     """The shipped LMA collectors whose configuration has no filter."""
     out = set()
     for name in ("log_collector", "metric_collector"):
-        sections = tomllib.loads((ROOT / "conf" / f"lma_{name}.toml").read_text())
+        sections = tomllib.loads((REPO / "conf" / f"lma_{name}.toml").read_text())
         if not any(str(v.get("type", k)).endswith("Filter") for k, v in sections.items()
                    if isinstance(v, dict)):
             out.add(name)
@@ -57,7 +57,7 @@ EXPECTED_EMPTY = {("hekapy", "Filter messages per second", f"collector={c}"):
 def build_module() -> Any:
     import importlib.util
     spec = importlib.util.spec_from_file_location("grafana_build",
-                                                  ROOT / "conf" / "grafana" / "build.py")
+                                                  REPO / "conf" / "grafana" / "build.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -69,7 +69,7 @@ def build_module() -> Any:
 def test_committed_files_are_the_builders_output():
     build = build_module()
     stale = [str(rel) for rel, text in build.generate().items()
-             if (ROOT / "conf" / "grafana" / rel).read_text() != text]
+             if (REPO / "conf" / "grafana" / rel).read_text() != text]
     assert not stale, f"run conf/grafana/build.py: {stale} differ from its output"
 
 

@@ -5,7 +5,6 @@ a backend killed mid-test shows up DOWN within two ticks."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import tempfile
@@ -23,11 +22,12 @@ from hekapy.collector.inputs.haproxy_stats import (
     parse_stat,
     stats_points,
 )
-from tests.conftest import config_from
+from tests.helpers.paths import TEST_DATA
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import wait_for
 from tests.services import free_port, haproxy, influxdb
 
-DATA = Path(__file__).parent / "data"
-VECTOR = json.loads((DATA / "lma" / "haproxy_stats.json").read_text())
+VECTOR = json.loads((TEST_DATA / "lma" / "haproxy_stats.json").read_text())
 
 
 def test_lma_vector():
@@ -46,14 +46,14 @@ def test_lma_vector():
 
 
 def test_captured_haproxy_26_answers_and_a_down_server():
-    info = parse_info((DATA / "lab" / "haproxy_show_info.txt").read_text())
-    rows = parse_stat((DATA / "lab" / "haproxy_show_stat.csv").read_text())
+    info = parse_info((TEST_DATA / "lab" / "haproxy_show_info.txt").read_text())
+    rows = parse_stat((TEST_DATA / "lab" / "haproxy_show_stat.csv").read_text())
     points = {(n, tuple(sorted(t.items()))): v
               for n, v, t in stats_points(info, rows, set(), {})}
     assert points[("haproxy_backend_servers", (("backend", "be_web"), ("state", "up")))] == 2
     assert points[("haproxy_frontend_session_total", (("frontend", "fe_http"),))] == 106
     assert points[("haproxy_uptime", ())] >= 0
-    down = parse_stat((DATA / "lab" / "haproxy_show_stat_web1_down.csv").read_text())
+    down = parse_stat((TEST_DATA / "lab" / "haproxy_show_stat_web1_down.csv").read_text())
     points = {(n, tuple(sorted(t.items()))): v
               for n, v, t in stats_points(None, down, set(), {})}
     key = ("haproxy_backend_server",
@@ -157,23 +157,17 @@ backend be_{lb_id[:8]}
                     "environment_label = 'env-3' AND deployment_id = '3'", db="lma")
                 return rows[0]["last"] if rows else None
 
-            async def wait_for(cond, what: str) -> None:
-                for _ in range(300):
-                    if await cond():
-                        return
-                    await asyncio.sleep(0.05)
-                raise AssertionError(f"timed out waiting for {what}")
-
             async def both_up() -> bool:
                 return await servers("up") == 2.0
 
-            await wait_for(both_up, "both servers UP in InfluxDB")
+            await wait_for(both_up, "both servers UP in InfluxDB", timeout=15, interval=0.05)
             await runners[1].cleanup()  # kill one backend
 
             async def one_down() -> bool:
                 return await servers("down") == 1.0
 
-            await wait_for(one_down, "the killed server DOWN in InfluxDB")
+            await wait_for(one_down, "the killed server DOWN in InfluxDB", timeout=15,
+                           interval=0.05)
             rows = await db.query("SELECT last(value) FROM haproxy_check", db="lma")
             assert rows[0]["last"] == 1.0
             await p.stop()
@@ -183,7 +177,6 @@ backend be_{lb_id[:8]}
 
 
 async def test_a_socket_that_is_gone_reports_check_0_and_logs_once(tmp_path, caplog):
-    from tests.conftest import CollectOutput, until
     p = Pipeline(config_from(tmp_path, f"""
         [haproxy_stats]
         type = "HaproxyStatsInput"
@@ -195,7 +188,7 @@ async def test_a_socket_that_is_gone_reports_check_0_and_logs_once(tmp_path, cap
     """))
     await p.start()
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) >= 5, "five ticks", max_spins=10**8)
+    await wait_for(lambda: len(sink.messages) >= 5, "five ticks", timeout=300)
     await p.stop()
     checks = [(m.find_field("name").values[0], m.find_field("value").values[0])
               for m in sink.messages]
@@ -222,7 +215,6 @@ listen stats
     stats enable
     stats uri /stats
 """
-    from tests.conftest import CollectOutput, until
     async with haproxy(cfg, tmp_path, wait_port=stats):
         p = Pipeline(config_from(tmp_path, f"""
             [haproxy_stats]
@@ -239,8 +231,8 @@ listen stats
         def names() -> set[str]:
             return {m.find_field("name").values[0] for m in sink.messages}
 
-        await until(lambda: "haproxy_backend_status" in names(), "stats from the URL",
-                    max_spins=10**8)
+        await wait_for(lambda: "haproxy_backend_status" in names(), "stats from the URL",
+                       timeout=300)
         await p.stop()
     by = {(m.find_field("name").values[0],
            (m.find_field("backend") or m.find_field("frontend") or m.find_field("name"))

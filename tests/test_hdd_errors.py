@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,11 +14,11 @@ from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.plugin import OptionError
 from hekapy.filters.hdd_errors_counter import HddErrorsCounterFilter, lua_pattern
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import make_plugin
-from tests.test_metric_filters import Ctx, values
+from tests.helpers.filters import RecordingFilterContext, first_values
+from tests.helpers.paths import LMA_DATA
+from tests.helpers.plugins import make_plugin
 
-VECTOR = json.loads((Path(__file__).parent / "data" / "lma" /
-                     "hdd_errors_counter.json").read_text())
+VECTOR = json.loads((LMA_DATA / "hdd_errors_counter.json").read_text())
 S = 1_000_000_000
 
 
@@ -33,7 +32,7 @@ def test_lma_vectors_give_the_device():
     f.start_ns = 0
     for case in VECTOR["cases"]:
         f.counts.clear()
-        f.process([kern(case["payload"], 10 * S)], Ctx())
+        f.process([kern(case["payload"], 10 * S)], RecordingFilterContext())
         assert f.counts == {case["expected_device"]: 1}, case
 
 
@@ -62,7 +61,7 @@ def test_unsupported_or_broken_patterns_are_config_errors():
 def test_ticks_follow_lma_first_errors_interval_is_not_sent_then_rates_and_zeros():
     f = make_plugin(HddErrorsCounterFilter)
     f.start_ns = 0
-    ctx = Ctx("node-3")
+    ctx = RecordingFilterContext("node-3")
     f.timer_event(10 * S, ctx)  # no error yet: nothing, and the interval keeps growing
     assert ctx.injected == [] and f.last_tick is None
     f.process([kern("Buffer I/O error on device sdb1, logical block 9", 12 * S)], ctx)
@@ -71,11 +70,11 @@ def test_ticks_follow_lma_first_errors_interval_is_not_sent_then_rates_and_zeros
     f.process([kern("Buffer I/O error on device sdb1, logical block 9", 21 * S)] * 5 +
               [kern("XFS (vdc): xfs_log_force: error 5 returned.", 22 * S)], ctx)
     f.timer_event(30 * S, ctx)
-    got = {values(m)["device"]: values(m)["value"] for m in ctx.injected}
+    got = {first_values(m)["device"]: first_values(m)["value"] for m in ctx.injected}
     assert got == {"sdb": 0.5, "vdc": 0.1}
     ctx.injected.clear()
     f.timer_event(40 * S, ctx)  # devices once seen: zeros
-    assert {values(m)["device"]: values(m)["value"] for m in ctx.injected} == {
+    assert {first_values(m)["device"]: first_values(m)["value"] for m in ctx.injected} == {
         "sdb": 0.0, "vdc": 0.0}
     # A line older than the previous tick by more than grace_interval (10 s) is skipped.
     f.process([kern("Buffer I/O error on device sdb1", 29 * S)], ctx)
@@ -86,7 +85,7 @@ def test_ticks_follow_lma_first_errors_interval_is_not_sent_then_rates_and_zeros
 def test_points_have_a_device_tag_and_no_hostname_tag():
     f = make_plugin(HddErrorsCounterFilter)
     f.start_ns = 0
-    ctx = Ctx("node-3")
+    ctx = RecordingFilterContext("node-3")
     for t in (10, 20):
         f.process([kern("Buffer I/O error on device sda", (t - 1) * S)], ctx)
         f.timer_event(t * S, ctx)

@@ -28,10 +28,10 @@ from hekapy.collector.engine.heka_report import (
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Option, Output, register
-from tests.conftest import CollectOutput, config_from, until
-from tests.test_decoder_hold import ScriptInput
+from tests.helpers.paths import LUA
+from tests.helpers.plugins import CollectOutput, ScriptInput, config_from
+from tests.helpers.wait import wait_for
 
-LUA = Path(__file__).parent / "data" / "lua"
 HOST = "collector-1"
 
 
@@ -108,9 +108,9 @@ async def run_until_reported(cfg) -> Pipeline:
     p = Pipeline(cfg)
     await p.start()
     metrics = CollectOutput.instances["metrics"]
-    await until(lambda: any(points(m).get(("hekad_msg_count", "filter", "http_counter"))
-                            == len(LINES) for m in metrics.messages),
-                "hekad_* metrics of a report with every line counted")
+    await wait_for(lambda: any(points(m).get(("hekad_msg_count", "filter", "http_counter"))
+                               == len(LINES) for m in metrics.messages),
+                   "hekad_* metrics of a report with every line counted")
     await p.stop()
     return p
 
@@ -309,9 +309,9 @@ async def test_an_output_injects_through_the_router_within_max_message_loops(tmp
     p = Pipeline(cfg)
     await p.start()
     echo = InjectingOutput.instances["echo"]
-    await until(lambda: len(echo.routed) == 5, "the chain to reach max_message_loops")
+    await wait_for(lambda: len(echo.routed) == 5, "the chain to reach max_message_loops")
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 4, "the routed echoes")
+    await wait_for(lambda: len(sink.messages) == 4, "the routed echoes")
     await p.stop()
     # Loops 0 (the input's batch) to 3 routed one message each; the fifth would be 5.
     assert echo.routed == [1, 1, 1, 1, 0]
@@ -337,7 +337,7 @@ async def test_report_data_reads_a_pipeline_without_a_status_server(tmp_path):
     """)
     p = Pipeline(cfg)
     await p.start()
-    await until(lambda: len(CollectOutput.instances["sink"].messages) == 20, "delivery")
+    await wait_for(lambda: len(CollectOutput.instances["sink"].messages) == 20, "delivery")
     report = render_all_report(report_data(p))
     await p.stop()
     assert json.loads(report_payload(report)) == report
@@ -368,7 +368,7 @@ async def test_the_status_server_serves_the_report_where_heka_did(tmp_path):
     base = f"http://127.0.0.1:{server.bound[1]}"
     await p.start()
     try:
-        await until(lambda: len(CollectOutput.instances["sink"].messages) == 20, "delivery")
+        await wait_for(lambda: len(CollectOutput.instances["sink"].messages) == 20, "delivery")
         async with aiohttp.ClientSession() as s:
             for path in ("/data/heka_report.json", "/heka.all-report"):
                 async with s.get(base + path) as r:

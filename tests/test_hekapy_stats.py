@@ -14,7 +14,8 @@ from hekapy.collector.engine.config import ConfigInvalid
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import CollectOutput, config_from, until
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import wait_for
 
 
 def point(msg: Message) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -66,7 +67,7 @@ async def test_points_report_the_pipelines_counters(tmp_path):
         return bool(seq and sink and seq["messages_out"] == 30 and sink["messages_in"] == 30
                     and seq["unacked_batches"] == 0)
 
-    await until(settled, "a tick after the 30 messages were stored", max_spins=10**7)
+    await wait_for(settled, "a tick after the 30 messages were stored", timeout=120)
     await p.stop()
 
     seq = latest(stats, "hekapy_plugin", plugin="seq", category="input")
@@ -130,8 +131,8 @@ async def test_a_buffered_output_reports_its_disk_buffer(tmp_path):
         b = latest(stats, "hekapy_buffer", plugin="stuck", collector="log_collector")
         return b if b and b["bytes"] >= 200 * 200 else None
 
-    await until(lambda: buffered() is not None, "the 200 records in the disk buffer",
-                max_spins=10**7)
+    await wait_for(lambda: buffered() is not None, "the 200 records in the disk buffer",
+                   timeout=120)
     b = buffered()
     assert b is not None
     assert b["max_bytes"] == 1048576 and b["fill_ratio"] == b["bytes"] / 1048576

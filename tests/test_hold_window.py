@@ -11,7 +11,7 @@ from hekapy.collector.engine.hold_window import HoldWindow
 from hekapy.collector.engine.message import Message, new_record_message
 from hekapy.collector.engine.stats import RateLimitedLog
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
-from tests.conftest import make_plugin
+from tests.helpers.plugins import make_plugin
 
 T0 = "2015-12-15 10:00:00.123 1234 "
 

@@ -12,7 +12,9 @@ import aiohttp
 import pytest
 
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import CollectOutput, config_from, settle, until
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import settle, wait_for
 from tests.services import collectd, free_port, influxdb, make_certificates, stop_process
 
 
@@ -59,7 +61,7 @@ async def test_a_request_becomes_a_message_with_hekas_fields(tmp_path):
             assert r.status == 200
             assert r.headers["X-Served-By"] == "hekapy"
             assert r.headers["Cache-Control"] == "no-cache, no-store"
-        await until(lambda: len(sink.messages) == 1, "the message", 10**7)
+        await wait_for(lambda: len(sink.messages) == 1, "the message", timeout=120)
     finally:
         await p.stop()
     assert len(sink.messages) == 1
@@ -106,7 +108,7 @@ async def test_authentication(tmp_path, auth, caplog):
                         assert "Basic" in r.headers["WWW-Authenticate"]
             async with s.post(url, data=b"accepted", headers=good) as r:
                 assert r.status == 200
-        await until(lambda: sink.messages, "the accepted message", 10**7)
+        await wait_for(lambda: sink.messages, "the accepted message", timeout=120)
     finally:
         await p.stop()
     assert [m.payload for m in sink.messages] == ["accepted"]
@@ -131,8 +133,8 @@ async def test_size_limits(tmp_path, caplog):
                 assert r.status == 413  # one record over max_message_size
             async with s.post(url, data=b"small") as r:
                 assert r.status == 200
-        await until(lambda: any(m.payload == "small" for m in sink.messages), "small",
-                    10**7)
+        await wait_for(lambda: any(m.payload == "small" for m in sink.messages), "small",
+                       timeout=120)
     finally:
         await p.stop()
     assert not [m for m in sink.messages if m.payload.startswith(("x", "y"))]
@@ -154,7 +156,7 @@ async def test_a_full_pipeline_holds_the_response_back(tmp_path):
                 async with s.post(url, data=body) as r:
                     assert r.status == 200
             pending = asyncio.ensure_future(s.post(url, data=b"third"))
-            await until(lambda: len(sink.messages) == 2, "two held batches", 10**7)
+            await wait_for(lambda: len(sink.messages) == 2, "two held batches", timeout=120)
             await settle(5000)
             assert not pending.done()
             for batch in sink.held:
@@ -162,7 +164,7 @@ async def test_a_full_pipeline_holds_the_response_back(tmp_path):
             r = await asyncio.wait_for(pending, 10)
             assert r.status == 200
             r.release()
-            await until(lambda: len(sink.messages) == 3, "the third message", 10**7)
+            await wait_for(lambda: len(sink.messages) == 3, "the third message", timeout=120)
             for batch in sink.held[2:]:
                 batch.done()
     finally:
@@ -197,8 +199,8 @@ async def test_tls_with_client_certificates(tmp_path):
             with pytest.raises(aiohttp.ClientError):  # plain HTTP to the TLS port
                 async with s.post(f"http://127.0.0.1:{port}/", data=b"plain") as r:
                     await r.read()
-        await until(lambda: any(m.payload == "over tls" for m in sink.messages), "tls",
-                    10**7)
+        await wait_for(lambda: any(m.payload == "over tls" for m in sink.messages), "tls",
+                       timeout=120)
     finally:
         await p.stop()
     assert [m.payload for m in sink.messages] == ["over tls"]
@@ -206,7 +208,7 @@ async def test_tls_with_client_certificates(tmp_path):
 
 def test_bad_settings_are_named(tmp_path):
     from hekapy.collector.engine.config import ConfigInvalid, load_config
-    from tests.conftest import write_config
+    from tests.helpers.plugins import write_config
     path = write_config(tmp_path, """
         [listen]
         type = "HttpListenInput"
@@ -282,13 +284,12 @@ async def test_collectd_write_http_into_influxdb(tmp_path):
 def test_no_secret_in_check_output(tmp_path):
     """The password must not leak through `hekapy check`'s plugin graph."""
     import subprocess
-    import sys
     path = tmp_path / "h.toml"
     path.write_text('[listen]\ntype = "HttpListenInput"\nauth_type = "Basic"\n'
                     'username = "u"\npassword = "hunter2-secret"\n'
                     '[out]\ntype = "LogOutput"\nmessage_matcher = "TRUE"\n'
                     'encoder = "PayloadEncoder"\n[PayloadEncoder]\n')
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "check", "-c",
+    r = subprocess.run([*HEKAPY, "check", "-c",
                         str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "listen" in r.stdout

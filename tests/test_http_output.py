@@ -9,14 +9,15 @@ import asyncio
 import base64
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import config_from, until
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.plugins import config_from
+from tests.helpers.wait import wait_for
 from tests.services import free_port, make_certificates
 
 SECRET = "s3cr3t-hunter2"
@@ -98,9 +99,9 @@ async def run_until(tmp_path: Path, text: str, done, what: str) -> Pipeline:
     p = Pipeline(config_from(tmp_path, text))
     await p.start()
     try:
-        await until(done, what, 10**7)
+        await wait_for(done, what, timeout=120)
         logs = p.inputs[0][0]
-        await until(lambda: p.inputs[0][1].tracker.in_flight == 0, "acks", 10**7)
+        await wait_for(lambda: p.inputs[0][1].tracker.in_flight == 0, "acks", timeout=120)
         assert logs is not None
     finally:
         await p.stop()
@@ -154,7 +155,7 @@ async def test_a_server_that_starts_late_and_credentials_in_the_url(tmp_path, ca
     p = Pipeline(config_from(tmp_path, text))
     await p.start()
     try:
-        await until(lambda: p.outputs[0][1].stats.retried >= 2, "refused attempts", 10**7)
+        await wait_for(lambda: p.outputs[0][1].stats.retried >= 2, "refused attempts", timeout=120)
         await server.start()
         await server.wait(lambda: len(server.stored) == 2, "both messages")
     finally:
@@ -216,7 +217,7 @@ def test_no_secret_in_check_output(tmp_path):
     path = tmp_path / "h.toml"
     path.write_text(config(tmp_path, 9, ["x"], f'password = "{SECRET}"\nusername = "u"')
                     .replace("http://", f"http://ops:{SECRET}-url@"))
-    r = subprocess.run([sys.executable, "-m", "hekapy.collector.app.cli", "check", "-c",
+    r = subprocess.run([*HEKAPY, "check", "-c",
                         str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "http_out (HttpOutput)" in r.stdout

@@ -17,11 +17,12 @@ from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Mess
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, Option, register
 from hekapy.outputs.influxdb.line_protocol import encode_point, message_points
-from tests.conftest import config_from, until
+from tests.helpers.paths import LMA_DATA
+from tests.helpers.plugins import config_from
+from tests.helpers.wait import wait_for
 from tests.services import influxdb
 
-VECTORS = json.loads((Path(__file__).parent / "data" / "lma" /
-                      "influxdb_encoder.json").read_text())
+VECTORS = json.loads((LMA_DATA / "influxdb_encoder.json").read_text())
 
 
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: c["expected"][:30])
@@ -155,7 +156,7 @@ async def test_points_land_in_influxdb_with_their_tags(tmp_path, compression):
                                                   f'compression = "{compression}"')))
         await p.start()
         src = MetricInput.last
-        await until(lambda: src.acked[-1:] == [5], "acknowledged", max_spins=10**8)
+        await wait_for(lambda: src.acked[-1:] == [5], "acknowledged", timeout=300)
         await p.stop()
         rows = await db.query("SELECT count(value) FROM haproxy_backend_servers "
                               "GROUP BY backend", db="lma")
@@ -183,7 +184,7 @@ async def test_partial_writes_are_counted_and_the_rest_stored(tmp_path):
         p = Pipeline(config_from(tmp_path, config(db.url, tmp_path, "use_buffering = false")))
         await p.start()
         src = MetricInput.last
-        await until(lambda: src.acked[-1:] == [2], "acknowledged", max_spins=10**8)
+        await wait_for(lambda: src.acked[-1:] == [2], "acknowledged", timeout=300)
         stats = p.outputs[0][1].stats
         await p.stop()
         [row] = await db.query("SELECT count(value) FROM svc_rate", db="lma")
@@ -199,10 +200,10 @@ async def test_down_then_up_and_a_missing_database_lose_nothing(tmp_path):
         p = Pipeline(config_from(tmp_path, config(db.url, tmp_path, "use_buffering = false")))
         await p.start()
         ctx = p.outputs[0][1]
-        await until(lambda: ctx.stats.retried >= 400, "retries", max_spins=10**8)
+        await wait_for(lambda: ctx.stats.retried >= 400, "retries", timeout=300)
         assert MetricInput.last.acked == []
         await db.query("CREATE DATABASE lma")
-        await until(lambda: MetricInput.last.acked[-1:] == [1], "delivered", max_spins=10**8)
+        await wait_for(lambda: MetricInput.last.acked[-1:] == [1], "delivered", timeout=300)
         await p.stop()
         [row] = await db.query("SELECT count(value) FROM m", db="lma")
         assert row["count"] == 200
@@ -230,7 +231,7 @@ async def test_influxdb_down_does_not_stall_metrics(tmp_path):
     p = Pipeline(config_from(tmp_path, config(url, tmp_path)))
     await p.start()
     # Nothing listens: the input is acknowledged anyway (the points are on disk).
-    await until(lambda: MetricInput.last.acked[-1:] == [10], "on disk", max_spins=10**8)
+    await wait_for(lambda: MetricInput.last.acked[-1:] == [10], "on disk", timeout=300)
     await p.stop()
     async with influxdb(tmp_path / "influx") as db:
         await db.query("CREATE DATABASE lma")
@@ -287,7 +288,7 @@ async def test_v2_write_api_token_and_retry_after(tmp_path, caplog):
             "use_buffering = false")))
         await p.start()
         await asyncio.wait_for(stored.wait(), 30)
-        await until(lambda: MetricInput.last.acked[-1:] == [1], "acknowledged", 10**8)
+        await wait_for(lambda: MetricInput.last.acked[-1:] == [1], "acknowledged", timeout=300)
         await p.stop()
     finally:
         await runner.cleanup()

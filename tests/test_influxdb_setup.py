@@ -4,18 +4,16 @@ default retention policy that InfluxDB actually applies to writes that name none
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import aiohttp
 
+from tests.helpers.collectors import HEKAPY
 from tests.services import influxdb
-
-CLI = (sys.executable, "-m", "hekapy.collector.app.cli")
 
 
 async def hekapy(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(*CLI, *args, stdout=asyncio.subprocess.PIPE,
+    proc = await asyncio.create_subprocess_exec(*HEKAPY, *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode(), err.decode()

@@ -9,15 +9,15 @@ import sysconfig
 import venv
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
 
 
 def copy_of_the_tree(dest: Path) -> Path:
     """The committed and working files (git ls-files), without build products."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        src = ROOT / rel
+        src = REPO / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             (dest / rel).write_bytes(src.read_bytes())

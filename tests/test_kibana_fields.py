@@ -25,14 +25,12 @@ from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.app import es_setup
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.outputs.elasticsearch.client import EsClient
-from tests.conftest import config_from
+from tests.helpers.paths import CONF, LAB_DATA, TEST_TOOLS
+from tests.helpers.plugins import config_from
 from tests.services import RabbitMQ, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-NOTIFY = Path(__file__).parent / "tools" / "oslo_notify_events.py"
-CADF = json.loads((Path(__file__).parent / "data" / "lab" /
-                   "cadf_notifications.json").read_text())
+NOTIFY = TEST_TOOLS / "oslo_notify_events.py"
+CADF = json.loads((LAB_DATA / "cadf_notifications.json").read_text())
 NUMERIC = {"long", "integer", "short", "byte", "float", "double", "half_float",
            "scaled_float"}
 AGGREGATABLE = NUMERIC | {"keyword", "date", "boolean", "ip"}

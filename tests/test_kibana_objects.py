@@ -5,13 +5,13 @@ reference resolves inside the file that holds it (each file imports alone)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from hekapy.collector.app import kibana_objects
+from tests.helpers.paths import CONF
 
-KIBANA = Path(__file__).resolve().parents[1] / "conf" / "kibana"
+KIBANA = CONF / "kibana"
 
 
 def load(name: str) -> tuple[list[dict], dict]:

@@ -4,22 +4,21 @@ Elasticsearch test double as LMA's documents."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.app.demo import DemoLogWriter
 from hekapy.collector.engine.config import load_config
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import until
+from tests.helpers.paths import CONF
+from tests.helpers.wait import wait_for
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "lma_log_collector.toml"
+LOG_COLLECTOR = CONF / "lma_log_collector.toml"
 
 
 async def test_lma_log_collector_ships_lmas_documents(tmp_path, monkeypatch):
     logs = tmp_path / "var-log"
     writer = DemoLogWriter(logs, seed=3)
     lines = writer.write_batch(400)
-    text = CONF.read_text().replace('"/var/log', f'"{logs}').replace(
+    text = LOG_COLLECTOR.read_text().replace('"/var/log', f'"{logs}').replace(
         '"/var/cache/log_collector"', f'"{tmp_path / "state"}"')
     conf = tmp_path / "log_collector.toml"
     conf.write_text(text)
@@ -32,8 +31,8 @@ async def test_lma_log_collector_ships_lmas_documents(tmp_path, monkeypatch):
         await p.start()
         # Every line becomes a document, tracebacks merged: fewer documents than lines.
         await es.wait_count(int(lines * 0.9), "log-*")
-        await until(lambda: all(ctx.stats.decode_failures == 0 for _, ctx in p.inputs),
-                    "no decode failure")
+        await wait_for(lambda: all(ctx.stats.decode_failures == 0 for _, ctx in p.inputs),
+                       "no decode failure")
         docs = [d["_source"] for d in es.docs("log-*")]
         await p.stop()
     by_logger: dict[str, list[dict]] = {}

@@ -14,11 +14,8 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -33,21 +30,12 @@ from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.protobuf import encode_message, frame
 from hekapy.decoders.metric import MetricDecoder
 from hekapy.decoders.noop import NoopDecoder
-from tests.conftest import CollectOutput, until, write_config
-from tests.services import InfluxDB, free_port, influxdb, stop_process, wait_for_port
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
-HOST = "node-7"
-LMA_ENV = {"HOSTNAME": HOST, "HEKAPY_DEPLOYMENT_ID": "42", "ES_URL": "http://127.0.0.1:9200",
-           "INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_PASSWORD": "lmapass"}
-
-
-def replace(text: str, old: str, new: str, count: int = 1) -> str:
-    """`text` with `old` replaced; fails when the shipped config no longer has it."""
-    assert text.count(old) == count, f"{old!r} appears {text.count(old)} times, not {count}"
-    return text.replace(old, new)
-
+from tests.helpers.collectors import HekapyProcesses
+from tests.helpers.lma import HOST, LMA_ENV, oslo_now, replace_exactly
+from tests.helpers.paths import CONF
+from tests.helpers.plugins import CollectOutput, write_config
+from tests.helpers.wait import wait_for
+from tests.services import InfluxDB, free_port, influxdb, wait_for_port
 
 # --- the two configs, wired together ------------------------------------------------------
 
@@ -98,11 +86,6 @@ def test_shipped_pair_is_wired_as_lma(monkeypatch):
 
 # --- two real processes --------------------------------------------------------------------
 
-def stamp() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
-
-
 class Lines:
     """Appends OpenStack log lines (oslo.log's format; the API lines with their
     response times) and counts what the metrics must add up to."""
@@ -124,7 +107,7 @@ class Lines:
         when they are read within the filter's grace time)."""
         nova, neutron = [], []
         for i in range(n):
-            ts = stamp()
+            ts = oslo_now()
             k = self.total + i
             if not http or k % 5 == 4:
                 level = ("WARNING", "DEBUG", "INFO")[k % 3]
@@ -169,49 +152,6 @@ async def influx_totals(db: InfluxDB) -> tuple[Counter, Counter]:
     return levels, requests
 
 
-class Processes:
-    """The two `hekapy run` processes, their shared stderr log, and waiting on
-    conditions while checking that they are alive."""
-
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp = tmp
-        self.env = env
-        self.log = tmp / "hekapy.log"
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, conf: Path) -> subprocess.Popen:
-        with open(self.log, "ab") as err:
-            proc = subprocess.Popen([*HEKAPY, "run", "-c", str(conf)], env=self.env,
-                                    stdout=subprocess.DEVNULL, stderr=err)
-        self.procs[name] = proc
-        return proc
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    async def until(self, check: Callable[[], Awaitable[bool] | bool], what: str,
-                    timeout: float = 60.0) -> None:
-        """Polls `check` (InfluxDB, a file) until it holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            ok = check()
-            if not isinstance(ok, bool):
-                ok = await ok
-            if ok:
-                return
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    raise AssertionError(f"{name} exited with {p.returncode} while waiting "
-                                         f"for {what}: {self.tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {self.tail()}")
-            await asyncio.sleep(0.1)
-
-    async def stop_all(self) -> None:
-        for p in self.procs.values():
-            await stop_process(p, 60)
-
-
 async def test_two_processes_log_metrics_reach_influxdb_across_a_restart(tmp_path):
     logs = tmp_path / "var-log"
     lines = Lines(logs)
@@ -220,21 +160,23 @@ async def test_two_processes_log_metrics_reach_influxdb_across_a_restart(tmp_pat
     log_state, metric_state = tmp_path / "log_collector", tmp_path / "metric_collector"
 
     text = (CONF / "lma_log_collector.toml").read_text()
-    text = replace(text, '"/var/cache/log_collector"', f'"{log_state}"')
+    text = replace_exactly(text, '"/var/cache/log_collector"', f'"{log_state}"')
     text = text.replace('"/var/log', f'"{logs}')
-    text = replace(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
-    text = replace(text, "[hekad]\n", f'[hekad]\nstatus_address = "127.0.0.1:{status_log}"\n')
-    text = replace(text, "ticker_interval = 10\npercentile", "ticker_interval = 1\npercentile")
-    text = replace(text, "ticker_interval = 60\n", "ticker_interval = 1\n")
+    text = replace_exactly(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
+    text = replace_exactly(text, "[hekad]\n",
+                           f'[hekad]\nstatus_address = "127.0.0.1:{status_log}"\n')
+    text = replace_exactly(text, "ticker_interval = 10\npercentile",
+                           "ticker_interval = 1\npercentile")
+    text = replace_exactly(text, "ticker_interval = 60\n", "ticker_interval = 1\n")
     log_conf = tmp_path / "log_collector.toml"
     log_conf.write_text(text)
 
     text = (CONF / "lma_metric_collector.toml").read_text()
-    text = replace(text, '"/var/cache/metric_collector"', f'"{metric_state}"')
-    text = replace(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
-    text = replace(text, 'address = "127.0.0.1:8325"', f'address = "127.0.0.1:{collectd}"')
-    text = replace(text, 'status_address = "127.0.0.1:4353"',
-                   f'status_address = "127.0.0.1:{status_metric}"')
+    text = replace_exactly(text, '"/var/cache/metric_collector"', f'"{metric_state}"')
+    text = replace_exactly(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
+    text = replace_exactly(text, 'address = "127.0.0.1:8325"', f'address = "127.0.0.1:{collectd}"')
+    text = replace_exactly(text, 'status_address = "127.0.0.1:4353"',
+                           f'status_address = "127.0.0.1:{status_metric}"')
     text = text.replace('"/var/lib/', f'"{tmp_path}/lib/')
     metric_conf = tmp_path / "metric_collector.toml"
     metric_conf.write_text(text)
@@ -243,7 +185,7 @@ async def test_two_processes_log_metrics_reach_influxdb_across_a_restart(tmp_pat
         await db.query("CREATE DATABASE lma")
         env = {**os.environ, **LMA_ENV, "ES_URL": es.url, "INFLUXDB_URL": db.url,
                "TZ": "UTC"}
-        run = Processes(tmp_path, env)
+        run = HekapyProcesses(tmp_path, env)
 
         async def all_metrics_stored() -> bool:
             levels, requests = await influx_totals(db)
@@ -345,16 +287,16 @@ async def test_aggregator_role_flags_what_other_nodes_send(tmp_path, monkeypatch
     conf = tmp_path / "metric_collector"
     conf.mkdir()
     text = (CONF / "lma_metric_collector.toml").read_text()
-    text = replace(text, '"/var/cache/metric_collector"', f'"{tmp_path / "state"}"')
-    text = replace(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
-    text = replace(text, 'address = "127.0.0.1:8325"', f'address = "127.0.0.1:{collectd}"')
-    text = replace(text, 'status_address = "127.0.0.1:4353"',
-                   f'status_address = "127.0.0.1:{status}"')
+    text = replace_exactly(text, '"/var/cache/metric_collector"', f'"{tmp_path / "state"}"')
+    text = replace_exactly(text, 'address = "127.0.0.1:5567"', f'address = "127.0.0.1:{tcp}"')
+    text = replace_exactly(text, 'address = "127.0.0.1:8325"', f'address = "127.0.0.1:{collectd}"')
+    text = replace_exactly(text, 'status_address = "127.0.0.1:4353"',
+                           f'status_address = "127.0.0.1:{status}"')
     text = text.replace('"/var/lib/', f'"{tmp_path}/lib/')
     (conf / "metric_collector.toml").write_text(text)
     text = (CONF / "lma_aggregator.toml").read_text()
-    text = replace(text, ':5565"', f':{agg}"')
-    text = replace(text, ':5566"', f':{check}"')
+    text = replace_exactly(text, ':5565"', f':{agg}"')
+    text = replace_exactly(text, ':5566"', f':{check}"')
     (conf / "aggregator.toml").write_text(text)
     (conf / "zz_gse.toml").write_text("""
         [gse_stand_in]
@@ -385,7 +327,7 @@ async def test_aggregator_role_flags_what_other_nodes_send(tmp_path, monkeypatch
             _r, w = await asyncio.open_connection("127.0.0.1", agg)
             w.write(frame(encode_message(other)))
             await w.drain()
-            await until(lambda: len(sink.messages) == 1, "the flagged metric", 10**7)
+            await wait_for(lambda: len(sink.messages) == 1, "the flagged metric", timeout=120)
             w.close()
             _r, w = await asyncio.open_connection("127.0.0.1", tcp)
             w.write(frame(encode_message(metric("openstack_nova_total_used_vcpus", HOST))))
@@ -398,7 +340,7 @@ async def test_aggregator_role_flags_what_other_nodes_send(tmp_path, monkeypatch
                 # A request with a body goes through LMA's noop decoder.
                 async with s.post(f"http://127.0.0.1:{check}/", data=b"ping") as r:
                     assert r.status == 200
-            await until(lambda: len(sink.messages) == 2, "the health check", 10**7)
+            await wait_for(lambda: len(sink.messages) == 2, "the health check", timeout=120)
             deadline = time.monotonic() + 30
             while not await db.query("SELECT * FROM openstack_nova_total_used_vcpus",
                                      db="lma"):

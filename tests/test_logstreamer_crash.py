@@ -8,12 +8,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.conftest import write_config
-
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.plugins import write_config
+from tests.helpers.wait import wait_for_sync
 
 # Writes `total` lines in bursts, renaming app.log to app.log.1 (older ones shifted, all
 # kept) every `every` lines, like logrotate's `create`.
@@ -83,18 +82,11 @@ def read_docs(path: Path) -> list[dict]:
     return docs
 
 
-def wait_until(pred, what: str, proc: subprocess.Popen | None = None,
-               timeout: float = 180.0) -> None:
-    """Poll for the event `pred` (output file contents), failing after `timeout` (generous:
-    a loaded CI machine may run this test several times slower than usual)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"hekapy exited early: {proc.communicate()}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+def stderr_if_exited(proc: subprocess.Popen | None) -> str:
+    """What hekapy said before it exited (for a failure), nothing while it runs."""
+    if proc is None or proc.poll() is None:
+        return ""
+    return str(proc.communicate()[1])
 
 
 def test_kill_9_and_restart_loses_nothing(tmp_path):
@@ -120,12 +112,13 @@ def test_kill_9_and_restart_loses_nothing(tmp_path):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             # Mid-stream: once this run has delivered something new, kill it. (File size,
             # not parsed documents: a cheap poll kills it soon after.)
-            wait_until(lambda b=before: size() >= b + 500_000 or writer.poll() is not None,
-                       "progress", proc)
+            wait_for_sync(lambda b=before: size() >= b + 500_000 or writer.poll() is not None,
+                          "progress", timeout=180, process=proc,
+                          details=lambda p=proc: stderr_if_exited(p))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-        wait_until(lambda: writer.poll() is not None, "the writer")
+        wait_for_sync(lambda: writer.poll() is not None, "the writer", timeout=180)
         assert writer.returncode == 0
         proc = subprocess.Popen([*HEKAPY, "run", "-c", str(conf)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -134,7 +127,8 @@ def test_kill_9_and_restart_loses_nothing(tmp_path):
         def complete() -> bool:
             return expected <= {d["Payload"] for d in read_docs(out)}
 
-        wait_until(complete, "every line", proc, timeout=120)
+        wait_for_sync(complete, "every line", timeout=120, process=proc,
+                      details=lambda: stderr_if_exited(proc))
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err

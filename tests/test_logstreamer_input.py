@@ -3,13 +3,11 @@ rotation, truncation, deletion, gzip, partial lines, odd bytes."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,81 +15,29 @@ import pytest
 
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
 from hekapy.collector.engine.config import ConfigInvalid
-from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.inputs.logstreamer.journal import Journal, Position, decode, window_hash
 from hekapy.collector.inputs.logstreamer.logstreamer_input import (
     identity_key,
     record_offsets,
     record_uuid,
 )
-from tests.conftest import CollectOutput, config_from
+from tests.helpers.logstreamer import (
+    SEQ_MATCH,
+    check_complete,
+    journal_of,
+    logstreamer_config,
+    numbered_lines,
+    out_messages,
+    payloads,
+    start_logstreamer,
+)
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import wait_for
 
-SEQ_MATCH = r"app\.log\.?(?P<Seq>\d*)$"
 GZ_MATCH = r"app\.log(\.(?P<Seq>\d+))?(\.gz)?$"
-
-
-async def eventually(pred, what: str, timeout: float = 30.0) -> None:
-    """Poll `pred` until it holds (the event we wait for), failing after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def make_config(tmp_path: Path, logdir: Path, body: str = "", mode: str = "ack",
-                hekad: str = ""):
-    return config_from(tmp_path, f"""
-[hekad]
-base_dir = "{tmp_path / 'state'}"
-hostname = "node-1"
-{hekad}
-
-[logs]
-type = "LogstreamerInput"
-log_directory = "{logdir}"
-{body}
-
-[out]
-type = "CollectOutput"
-message_matcher = "TRUE"
-mode = "{mode}"
-""")
-
-
-async def start(tmp_path: Path, logdir: Path, body: str = "", mode: str = "ack",
-                hekad: str = "") -> Pipeline:
-    p = Pipeline(make_config(tmp_path, logdir, body, mode, hekad))
-    await p.start()
-    return p
-
-
-def out_messages() -> list:
-    return CollectOutput.instances["out"].messages
-
-
-def payloads() -> list[str]:
-    return [m.payload for m in out_messages()]
-
-
-def journal_of(tmp_path: Path, stream: str) -> Position | None:
-    return Journal(str(tmp_path / "state" / "logstreamer")).load(stream)
-
-
-def lines(prefix: str, a: int, b: int) -> bytes:
-    return "".join(f"{prefix} {i}\n" for i in range(a, b)).encode()
-
-
-def check_complete(expected: list[str]) -> None:
-    """Every expected line arrived; duplicates only with the same Uuid."""
-    by_payload: dict[str, set[bytes]] = {}
-    for m in out_messages():
-        by_payload.setdefault(m.payload, set()).add(m.uuid)
-    missing = [x for x in expected if x not in by_payload]
-    assert not missing, f"{len(missing)} lines missing, first {missing[:3]}"
-    multi = {k: v for k, v in by_payload.items() if len(v) > 1}
-    assert not multi, f"same line with different Uuids: {list(multi)[:3]}"
+# tests/test_logstreamer_renamed_out.py imports these by their former names (until it
+# moves to tests/inputs/).
+eventually, lines, start = wait_for, numbered_lines, start_logstreamer
 
 
 # --- messages, Uuids, journal --------------------------------------------------------------
@@ -99,14 +45,14 @@ def check_complete(expected: list[str]) -> None:
 async def test_streams_messages_and_journal(tmp_path):
     logdir = tmp_path / "nova"
     logdir.mkdir()
-    (logdir / "nova-api.log").write_bytes(lines("api", 0, 3))
-    (logdir / "nova-compute.log").write_bytes(lines("compute", 0, 2))
-    p = await start(tmp_path, logdir, r"""
+    (logdir / "nova-api.log").write_bytes(numbered_lines("api", 0, 3))
+    (logdir / "nova-compute.log").write_bytes(numbered_lines("compute", 0, 2))
+    p = await start_logstreamer(tmp_path, logdir, r"""
 file_match = '(?P<Service>.+)\.log\.?(?P<Seq>\d*)$'
 differentiator = ['nova', '_', 'Service']
 priority = ["^Seq"]
 """)
-    await eventually(lambda: len(out_messages()) == 5, "5 messages")
+    await wait_for(lambda: len(out_messages()) == 5, "5 messages")
     await p.stop()
     msgs = out_messages()
     by_logger = {}
@@ -134,16 +80,16 @@ priority = ["^Seq"]
 async def test_journal_moves_only_after_outputs_acknowledge(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
-    (logdir / "app.log").write_bytes(lines("line", 0, 10))
-    p = await start(tmp_path, logdir, 'file_match = "app.log"', mode="hold")
+    (logdir / "app.log").write_bytes(numbered_lines("line", 0, 10))
+    p = await start_logstreamer(tmp_path, logdir, 'file_match = "app.log"', mode="hold")
     plugin, ctx = p.inputs[0]
-    await eventually(lambda: len(out_messages()) == 10, "10 messages held")
+    await wait_for(lambda: len(out_messages()) == 10, "10 messages held")
     # Delivered but not acknowledged: nothing to journal.
     assert plugin._acked == {} and ctx.tracker.in_flight == 1
     for b in CollectOutput.instances["out"].held:
         b.done()
-    await eventually(lambda: (journal_of(tmp_path, "logs") or Position()).seek == 70,
-                     "the journal to reach the end")
+    await wait_for(lambda: (journal_of(tmp_path, "logs") or Position()).seek == 70,
+                   "the journal to reach the end")
     p.stopping.set()
     await p.stop()
 
@@ -152,7 +98,7 @@ async def test_resume_from_heka_journal(tmp_path):
     """A journal as hekad wrote it: start right after its seek."""
     logdir = tmp_path / "logs"
     logdir.mkdir()
-    data = lines("line", 0, 100)
+    data = numbered_lines("line", 0, 100)
     path = logdir / "app.log"
     path.write_bytes(data)
     seek = data.index(b"line 40\n")
@@ -161,8 +107,8 @@ async def test_resume_from_heka_journal(tmp_path):
     # Heka: the SHA-1 of the 500 bytes before seek, keys in Heka's order.
     (jdir / "logs").write_text(f'{{"seek":{seek},"file_name":"{path}",'
                                f'"last_hash":"{window_hash(data[:seek])}"}}')
-    p = await start(tmp_path, logdir, 'file_match = "app.log"')
-    await eventually(lambda: len(out_messages()) == 60, "60 messages")
+    p = await start_logstreamer(tmp_path, logdir, 'file_match = "app.log"')
+    await wait_for(lambda: len(out_messages()) == 60, "60 messages")
     await p.stop()
     assert payloads() == [f"line {i}\n" for i in range(40, 100)]
     assert journal_of(tmp_path, "logs").seek == len(data)
@@ -174,20 +120,20 @@ async def test_resume_after_renames_while_down_and_gzip_history(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     live = logdir / "app.log"
-    live.write_bytes(lines("a", 0, 50))
+    live.write_bytes(numbered_lines("a", 0, 50))
     body = f'file_match = \'{GZ_MATCH}\'\npriority = ["^Seq"]'
-    p = await start(tmp_path, logdir, body)
-    await eventually(lambda: len(out_messages()) == 50, "50 messages")
+    p = await start_logstreamer(tmp_path, logdir, body)
+    await wait_for(lambda: len(out_messages()) == 50, "50 messages")
     await p.stop()
     with live.open("ab") as f:
-        f.write(lines("a", 50, 60))  # written after the stop, before the rotation
+        f.write(numbered_lines("a", 50, 60))  # written after the stop, before the rotation
     for gen in ("b", "c", "d"):
         for k in (2, 1):
             src = logdir / f"app.log.{k}"
             if src.exists():
                 src.rename(logdir / f"app.log.{k + 1}")
         live.rename(logdir / "app.log.1")
-        live.write_bytes(lines(gen, 0, 20))
+        live.write_bytes(numbered_lines(gen, 0, 20))
     # logrotate's compress: app.log.3 (the journaled file) becomes a gzip of 2 members.
     old = (logdir / "app.log.3").read_bytes()
     with open(logdir / "app.log.3.gz", "wb") as f:
@@ -195,8 +141,8 @@ async def test_resume_after_renames_while_down_and_gzip_history(tmp_path):
     (logdir / "app.log.3").unlink()
     first = len(out_messages())
     CollectOutput.instances.clear()
-    p = await start(tmp_path, logdir, body)
-    await eventually(lambda: len(out_messages()) == 10 + 60, "the rest")
+    p = await start_logstreamer(tmp_path, logdir, body)
+    await wait_for(lambda: len(out_messages()) == 10 + 60, "the rest")
     await p.stop()
     assert first == 50
     assert payloads() == ([f"a {i}\n" for i in range(50, 60)]
@@ -207,14 +153,14 @@ async def test_initial_tail_skips_existing_lines(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     path = logdir / "app.log"
-    path.write_bytes(lines("old", 0, 5))
-    p = await start(tmp_path, logdir, 'file_match = "app.log"\ninitial_tail = true')
+    path.write_bytes(numbered_lines("old", 0, 5))
+    p = await start_logstreamer(tmp_path, logdir, 'file_match = "app.log"\ninitial_tail = true')
     plugin, _ = p.inputs[0]
-    await eventually(lambda: "logs" in plugin._streams and plugin._streams["logs"].reader.cur,
-                     "the stream to open")
+    await wait_for(lambda: "logs" in plugin._streams and plugin._streams["logs"].reader.cur,
+                   "the stream to open")
     with path.open("ab") as f:
-        f.write(lines("new", 0, 3))
-    await eventually(lambda: len(out_messages()) == 3, "3 new messages")
+        f.write(numbered_lines("new", 0, 3))
+    await wait_for(lambda: len(out_messages()) == 3, "3 new messages")
     await p.stop()
     assert payloads() == ["new 0\n", "new 1\n", "new 2\n"]
 
@@ -273,14 +219,15 @@ async def test_rotation_while_writing_at_full_speed(tmp_path, style):
     # The writer keeps writing its `late` lines to the renamed file, also after the stream
     # has moved on to the new file (a loaded machine pauses the writer longer than
     # check_data_interval): the renamed file lingers (rotate_wait) and they are read.
-    p = await start(tmp_path, logdir, f'file_match = \'{SEQ_MATCH}\'\npriority = ["^Seq"]')
+    p = await start_logstreamer(tmp_path, logdir,
+                                f'file_match = \'{SEQ_MATCH}\'\npriority = ["^Seq"]')
     plugin, _ = p.inputs[0]
-    await eventually(lambda: "logs" in plugin._streams, "the stream")
+    await wait_for(lambda: "logs" in plugin._streams, "the stream")
     writer = start_writer(style, logdir, total, every, late=late)
-    await eventually(lambda: writer.poll() is not None, "the writer", timeout=60)
+    await wait_for(lambda: writer.poll() is not None, "the writer", timeout=60)
     assert writer.returncode == 0
     expected = [f"line {i}\n" for i in range(total)]
-    await eventually(lambda: len(out_messages()) >= total, f"{total} messages", timeout=60)
+    await wait_for(lambda: len(out_messages()) >= total, f"{total} messages", timeout=60)
     await p.stop()
     check_complete(expected)
     # Nothing was read twice (no crash here), and each file's lines in order.
@@ -308,13 +255,13 @@ async def test_in_place_truncation_restarts_the_file(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     path = logdir / "app.log"
-    path.write_bytes(lines("old", 0, 100))
-    p = await start(tmp_path, logdir, 'file_match = "app.log"')
-    await eventually(lambda: len(out_messages()) == 100, "100 messages")
+    path.write_bytes(numbered_lines("old", 0, 100))
+    p = await start_logstreamer(tmp_path, logdir, 'file_match = "app.log"')
+    await wait_for(lambda: len(out_messages()) == 100, "100 messages")
     with path.open("r+b") as f:
         f.truncate(0)
-    path.write_bytes(lines("new", 0, 200))  # longer than before: only the hash tells
-    await eventually(lambda: len(out_messages()) == 300, "300 messages")
+    path.write_bytes(numbered_lines("new", 0, 200))  # longer than before: only the hash tells
+    await wait_for(lambda: len(out_messages()) == 300, "300 messages")
     await p.stop()
     assert payloads()[100:] == [f"new {i}\n" for i in range(200)]
     assert p.inputs[0][0]._streams["logs"].reader.counters["truncations"] == 1
@@ -325,15 +272,16 @@ async def test_deleted_while_open_is_drained_then_new_file_read(tmp_path):
     logdir.mkdir()
     path = logdir / "app.log"
     f = open(path, "ab", buffering=0)
-    f.write(lines("a", 0, 10))
-    p = await start(tmp_path, logdir, 'file_match = "app.log"\ncheck_data_interval = "50ms"')
-    await eventually(lambda: len(out_messages()) == 10, "10 messages")
+    f.write(numbered_lines("a", 0, 10))
+    p = await start_logstreamer(tmp_path, logdir,
+                                'file_match = "app.log"\ncheck_data_interval = "50ms"')
+    await wait_for(lambda: len(out_messages()) == 10, "10 messages")
     path.unlink()
-    f.write(lines("b", 0, 10))  # into the deleted file, still open on both sides
-    await eventually(lambda: len(out_messages()) == 20, "the deleted file's new lines")
+    f.write(numbered_lines("b", 0, 10))  # into the deleted file, still open on both sides
+    await wait_for(lambda: len(out_messages()) == 20, "the deleted file's new lines")
     f.close()
-    path.write_bytes(lines("c", 0, 5))
-    await eventually(lambda: len(out_messages()) == 25, "the new file")
+    path.write_bytes(numbered_lines("c", 0, 5))
+    await wait_for(lambda: len(out_messages()) == 25, "the new file")
     await p.stop()
     assert payloads() == [f"{g} {i}\n" for g, n in (("a", 10), ("b", 10), ("c", 5))
                           for i in range(n)]
@@ -343,13 +291,14 @@ async def test_replaced_by_file_of_same_name(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     path = logdir / "app.log"
-    path.write_bytes(lines("first", 0, 5))
-    p = await start(tmp_path, logdir, 'file_match = "app.log"\ncheck_data_interval = "50ms"')
-    await eventually(lambda: len(out_messages()) == 5, "5 messages")
+    path.write_bytes(numbered_lines("first", 0, 5))
+    p = await start_logstreamer(tmp_path, logdir,
+                                'file_match = "app.log"\ncheck_data_interval = "50ms"')
+    await wait_for(lambda: len(out_messages()) == 5, "5 messages")
     tmp = tmp_path / "staging.log"
-    tmp.write_bytes(lines("second", 0, 7))
+    tmp.write_bytes(numbered_lines("second", 0, 7))
     os.replace(tmp, path)
-    await eventually(lambda: len(out_messages()) == 12, "the replacement")
+    await wait_for(lambda: len(out_messages()) == 12, "the replacement")
     await p.stop()
     assert payloads()[5:] == [f"second {i}\n" for i in range(7)]
 
@@ -361,11 +310,12 @@ async def test_partial_last_line_waits_for_newline(tmp_path):
     logdir.mkdir()
     path = logdir / "app.log"
     path.write_bytes(b"one\ntw")
-    p = await start(tmp_path, logdir, 'file_match = "app.log"\npartial_line_timeout = "1h"')
-    await eventually(lambda: len(out_messages()) == 1, "the complete line")
+    p = await start_logstreamer(tmp_path, logdir,
+                                'file_match = "app.log"\npartial_line_timeout = "1h"')
+    await wait_for(lambda: len(out_messages()) == 1, "the complete line")
     with path.open("ab") as f:
         f.write(b"o\nthree\n")
-    await eventually(lambda: len(out_messages()) == 3, "the rest")
+    await wait_for(lambda: len(out_messages()) == 3, "the rest")
     await p.stop()
     assert payloads() == ["one\n", "two\n", "three\n"]
     assert journal_of(tmp_path, "logs").seek == len(b"one\ntwo\nthree\n")
@@ -376,9 +326,10 @@ async def test_partial_last_line_delivered_after_timeout(tmp_path):
     logdir.mkdir()
     path = logdir / "app.log"
     path.write_bytes(b"one\nno newline at the end")
-    p = await start(tmp_path, logdir, 'file_match = "app.log"\npartial_line_timeout = "200ms"'
-                    '\ncheck_data_interval = "50ms"')
-    await eventually(lambda: len(out_messages()) == 2, "the unterminated line")
+    p = await start_logstreamer(tmp_path, logdir,
+                                'file_match = "app.log"\npartial_line_timeout = "200ms"'
+                                '\ncheck_data_interval = "50ms"')
+    await wait_for(lambda: len(out_messages()) == 2, "the unterminated line")
     await p.stop()
     assert payloads() == ["one\n", "no newline at the end"]
     assert journal_of(tmp_path, "logs").seek == path.stat().st_size
@@ -388,8 +339,8 @@ async def test_invalid_utf8_and_nul_bytes_pass_through(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     (logdir / "app.log").write_bytes(b"caf\xe9 \xff\xfe\nnul\x00inside\n\x00\x00\x00\nok\n")
-    p = await start(tmp_path, logdir, 'file_match = "app.log"')
-    await eventually(lambda: len(out_messages()) == 4, "4 messages")
+    p = await start_logstreamer(tmp_path, logdir, 'file_match = "app.log"')
+    await wait_for(lambda: len(out_messages()) == 4, "4 messages")
     await p.stop()
     assert payloads() == ["caf\ufffd \ufffd\ufffd\n", "nul\x00inside\n", "\x00\x00\x00\n",
                           "ok\n"]
@@ -398,14 +349,14 @@ async def test_invalid_utf8_and_nul_bytes_pass_through(tmp_path):
 async def test_gzip_history_read_in_order(tmp_path):
     logdir = tmp_path / "logs"
     logdir.mkdir()
-    (logdir / "app.log.2.gz").write_bytes(gzip.compress(lines("x", 0, 1000)))
+    (logdir / "app.log.2.gz").write_bytes(gzip.compress(numbered_lines("x", 0, 1000)))
     # No .gz name, but gzip content: recognised by its magic bytes.
-    (logdir / "app.log.1").write_bytes(gzip.compress(lines("y", 0, 10))
-                                       + gzip.compress(lines("y", 10, 20)))
-    (logdir / "app.log").write_bytes(lines("z", 0, 3))
-    p = await start(tmp_path, logdir,
-                    f'file_match = \'{GZ_MATCH}\'\npriority = ["^Seq"]')
-    await eventually(lambda: len(out_messages()) == 1023, "1023 messages")
+    (logdir / "app.log.1").write_bytes(gzip.compress(numbered_lines("y", 0, 10))
+                                       + gzip.compress(numbered_lines("y", 10, 20)))
+    (logdir / "app.log").write_bytes(numbered_lines("z", 0, 3))
+    p = await start_logstreamer(tmp_path, logdir,
+                                f'file_match = \'{GZ_MATCH}\'\npriority = ["^Seq"]')
+    await wait_for(lambda: len(out_messages()) == 1023, "1023 messages")
     await p.stop()
     assert payloads() == ([f"x {i}\n" for i in range(1000)] + [f"y {i}\n" for i in range(20)]
                           + [f"z {i}\n" for i in range(3)])
@@ -436,7 +387,7 @@ one = 1
 
 
 def test_defaults_and_sample(tmp_path):
-    cfg = make_config(tmp_path, tmp_path, 'file_match = "x"')
+    cfg = logstreamer_config(tmp_path, tmp_path, 'file_match = "x"')
     spec = cfg.plugins["logs"]
     c = spec.cfg
     assert (c.log_directory, c.rescan_interval, c.check_data_interval, c.oldest_duration,
@@ -465,18 +416,18 @@ async def test_same_line_same_uuid_after_rename_and_replay(tmp_path):
     the same Uuid: the file identity is its first line, not its name or inode."""
     logdir = tmp_path / "logs"
     logdir.mkdir()
-    (logdir / "app.log").write_bytes(lines("l", 0, 20))
+    (logdir / "app.log").write_bytes(numbered_lines("l", 0, 20))
     body = f'file_match = \'{SEQ_MATCH}\'\npriority = ["^Seq"]'
-    p = await start(tmp_path, logdir, body)
-    await eventually(lambda: len(out_messages()) == 20, "20 messages")
+    p = await start_logstreamer(tmp_path, logdir, body)
+    await wait_for(lambda: len(out_messages()) == 20, "20 messages")
     await p.stop()
     first = {m.payload: m.uuid for m in out_messages()}
     (logdir / "app.log").rename(logdir / "app.log.1")
-    (logdir / "app.log").write_bytes(lines("m", 0, 5))
+    (logdir / "app.log").write_bytes(numbered_lines("m", 0, 5))
     shutil.rmtree(tmp_path / "state")
     CollectOutput.instances.clear()
-    p = await start(tmp_path, logdir, body)
-    await eventually(lambda: len(out_messages()) == 25, "25 messages")
+    p = await start_logstreamer(tmp_path, logdir, body)
+    await wait_for(lambda: len(out_messages()) == 25, "25 messages")
     await p.stop()
     again = {m.payload: m.uuid for m in out_messages()}
     assert {k: again[k] for k in first} == first
@@ -528,8 +479,8 @@ type = "RegexSplitter"
 delimiter = '\n\n(=[^=]+====)'
 delimiter_eol = false
 """
-    p = await start(tmp_path, logdir, body)
-    await eventually(lambda: len(out_messages()) == 3, "3 records")
+    p = await start_logstreamer(tmp_path, logdir, body)
+    await wait_for(lambda: len(out_messages()) == 3, "3 records")
     await p.stop()
     assert payloads() == [
         "=INFO REPORT==== 5-Jan-2016::10:00:00 ===\naccepting AMQP connection <0.1.0> "
@@ -542,7 +493,7 @@ delimiter_eol = false
     assert len(set(first)) == 3
     shutil.rmtree(tmp_path / "state")
     CollectOutput.instances.clear()
-    p = await start(tmp_path, logdir, body)
-    await eventually(lambda: len(out_messages()) == 3, "3 records again")
+    p = await start_logstreamer(tmp_path, logdir, body)
+    await wait_for(lambda: len(out_messages()) == 3, "3 records again")
     await p.stop()
     assert [m.uuid for m in out_messages()] == first

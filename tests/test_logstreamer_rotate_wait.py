@@ -17,18 +17,18 @@ from hekapy.collector.engine.config import ConfigInvalid
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
 from hekapy.collector.inputs.logstreamer.journal import Position, decode, encode, window_hash
 from hekapy.collector.inputs.logstreamer.reader import READ_SIZE, StreamReader, Switched
-from tests.conftest import CollectOutput, config_from, settle
-from tests.test_logstreamer_input import (
+from tests.helpers.logstreamer import (
     SEQ_MATCH,
     check_complete,
-    eventually,
     journal_of,
-    lines,
-    make_config,
+    logstreamer_config,
+    numbered_lines,
     out_messages,
     payloads,
-    start,
+    start_logstreamer,
 )
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import settle, wait_for
 
 BODY = f'file_match = \'{SEQ_MATCH}\'\npriority = ["^Seq"]'
 
@@ -52,13 +52,13 @@ async def rotate_and_move_on(logdir: Path, body: str, tmp_path: Path, **kw):
     renamed to app.log.1, a new app.log gets "b 0..4"; returns once the b lines are out,
     i.e. once the stream has moved on to the new file."""
     old = open(logdir / "app.log", "ab", buffering=0)
-    old.write(lines("a", 0, 10))
-    p = await start(tmp_path, logdir, body, **kw)
-    await eventually(lambda: len(out_messages()) == 10, "the first 10 lines")
+    old.write(numbered_lines("a", 0, 10))
+    p = await start_logstreamer(tmp_path, logdir, body, **kw)
+    await wait_for(lambda: len(out_messages()) == 10, "the first 10 lines")
     (logdir / "app.log").rename(logdir / "app.log.1")
     with open(logdir / "app.log", "ab") as new:
-        new.write(lines("b", 0, 5))
-    await eventually(lambda: len(out_messages()) == 15, "the new file's lines")
+        new.write(numbered_lines("b", 0, 5))
+    await wait_for(lambda: len(out_messages()) == 15, "the new file's lines")
     return p, old
 
 
@@ -71,10 +71,10 @@ async def test_late_writes_to_the_renamed_file_are_delivered_once(tmp_path):
     assert s.reader.cur.path == str(logdir / "app.log")
     # Well after check_data_interval (the stream already reads the new file): the
     # application writes on to its old descriptor.
-    old.write(lines("a", 10, 20))
-    await eventually(lambda: len(out_messages()) == 25, "the late lines", timeout=10)
-    old.write(lines("a", 20, 25))  # and again, later still
-    await eventually(lambda: len(out_messages()) == 30, "the later lines", timeout=10)
+    old.write(numbered_lines("a", 10, 20))
+    await wait_for(lambda: len(out_messages()) == 25, "the late lines", timeout=10)
+    old.write(numbered_lines("a", 20, 25))  # and again, later still
+    await wait_for(lambda: len(out_messages()) == 30, "the later lines", timeout=10)
     old.close()
     await p.stop()
     counts = Counter(payloads())
@@ -85,7 +85,7 @@ async def test_late_writes_to_the_renamed_file_are_delivered_once(tmp_path):
     assert [x for x in got if x.startswith("a")] == [f"a {i}\n" for i in range(25)]
     assert got[10:15] == [f"b {i}\n" for i in range(5)]
     assert s.reader.counters["lingered"] == 1
-    assert s.reader.counters["late_bytes"] == len(lines("a", 10, 25))
+    assert s.reader.counters["late_bytes"] == len(numbered_lines("a", 10, 25))
 
 
 async def test_lingering_file_is_closed_after_rotate_wait_without_change(tmp_path):
@@ -95,8 +95,8 @@ async def test_lingering_file_is_closed_after_rotate_wait_without_change(tmp_pat
     plugin, _ = p.inputs[0]
     s = plugin._streams["logs"]
     renamed = logdir / "app.log.1"
-    old.write(lines("a", 10, 12))
-    await eventually(lambda: len(out_messages()) == 17, "the late lines", timeout=10)
+    old.write(numbered_lines("a", 10, 12))
+    await wait_for(lambda: len(out_messages()) == 17, "the late lines", timeout=10)
     # Still open (ours and the application's descriptor), and journaled: a restart now
     # would read its late lines.
     assert [lf.file.path for lf in s.reader.lingering] == [str(renamed)]
@@ -107,14 +107,15 @@ async def test_lingering_file_is_closed_after_rotate_wait_without_change(tmp_pat
         (str(renamed), renamed.stat().st_size)]
     # One second without a change: closed; only the application's descriptor is left,
     # and the journal moves to the new file.
-    await eventually(lambda: not s.reader.lingering, "the lingering file to close",
-                     timeout=10)
+    await wait_for(lambda: not s.reader.lingering, "the lingering file to close",
+                   timeout=10)
     assert open_fds_on(renamed) == [old.fileno()]
-    await eventually(lambda: (journal_of(tmp_path, "logs") or None) is not None
-                     and not journal_of(tmp_path, "logs").lingering,
-                     "the journal without the lingering file")
+    await wait_for(lambda: (journal_of(tmp_path, "logs") or None) is not None
+                   and not journal_of(tmp_path, "logs").lingering,
+                   "the journal without the lingering file")
     assert journal_of(tmp_path, "logs") == Position(
-        len(lines("b", 0, 5)), str(logdir / "app.log"), window_hash(lines("b", 0, 5)))
+        len(numbered_lines("b", 0, 5)), str(logdir / "app.log"),
+        window_hash(numbered_lines("b", 0, 5)))
     # Heka's bytes again.
     assert b'"lingering"' not in (tmp_path / "state" / "logstreamer" / "logs").read_bytes()
     old.close()
@@ -138,24 +139,24 @@ async def test_restart_while_lingering_reads_the_late_lines(tmp_path):
     pos = journal_of(tmp_path, "logs")
     assert (pos.file_name, pos.seek) == (str(logdir / "app.log"), 20)
     assert pos.lingering == [Position(40, str(logdir / "app.log.1"),
-                                      window_hash(lines("a", 0, 10)))]
-    old.write(lines("a", 10, 20))  # while hekapy is down
+                                      window_hash(numbered_lines("a", 0, 10)))]
+    old.write(numbered_lines("a", 10, 20))  # while hekapy is down
     old.close()
     CollectOutput.instances.clear()
-    p = await start(tmp_path, logdir, BODY + '\nrotate_wait = "1h"')
-    await eventually(lambda: len(out_messages()) == 10, "the late lines", timeout=10)
+    p = await start_logstreamer(tmp_path, logdir, BODY + '\nrotate_wait = "1h"')
+    await wait_for(lambda: len(out_messages()) == 10, "the late lines", timeout=10)
     plugin, _ = p.inputs[0]
     [lf] = plugin._streams["logs"].reader.lingering
     assert lf.file.path == str(logdir / "app.log.1")
     with open(logdir / "app.log", "ab") as new:  # the current file goes on too
-        new.write(lines("b", 5, 7))
-    await eventually(lambda: len(out_messages()) == 12, "the new file's next lines")
+        new.write(numbered_lines("b", 5, 7))
+    await wait_for(lambda: len(out_messages()) == 12, "the new file's next lines")
     await p.stop()
     assert payloads() == [f"a {i}\n" for i in range(10, 20)] + ["b 5\n", "b 6\n"]
     assert not set(first) & set(payloads())
     pos = journal_of(tmp_path, "logs")
     assert (pos.seek, [x.seek for x in pos.lingering]) == (
-        len(lines("b", 0, 7)), [len(lines("a", 0, 20))])
+        len(numbered_lines("b", 0, 7)), [len(numbered_lines("a", 0, 20))])
 
 
 async def test_restart_finds_a_lingering_file_renamed_while_down(tmp_path):
@@ -165,14 +166,14 @@ async def test_restart_finds_a_lingering_file_renamed_while_down(tmp_path):
     logdir.mkdir()
     p, old = await rotate_and_move_on(logdir, BODY, tmp_path)
     await p.stop()
-    old.write(lines("a", 10, 13))
+    old.write(numbered_lines("a", 10, 13))
     old.close()
     (logdir / "app.log.1").rename(logdir / "app.log.2")
     (logdir / "app.log").rename(logdir / "app.log.1")
-    (logdir / "app.log").write_bytes(lines("c", 0, 2))
+    (logdir / "app.log").write_bytes(numbered_lines("c", 0, 2))
     CollectOutput.instances.clear()
-    p = await start(tmp_path, logdir, BODY)
-    await eventually(lambda: len(out_messages()) == 5, "the late lines and the new file")
+    p = await start_logstreamer(tmp_path, logdir, BODY)
+    await wait_for(lambda: len(out_messages()) == 5, "the late lines and the new file")
     await p.stop()
     assert sorted(payloads()) == ["a 10\n", "a 11\n", "a 12\n", "c 0\n", "c 1\n"]
 
@@ -191,14 +192,14 @@ async def test_late_writes_respect_backpressure(tmp_path):
     base = lf.file.offset
     late = b"".join(b"late %06d %s\n" % (i, b"x" * 88) for i in range(30_000))
     old.write(late)
-    await eventually(lambda: lf.file.offset > base, "a late chunk read")
+    await wait_for(lambda: lf.file.offset > base, "a late chunk read")
     await settle()
     assert lf.file.offset - base <= READ_SIZE and len(out_messages()) == 15
     out = CollectOutput.instances["out"]
     out.cfg.mode = "ack"
     for b in out.held:
         b.done()
-    await eventually(lambda: len(out_messages()) == 15 + 30_000, "the late lines")
+    await wait_for(lambda: len(out_messages()) == 15 + 30_000, "the late lines")
     old.close()
     await p.stop()
     assert Counter(payloads()) == Counter(
@@ -217,12 +218,12 @@ async def test_file_renamed_out_of_the_stream_still_lingers(tmp_path):
     plugin, _ = p.inputs[0]
     [lf] = plugin._streams["logs"].reader.lingering
     assert not lf.findable
-    old.write(lines("a", 10, 20))
-    await eventually(lambda: len(out_messages()) == 25, "the late lines", timeout=10)
+    old.write(numbered_lines("a", 10, 20))
+    await wait_for(lambda: len(out_messages()) == 25, "the late lines", timeout=10)
     old.close()
-    await eventually(lambda: (journal_of(tmp_path, "logs") or None) is not None
-                     and journal_of(tmp_path, "logs").file_name == str(logdir / "app.log"),
-                     "the journal in the new file")
+    await wait_for(lambda: (journal_of(tmp_path, "logs") or None) is not None
+                   and journal_of(tmp_path, "logs").file_name == str(logdir / "app.log"),
+                   "the journal in the new file")
     await p.stop()
     check_complete([f"a {i}\n" for i in range(20)] + [f"b {i}\n" for i in range(5)])
     assert len(payloads()) == 25
@@ -375,11 +376,11 @@ def test_journal_lingering_key_round_trips_and_is_absent_otherwise():
 # --- configuration -----------------------------------------------------------------------
 
 def test_rotate_wait_default_and_bad_values(tmp_path):
-    cfg = make_config(tmp_path, tmp_path, 'file_match = "x"')
+    cfg = logstreamer_config(tmp_path, tmp_path, 'file_match = "x"')
     assert cfg.plugins["logs"].cfg.rotate_wait == 5.0
-    cfg = make_config(tmp_path, tmp_path, 'file_match = "x"\nrotate_wait = "1m30s"')
+    cfg = logstreamer_config(tmp_path, tmp_path, 'file_match = "x"\nrotate_wait = "1m30s"')
     assert cfg.plugins["logs"].cfg.rotate_wait == 90.0
-    cfg = make_config(tmp_path, tmp_path, 'file_match = "x"\nrotate_wait = 2')
+    cfg = logstreamer_config(tmp_path, tmp_path, 'file_match = "x"\nrotate_wait = 2')
     assert cfg.plugins["logs"].cfg.rotate_wait == 2.0  # bare numbers are seconds
     with pytest.raises(ConfigInvalid) as e:
         config_from(tmp_path, """

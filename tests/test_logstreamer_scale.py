@@ -12,8 +12,9 @@ import psutil
 import hekapy.collector.inputs.logstreamer  # noqa: F401  (registers LogstreamerInput)
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.inputs.logstreamer.discovery import Discovery
-from tests.conftest import CollectOutput
-from tests.test_logstreamer_input import eventually, journal_of, make_config, out_messages
+from tests.helpers.logstreamer import journal_of, logstreamer_config, out_messages
+from tests.helpers.plugins import CollectOutput
+from tests.helpers.wait import wait_for
 
 TREE_MATCH = r"(?P<Dir>d\d+)/(?P<File>f\d+)\.log"
 
@@ -36,7 +37,7 @@ async def test_ten_thousand_files_in_a_tree(tmp_path):
     # journaled at stop.
     t0 = time.monotonic()
     p = await start_tree(tmp_path, logdir)
-    await eventually(lambda: len(out_messages()) == 10_000, "10,000 messages", timeout=120)
+    await wait_for(lambda: len(out_messages()) == 10_000, "10,000 messages", timeout=120)
     all_seconds = time.monotonic() - t0
     await p.stop()
     loggers = {m.logger for m in out_messages()}
@@ -49,7 +50,7 @@ async def test_ten_thousand_files_in_a_tree(tmp_path):
 
 
 async def start_tree(tmp_path, logdir) -> Pipeline:
-    p = Pipeline(make_config(tmp_path, logdir, f"""file_match = '{TREE_MATCH}'
+    p = Pipeline(logstreamer_config(tmp_path, logdir, f"""file_match = '{TREE_MATCH}'
 differentiator = ["Dir", "-", "File"]"""))
     await p.start()
     return p
@@ -80,13 +81,13 @@ async def test_hundred_mib_line_bounded_memory(tmp_path):
             await asyncio.sleep(0)  # at every turn of the loop: between the reader's chunks
 
     sampler = asyncio.create_task(sample())
-    p = Pipeline(make_config(tmp_path, logdir, 'file_match = "app.log"'))
+    p = Pipeline(logstreamer_config(tmp_path, logdir, 'file_match = "app.log"'))
     plugin, ctx = p.inputs[0]
     await p.start()
-    await eventually(lambda: len(out_messages()) == 2, "the lines around the big one")
-    await eventually(lambda: (journal_of(tmp_path, "logs") or None) is not None
-                     and journal_of(tmp_path, "logs").seek == path.stat().st_size,
-                     "the journal past the big line")
+    await wait_for(lambda: len(out_messages()) == 2, "the lines around the big one")
+    await wait_for(lambda: (journal_of(tmp_path, "logs") or None) is not None
+                   and journal_of(tmp_path, "logs").seek == path.stat().st_size,
+                   "the journal past the big line")
     done.set()
     await sampler
     await p.stop()

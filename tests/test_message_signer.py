@@ -22,7 +22,8 @@ from hekapy.collector.engine.router import Route, Router
 from hekapy.collector.engine.serialize import pack_message, unpack_message
 from hekapy.collector.engine.stats import PluginStats
 from hekapy.collector.splitters.heka_framing import HekaFramingSplitter
-from tests.conftest import CollectOutput, config_from, make_plugin, settle, until
+from tests.helpers.plugins import CollectOutput, config_from, make_plugin
+from tests.helpers.wait import settle, wait_for
 from tests.services import free_port
 
 KEY_ALPHA = "alpha-secret-key"
@@ -124,9 +125,9 @@ async def test_each_signer_reaches_only_its_routes(tmp_path):
     send = await start(tmp_path, "s", sender(f"127.0.0.1:{port}", n))
     sinks = CollectOutput.instances
     try:
-        await until(lambda: len(sinks["everything"].messages) >= 3 * n, "every message",
-                    10**8)
-        await until(lambda: len(sinks["relayed"].messages) >= n, "the relayed", 10**8)
+        await wait_for(lambda: len(sinks["everything"].messages) >= 3 * n, "every message",
+                       timeout=300)
+        await wait_for(lambda: len(sinks["relayed"].messages) >= n, "the relayed", timeout=300)
         await settle()
     finally:
         await send.stop()
@@ -180,7 +181,7 @@ async def test_a_signer_name_without_a_valid_hmac_is_not_trusted(tmp_path):
         writer.write(forged + wrong_key + good)
         await writer.drain()
         writer.close()
-        await until(lambda: len(sinks["everything"].messages) >= 2, "two messages", 10**7)
+        await wait_for(lambda: len(sinks["everything"].messages) >= 2, "two messages", timeout=120)
         await settle()
     finally:
         await recv.stop()
@@ -218,7 +219,7 @@ async def test_udp_input_with_legacy_signer_keys_tags_too(tmp_path):
             msg = encode_message(Message(type="t", payload=str(i)))
             sock.sendto(frame(msg, ("alpha", KEY_ALPHA, 1)) if i % 2 else frame(msg),
                         ("127.0.0.1", port))
-        await until(lambda: len(sinks["unsigned_too"].messages) >= 4, "4 datagrams", 10**7)
+        await wait_for(lambda: len(sinks["unsigned_too"].messages) >= 4, "4 datagrams", timeout=120)
         await settle()
     finally:
         sock.close()
@@ -249,7 +250,7 @@ async def test_the_signer_survives_the_disk_buffer(tmp_path):
     send = await start(tmp_path, "s", sender(f"127.0.0.1:{port}", n))
     try:
         held = CollectOutput.instances["only_alpha"]
-        await until(lambda: len(held.messages) >= n, "alpha's messages", 10**8)
+        await wait_for(lambda: len(held.messages) >= n, "alpha's messages", timeout=300)
         await settle()
     finally:
         await send.stop()
@@ -263,9 +264,9 @@ async def test_the_signer_survives_the_disk_buffer(tmp_path):
     again = await start(tmp_path, "r", receiver(f"127.0.0.1:{port2}", sinks("ack")))
     try:
         out = CollectOutput.instances["only_alpha"]
-        await until(lambda: len(out.messages) >= n, "the buffered messages", 10**8)
-        await until(lambda: again.buffers["only_alpha"].disk.size_bytes == 0,
-                    "the buffer emptied", 10**8)
+        await wait_for(lambda: len(out.messages) >= n, "the buffered messages", timeout=300)
+        await wait_for(lambda: again.buffers["only_alpha"].disk.size_bytes == 0,
+                       "the buffer emptied", timeout=300)
     finally:
         await again.stop()
     assert len(out.messages) == n

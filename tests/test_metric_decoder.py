@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,9 @@ from hekapy.collector.engine.plugin import DecodeError
 from hekapy.collector.engine.protobuf import encode_message
 from hekapy.decoders.metric import MetricDecoder
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import make_plugin, write_config
+from tests.helpers.paths import LMA_DATA
+from tests.helpers.plugins import make_plugin, write_config
 
-DATA = Path(__file__).resolve().parent / "data" / "lma"
 LMA_LOGGERS = "aggregated_http_metrics_filter hdd_errors_counter_filter logs_counter_filter"
 TS = 1_480_000_000_123_456_789
 
@@ -59,7 +58,7 @@ def fields(m: Message) -> dict[str, tuple[int, list]]:
 
 
 def test_http_response_times_point_becomes_a_multivalue_metric_and_lmas_line():
-    vector = json.loads((DATA / "http_metrics_aggregator.json").read_text())
+    vector = json.loads((LMA_DATA / "http_metrics_aggregator.json").read_text())
     point = vector["expected_bulk_point"]
     out = decoder().decode(received(bulk([point])))
     assert isinstance(out, list) and len(out) == 1

@@ -4,54 +4,32 @@ research vector, through the line protocol, and end to end into a real InfluxDB.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
+from hekapy.collector.engine.message import STRING, Field, Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.filters.http_metrics import HttpMetricsFilter
 from hekapy.filters.log_counter import LogCounterFilter
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import config_from, make_plugin
+from tests.helpers.filters import RecordingFilterContext, api_log, first_values
+from tests.helpers.paths import LMA_DATA
+from tests.helpers.plugins import ScriptInput, config_from, make_plugin
 from tests.services import influxdb
 
-VECTOR = json.loads((Path(__file__).parent / "data" / "lma" /
-                     "http_metrics_aggregator.json").read_text())
-
-
-class Ctx:
-    """Enough of a FilterContext for process/timer_event."""
-
-    def __init__(self, hostname: str = "node-1") -> None:
-        self.hostname = hostname
-        self.injected: list[Message] = []
-
-    def inject(self, msg: Message) -> bool:
-        self.injected.append(msg)
-        return True
-
-
-def log(logger: str, method: str, status: int, seconds: float, ts: int) -> Message:
-    return Message(type="log", logger=logger, timestamp=ts, fields=[
-        Field("http_method", [method], STRING), Field("http_status", [status], INTEGER),
-        Field("http_response_time", [seconds], DOUBLE)])
-
-
-def values(msg: Message) -> dict:
-    return {f.name: f.values[0] for f in msg.fields}
+VECTOR = json.loads((LMA_DATA / "http_metrics_aggregator.json").read_text())
 
 
 def test_http_metrics_vector_and_its_influxdb_line():
     """Constructed by the LMA research from http_metrics_aggregator.lua (derived)."""
     f = make_plugin(HttpMetricsFilter)
-    ctx = Ctx()
+    ctx = RecordingFilterContext()
     now = f.last_tick
     inp = VECTOR["input"]
-    f.process([log(inp["Logger"], inp["http_method"], inp["http_status"], t, now)
+    f.process([api_log(inp["Logger"], inp["http_method"], inp["http_status"], t, now)
                for t in inp["http_response_times"]], ctx)
     f.timer_event(now + 10 * 10**9, ctx)
     [m] = ctx.injected
     want = VECTOR["expected_bulk_point"]
-    got = values(m)
+    got = first_values(m)
     assert got["name"] == want["name"]
     for k, v in want["values"].items():
         assert abs(got[k] - v) < 1e-9, k
@@ -66,16 +44,16 @@ def test_http_metrics_vector_and_its_influxdb_line():
 
 def test_http_metrics_rules():
     f = make_plugin(HttpMetricsFilter, percentile=50)
-    ctx = Ctx()
+    ctx = RecordingFilterContext()
     now = f.last_tick
-    f.process([log("openstack.neutron.server", "GET", 404, 0.5, now),
-               log("openstack.neutron.server", "BREW", 200, 0.5, now),  # not a method
-               log("openstack.neutron.server", "GET", 700, 0.5, now),  # not a status
-               log("openstack.neutron.server", "GET", 200, 0.5, now - 60 * 10**9)], ctx)
+    f.process([api_log("openstack.neutron.server", "GET", 404, 0.5, now),
+               api_log("openstack.neutron.server", "BREW", 200, 0.5, now),  # not a method
+               api_log("openstack.neutron.server", "GET", 700, 0.5, now),  # not a status
+               api_log("openstack.neutron.server", "GET", 200, 0.5, now - 60 * 10**9)], ctx)
     assert f.ignored == 1  # older than the last tick minus grace_time
     f.timer_event(now + 10**10, ctx)
     [m] = ctx.injected
-    v = values(m)
+    v = first_values(m)
     assert (v["name"], v["http_status"], v["count"], v["upper_50"]) == (
         "openstack_neutron_http_response_times", "4xx", 1, 0.5)
     ctx.injected.clear()
@@ -85,23 +63,22 @@ def test_http_metrics_rules():
 
 def test_log_counter_emits_every_level_per_service():
     f = make_plugin(LogCounterFilter, ticker_interval=60)
-    ctx = Ctx()
+    ctx = RecordingFilterContext()
     msgs = [Message(type="log", logger="openstack.nova", severity=s) for s in (3, 6, 6)]
     msgs.append(Message(type="log", logger="openstack.keystone", severity=6))
     f.process(msgs, ctx)
     f.timer_event(1, ctx)
-    by = {(values(m)["service"], values(m)["level"]): values(m)["value"]
+    by = {(first_values(m)["service"], first_values(m)["level"]): first_values(m)["value"]
           for m in ctx.injected}
     assert len(by) == 16  # 2 services x 8 levels, zeros included
     assert by[("nova", "info")] == 2 / 60 and by[("nova", "error")] == 1 / 60
     assert by[("keystone", "debug")] == 0
     ctx.injected.clear()
     f.timer_event(2, ctx)
-    assert len(ctx.injected) == 16 and all(values(m)["value"] == 0 for m in ctx.injected)
+    assert len(ctx.injected) == 16 and all(first_values(m)["value"] == 0 for m in ctx.injected)
 
 
 async def test_logs_to_influxdb_series(tmp_path):
-    from tests.test_decoder_hold import ScriptInput
     lines = [f"2026-11-24 10:00:0{i}.000 1 INFO nova.osapi_compute.wsgi.server "
              f'[-] 10.0.0.1 "GET /v2.1/servers HTTP/1.1" status: 200 len: 10 '
              f"time: 0.{i + 1}\n" for i in range(5)]

@@ -4,7 +4,6 @@ resource_creation_time.lua); docs/compatibility.md, "LMA notifications"."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,13 +13,14 @@ from hekapy.collector.engine.plugin import DecodeError
 from hekapy.decoders.notification import LOGGER_BY_PREFIX, NotificationDecoder, normalize_uuid
 from hekapy.filters.resource_creation_time import ResourceCreationTimeFilter
 from hekapy.outputs.influxdb.line_protocol import message_points
-from tests.conftest import config_from, make_plugin
+from tests.helpers.filters import RecordingFilterContext
+from tests.helpers.paths import TEST_DATA
+from tests.helpers.plugins import config_from, make_plugin
 
-DATA = Path(__file__).parent / "data"
-VECTORS = json.loads((DATA / "lma" / "notification.json").read_text())
+VECTORS = json.loads((TEST_DATA / "lma" / "notification.json").read_text())
 CASES = VECTORS["cases"]
-V1_BARE = (DATA / "lab" / "oslo_notification_v1_bare.json").read_text()
-V2_ENVELOPE = (DATA / "lab" / "oslo_notification_envelope.json").read_text()
+V1_BARE = (TEST_DATA / "lab" / "oslo_notification_v1_bare.json").read_text()
+V2_ENVELOPE = (TEST_DATA / "lab" / "oslo_notification_envelope.json").read_text()
 
 
 def decode(body: str | dict, **options) -> Message:
@@ -310,21 +310,9 @@ def test_native_section_defaults(tmp_path):
 
 # --- filter -------------------------------------------------------------------------------
 
-class Ctx:
-    """Enough of a FilterContext for process()."""
-
-    def __init__(self, hostname: str = "collector-1") -> None:
-        self.hostname = hostname
-        self.injected: list[Message] = []
-
-    def inject(self, msg: Message) -> bool:
-        self.injected.append(msg)
-        return True
-
-
 def run_filter(*messages: Message) -> tuple[ResourceCreationTimeFilter, list[Message]]:
     f = make_plugin(ResourceCreationTimeFilter, "resource_creation_time")
-    ctx = Ctx()
+    ctx = RecordingFilterContext("collector-1")
     f.process(list(messages), ctx)
     return f, ctx.injected
 

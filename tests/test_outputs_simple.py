@@ -9,7 +9,8 @@ from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.outputs.encoders.payload import PayloadEncoder
 from hekapy.outputs.encoders.rst import RstEncoder
-from tests.conftest import config_from, make_plugin, until
+from tests.helpers.plugins import config_from, make_plugin
+from tests.helpers.wait import wait_for
 
 
 async def test_file_output_writes_and_acknowledges_after_writing(tmp_path):
@@ -34,7 +35,7 @@ async def test_file_output_writes_and_acknowledges_after_writing(tmp_path):
     src = p.inputs[0][0]
     await src.finished.wait()
     # flush_count = 20 with OR: four flushes of 20, the last 15 wait for a flush.
-    await until(lambda: src.acked and src.acked[-1] == 80, "four flushes")
+    await wait_for(lambda: src.acked and src.acked[-1] == 80, "four flushes")
     assert out.read_text().count("\n") == 80
     assert src.acked[-1] == 80
     await p.stop()  # stopping flushes the rest
@@ -64,7 +65,7 @@ async def test_file_output_and_operator_waits_for_both(tmp_path):
     await p.start()
     src = p.inputs[0][0]
     started = time.monotonic()
-    await until(lambda: src.acked == [50], "the flush", max_spins=10**7)
+    await wait_for(lambda: src.acked == [50], "the flush", timeout=120)
     # AND: 50 >= 10 messages were there at once, but the interval had to pass too.
     assert time.monotonic() - started >= 0.05
     docs = [json.loads(x) for x in out.read_text().splitlines()]

@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
 TOP = ("collector", "decoders", "filters", "outputs", "benchmarks", "conf")
 
 
 def test_every_package_is_listed_in_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
     listed = set(project["tool"]["setuptools"]["packages"])
     found = set()
     for top in TOP:
-        for init in (ROOT / top).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT).parts
+        for init in (REPO / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO).parts
             found.add(".".join(("hekapy", *rel)))
     assert found - {"hekapy.conf"} <= listed
     assert "hekapy.conf" in listed

@@ -7,7 +7,8 @@ import asyncio
 import psutil
 
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import CollectOutput, config_from, settle, until
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import settle, wait_for
 
 
 def _input(p: Pipeline):
@@ -63,7 +64,7 @@ async def test_output_that_never_acknowledges_stops_the_input(tmp_path):
     p = Pipeline(cfg)
     await p.start()
     src, ctx = _input(p)
-    await until(lambda: ctx.tracker.in_flight == 8, "the in-flight window to fill")
+    await wait_for(lambda: ctx.tracker.in_flight == 8, "the in-flight window to fill")
     produced = src.produced
     await settle()
     # Nothing more was read: the input is parked waiting for acknowledgements.
@@ -73,7 +74,7 @@ async def test_output_that_never_acknowledges_stops_the_input(tmp_path):
     # Acknowledging releases the window and reading resumes, in order.
     for b in CollectOutput.instances["sink"].held[:3]:
         b.done()
-    await until(lambda: src.produced > produced, "reading to resume")
+    await wait_for(lambda: src.produced > produced, "reading to resume")
     assert src.acked == [100, 200, 300]
     p.stopping.set()
     for t in p._tasks["Input"] + p._tasks["Output"]:
@@ -99,7 +100,7 @@ async def test_stuck_output_blocks_router_and_memory_stays_bounded(tmp_path):
     await p.start()
     src, _ctx = _input(p)
     q = p.outputs[0][1].queue
-    await until(lambda: len(q) == 5, "the output queue to fill")
+    await wait_for(lambda: len(q) == 5, "the output queue to fill")
     produced = src.produced
     await settle()
     # The queue holds 5 batches and the input is blocked routing the 6th.
@@ -128,7 +129,7 @@ async def test_queue_bound_by_bytes(tmp_path):
     await p.start()
     src, _ = _input(p)
     q = p.outputs[0][1].queue
-    await until(lambda: q.nbytes >= 1000, "the byte bound")
+    await wait_for(lambda: q.nbytes >= 1000, "the byte bound")
     await settle()
     # Each batch is ~400 bytes: the 3rd crosses 1000 bytes, the 4th waits in the router.
     assert len(q) == 3
@@ -156,14 +157,14 @@ async def test_ack_waits_for_every_matching_output(tmp_path):
     await p.start()
     src, _ctx = _input(p)
     await src.finished.wait()
-    await until(lambda: len(CollectOutput.instances["fast"].messages) == 30, "fast output")
+    await wait_for(lambda: len(CollectOutput.instances["fast"].messages) == 30, "fast output")
     # Batch 1 (lines 0-9) did not match the slow output: acknowledged by `fast` alone.
     # Batch 2 is held by `slow`, so the watermark stops at 10 even though batch 3 is done.
     assert src.acked == [10]
     held = CollectOutput.instances["slow"].held
     assert len(held) == 1
     held[0].done()
-    await until(lambda: src.acked[-1] == 30, "the watermark to pass batch 3")
+    await wait_for(lambda: src.acked[-1] == 30, "the watermark to pass batch 3")
     assert src.acked == [10, 20, 30]
     await p.stop()
 
@@ -183,7 +184,7 @@ async def test_out_of_order_acks_move_the_watermark_in_order(tmp_path):
     await p.start()
     src, _ = _input(p)
     held = CollectOutput.instances["sink"].held
-    await until(lambda: len(held) == 4, "four held batches")
+    await wait_for(lambda: len(held) == 4, "four held batches")
     held[2].done()
     held[1].done()
     await settle(10)
@@ -219,8 +220,8 @@ async def test_filter_injection_respects_max_message_loops(tmp_path):
     src, _ = _input(p)
     await src.finished.wait()
     filters = {c.name: (f, c) for f, c, _ in p.filters}
-    await until(lambda: filters["ping"][1].stats.dropped + filters["pong"][1].stats.dropped
-                == 1, "the loop limit")
+    await wait_for(lambda: filters["ping"][1].stats.dropped + filters["pong"][1].stats.dropped
+                   == 1, "the loop limit")
     await p.stop()
     types = [m.type for m in CollectOutput.instances["sink"].messages]
     # original, then 3 re-injections; the 4th is dropped.
@@ -268,7 +269,7 @@ async def test_failed_output_restarts_and_resends_unacknowledged(tmp_path):
     await p.start()
     src, _ = _input(p)
     await src.finished.wait()
-    await until(lambda: src.acked and src.acked[-1] == 50, "all acknowledged")
+    await wait_for(lambda: src.acked and src.acked[-1] == 50, "all acknowledged")
     await p.stop()
     sink = CollectOutput.instances["sink"]
     assert [m.payload for m in sink.messages] == [f"line {i}\n" for i in range(50)]
@@ -299,7 +300,7 @@ async def test_plugin_that_gives_up_stops_hekapy_unless_can_exit(tmp_path):
 
     p = Pipeline(config_from(tmp_path, text.format(can_exit="can_exit = true")))
     await p.start()
-    await until(lambda: p.outputs[0][1].queue.closed, "the output to give up")
+    await wait_for(lambda: p.outputs[0][1].queue.closed, "the output to give up")
     await p.stop()
     assert p.failed is None
 
@@ -343,7 +344,7 @@ async def test_acknowledged_batches_are_not_kept_by_the_output_context(tmp_path)
     """))
     await p.start()
     src = p.inputs[0][0]
-    await until(lambda: src.acked and src.acked[-1] == 3000, "all acknowledged", 10**7)
+    await wait_for(lambda: src.acked and src.acked[-1] == 3000, "all acknowledged", timeout=120)
     ctx = p.outputs[0][1]
     assert len(ctx._outstanding) <= 1
     await p.stop()

@@ -32,7 +32,8 @@ from hekapy.collector.engine.protobuf import (
 from hekapy.collector.splitters.heka_framing import HekaFramingSplitter
 from hekapy.decoders.protobuf import ProtobufDecoder
 from hekapy.outputs.encoders.protobuf import ProtobufEncoder
-from tests.conftest import CollectOutput, config_from, make_plugin, until, write_config
+from tests.helpers.plugins import CollectOutput, config_from, make_plugin, write_config
+from tests.helpers.wait import wait_for
 
 UUID = bytes(range(16))
 
@@ -447,7 +448,7 @@ async def test_pipeline_framing_splitter_and_protobuf_decoder(tmp_path):
     p = Pipeline(cfg)
     await p.start()
     got = CollectOutput.instances["out"].messages
-    await until(lambda: len(got) == len(sent), "all messages")
+    await wait_for(lambda: len(got) == len(sent), "all messages")
     await p.stop()
     assert [(m.timestamp, m.payload, m.get_field("i")) for m in got] == [
         (m.timestamp, m.payload, m.get_field("i")) for m in sent]

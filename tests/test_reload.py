@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 
 from hekapy.benchmarks.es_double import EsDouble
-from tests.conftest import write_config
 from tests.fault_harness import (
     Daemon,
     account,
@@ -18,6 +17,7 @@ from tests.fault_harness import (
     wait_for,
     write_lines,
 )
+from tests.helpers.plugins import write_config
 
 
 async def until_logged(daemon: Daemon, text: str, log) -> str:

@@ -25,10 +25,10 @@ from hekapy.collector.engine.protobuf import encode_message
 from hekapy.collector.sandbox import TERMINATED_TYPE
 from hekapy.collector.sandbox.sandbox_decoder import SandboxDecoder
 from hekapy.decoders.openstack_log import OpenStackLogDecoder
-from tests.conftest import CollectOutput, config_from, until, write_config
-from tests.test_decoder_hold import ScriptInput
+from tests.helpers.paths import LUA
+from tests.helpers.plugins import CollectOutput, ScriptInput, config_from, write_config
+from tests.helpers.wait import wait_for
 
-LUA = Path(__file__).parent / "data" / "lua"
 MODULES = LUA / "modules"
 
 
@@ -308,7 +308,7 @@ async def test_decoder_in_a_pipeline_terminates_and_the_pipeline_goes_on(tmp_pat
     p = Pipeline(cfg)
     await p.start()
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 4, "every record to come out")
+    await wait_for(lambda: len(sink.messages) == 4, "every record to come out")
     await p.stop()
     kinds = [(m.type, m.payload[:4]) for m in sink.messages]
     assert kinds[0] == ("", "fine")

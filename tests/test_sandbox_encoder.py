@@ -12,10 +12,8 @@ from hekapy.collector.engine.message import STRING, Field, Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.protobuf import decode_message
 from hekapy.collector.sandbox.sandbox_encoder import EncodeError
-from tests.conftest import config_from
-from tests.test_decoder_hold import ScriptInput
-
-LUA = Path(__file__).parent / "data" / "lua"
+from tests.helpers.paths import LUA
+from tests.helpers.plugins import ScriptInput, config_from
 
 
 def encoder(tmp_path: Path, extra: str = "", script: str = "line_encoder.lua"):

@@ -16,10 +16,15 @@ from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.sandbox import Sandbox, SandboxTerminated
 from hekapy.collector.sandbox.api import FILTER
 from hekapy.collector.sandbox.sandbox_filter import SandboxFilter
-from tests.conftest import CollectOutput, config_from, make_plugin, until
-from tests.test_decoder_hold import ScriptInput
-
-LUA = Path(__file__).parent / "data" / "lua"
+from tests.helpers.paths import LUA
+from tests.helpers.plugins import (
+    CollectOutput,
+    ScriptInput,
+    config_from,
+    make_plugin,
+    run_script_pipeline,
+)
+from tests.helpers.wait import wait_for
 
 
 def access_line(status: int, i: int = 0) -> str:
@@ -54,26 +59,10 @@ def counter_config(tmp_path: Path, extra: str = "") -> Config:
     """)
 
 
-async def run_pipeline(cfg: Config, batches: list[list[str]], settle_on: int = 0
-                       ) -> Pipeline:
-    """Deliver `batches`, wait until the report sink holds `settle_on` messages, stop."""
-    ScriptInput.script = batches
-    ScriptInput.linger = False
-    p = Pipeline(cfg)
-    await p.start()
-    await until(lambda: ScriptInput.last.acked and ScriptInput.last.acked[-1] == len(batches),
-                "every batch to be acknowledged")
-    if settle_on:
-        await until(lambda: len(CollectOutput.instances["reports"].messages) >= settle_on,
-                    "the reports")
-    await p.stop()
-    return p
-
-
 async def test_timer_event_and_inject_payload(tmp_path):
     cfg = counter_config(tmp_path)
     lines = [access_line(s, i) for i, s in enumerate([200, 200, 404, 503, 201])]
-    await run_pipeline(cfg, [lines[:2], lines[2:]])
+    await run_script_pipeline(cfg, [lines[:2], lines[2:]])
     payload, metric = CollectOutput.instances["reports"].messages
     assert (payload.type, payload.logger, payload.hostname) == (
         "heka.sandbox-output", "counter", "collector-1")
@@ -94,15 +83,15 @@ async def test_ticker_drives_timer_event(tmp_path):
     p = Pipeline(cfg)
     await p.start()
     reports = CollectOutput.instances["reports"]
-    await until(lambda: any(m.payload.endswith("total 1\n") for m in reports.messages),
-                "a timer report with the line counted")
+    await wait_for(lambda: any(m.payload.endswith("total 1\n") for m in reports.messages),
+                   "a timer report with the line counted")
     await p.stop()
 
 
 async def test_negative_status_counts_as_a_failure(tmp_path):
     cfg = counter_config(tmp_path)
     no_http = "2015-11-30 08:38:59.306 3434 INFO nova.api [-] no access line here\n"
-    p = await run_pipeline(cfg, [[no_http, access_line(200)]])
+    p = await run_script_pipeline(cfg, [[no_http, access_line(200)]])
     filt, ctx, _ = p.filters[0]
     assert ctx.stats.errors == 1
     assert filt.sandbox.terminated is None
@@ -111,7 +100,7 @@ async def test_negative_status_counts_as_a_failure(tmp_path):
 
 async def test_preserve_data_across_stop_and_start(tmp_path):
     cfg = counter_config(tmp_path)
-    await run_pipeline(cfg, [[access_line(200, i) for i in range(3)]])
+    await run_script_pipeline(cfg, [[access_line(200, i) for i in range(3)]])
     data = tmp_path / "state" / "sandbox_preservation" / "counter.data"
     text = data.read_text()
     assert text.startswith("if _PRESERVATION_VERSION and _PRESERVATION_VERSION ~= 1 then "
@@ -121,7 +110,7 @@ async def test_preserve_data_across_stop_and_start(tmp_path):
     assert "last_report" in text  # set by the shutdown timer_event
 
     CollectOutput.instances.clear()
-    await run_pipeline(counter_config(tmp_path), [[access_line(404), access_line(200)]])
+    await run_script_pipeline(counter_config(tmp_path), [[access_line(404), access_line(200)]])
     payload, metric = CollectOutput.instances["reports"].messages
     assert payload.payload == "openstack.nova 2xx 4\nopenstack.nova 4xx 1\ntotal 5\n"
     assert metric.get_field("total") == 5
@@ -133,7 +122,7 @@ async def test_preserve_data_across_stop_and_start(tmp_path):
     cfg = counter_config(tmp_path)
     cfg.plugins["counter"].cfg.filename = str(script)
     CollectOutput.instances.clear()
-    await run_pipeline(cfg, [[access_line(500)]])
+    await run_script_pipeline(cfg, [[access_line(500)]])
     payload, _ = CollectOutput.instances["reports"].messages
     assert payload.payload == "openstack.nova 5xx 1\ntotal 1\n"
 
@@ -210,8 +199,8 @@ async def test_runaway_and_hog_filters_are_terminated_and_the_pipeline_goes_on(t
     await p.start()
     dead = CollectOutput.instances["dead"]
     everything = CollectOutput.instances["everything"]
-    await until(lambda: len(dead.messages) == 2 and len(everything.messages) == 3,
-                "both terminations and every record")
+    await wait_for(lambda: len(dead.messages) == 2 and len(everything.messages) == 3,
+                   "both terminations and every record")
     await p.stop()
     reasons = {m.get_field("plugin"): m for m in dead.messages}
     assert set(reasons) == {"runaway", "hog"}

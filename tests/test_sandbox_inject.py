@@ -5,8 +5,6 @@ and what each plugin kind does with an injected message."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from hekapy.collector.engine.message import BOOL, BYTES, DOUBLE, INTEGER, STRING, Field, Message
@@ -14,10 +12,11 @@ from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import DecodeError
 from hekapy.collector.engine.protobuf import decode_message, encode_message
 from hekapy.collector.sandbox.api import derived_uuid, format_number
-from tests.conftest import CollectOutput, config_from, until
-from tests.test_decoder_hold import ScriptInput
+from tests.helpers.paths import LUA
+from tests.helpers.plugins import CollectOutput, ScriptInput, config_from
+from tests.helpers.wait import wait_for
 
-SCRIPT = Path(__file__).parent / "data" / "lua" / "inject_types.lua"
+SCRIPT = LUA / "inject_types.lua"
 RECORD_UUID = bytes(range(16))
 
 
@@ -163,7 +162,7 @@ async def test_filter_prefixes_type_and_sets_logger_and_hostname(tmp_path):
     p = Pipeline(cfg)
     await p.start()
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 3, "three injected messages")
+    await wait_for(lambda: len(sink.messages) == 3, "three injected messages")
     await p.stop()
     m = sink.messages[0]
     # The table said Logger my-logger and Hostname my-host: a filter cannot choose them.
@@ -189,7 +188,7 @@ async def test_filter_inject_limit_terminates(tmp_path):
     p = Pipeline(cfg)
     await p.start()
     sink = CollectOutput.instances["sink"]
-    await until(lambda: len(sink.messages) == 2, "the injection and the termination")
+    await wait_for(lambda: len(sink.messages) == 2, "the injection and the termination")
     await p.stop()
     one, dead = sink.messages
     assert one.type == "heka.sandbox.one"

@@ -20,10 +20,8 @@ from hekapy.collector.engine.message import BYTES, DOUBLE, Field
 from hekapy.collector.sandbox import Sandbox, SandboxError, SandboxTerminated
 from hekapy.collector.sandbox.api import FILTER, format_number
 from hekapy.collector.sandbox.sandbox_filter import SandboxFilter
-from tests.conftest import CollectOutput, config_from
-from tests.test_sandbox_filter import run_pipeline
-
-LUA = Path(__file__).parent / "data" / "lua"
+from tests.helpers.paths import LUA
+from tests.helpers.plugins import CollectOutput, config_from, run_script_pipeline
 
 
 def sandbox(tmp_path: Path, source: str, **options: Any) -> Sandbox:
@@ -391,7 +389,7 @@ def rate_config(tmp_path: Path):
 async def test_sandbox_filter_with_a_circular_buffer_across_a_restart(tmp_path):
     minute = int(datetime(2015, 11, 30, 8, 38, tzinfo=UTC).timestamp())
     cols = [("Lines", "count", "sum"), ("Errors", "count", "sum")]
-    await run_pipeline(rate_config(tmp_path), [
+    await run_script_pipeline(rate_config(tmp_path), [
         [log_line(38, 1), log_line(38, 59, "ERROR")], [log_line(39, 30, "WARNING")]])
     payload, rate = CollectOutput.instances["reports"].messages
     assert (payload.type, payload.get_field("payload_type")) == ("heka.sandbox-output", "cbuf")
@@ -406,7 +404,7 @@ async def test_sandbox_filter_with_a_circular_buffer_across_a_restart(tmp_path):
 
     # Restarted: the buffer goes on from the preserved rows.
     CollectOutput.instances.clear()
-    await run_pipeline(rate_config(tmp_path), [[log_line(41, 5, "ERROR"), log_line(41, 6)]])
+    await run_script_pipeline(rate_config(tmp_path), [[log_line(41, 5, "ERROR"), log_line(41, 6)]])
     payload, rate = CollectOutput.instances["reports"].messages
     assert payload.payload == header(minute - 60, 5, 60, cols) + \
         "nan\tnan\n2\t1\n1\t0\nnan\tnan\n2\t1\n"

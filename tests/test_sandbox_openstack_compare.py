@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +22,12 @@ from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import DecodeError
 from hekapy.collector.sandbox.sandbox_decoder import SandboxDecoder
 from hekapy.decoders.openstack_log import _LINE_RE, OpenStackLogDecoder
-from tests.conftest import config_from
-
-DATA = Path(__file__).parent / "data"
-LUA = DATA / "lua"
+from tests.helpers.paths import LUA, TEST_DATA
+from tests.helpers.plugins import config_from
 
 
 def lma_lines() -> list[tuple[str, str]]:
-    cases = json.loads((DATA / "lma" / "openstack_log.json").read_text())["decoder_cases"]
+    cases = json.loads((TEST_DATA / "lma" / "openstack_log.json").read_text())["decoder_cases"]
     out = []
     for case in cases:
         for line in case.get("input_sequence") or [case["input"]]:
@@ -39,7 +36,7 @@ def lma_lines() -> list[tuple[str, str]]:
 
 
 def lab_lines() -> list[tuple[str, str]]:
-    text = (DATA / "lab" / "oslo_log_sample.log").read_text()
+    text = (TEST_DATA / "lab" / "oslo_log_sample.log").read_text()
     return [("neutron_lbaas-agent", line) for line in text.splitlines(keepends=True)]
 
 

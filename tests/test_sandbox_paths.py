@@ -14,7 +14,8 @@ from hekapy.collector.engine.config import load_config
 from hekapy.collector.engine.contexts import InputContext
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.plugin import Input, register
-from tests.conftest import CollectOutput, config_from, until, write_config
+from tests.helpers.plugins import CollectOutput, config_from, write_config
+from tests.helpers.wait import wait_for
 
 
 @register
@@ -109,7 +110,7 @@ async def test_relative_filename_and_module_directory_are_under_share_dir(tmp_pa
     await p.start()
     sink = CollectOutput.instances["sink"]
     try:
-        await until(lambda: len(sink.messages) >= 2, "both records")
+        await wait_for(lambda: len(sink.messages) >= 2, "both records")
     finally:
         await p.stop()
     # The decoder's module came from <share_dir>/lua_modules (the default directory),
@@ -194,7 +195,7 @@ async def _run(cfg_text: str, tmp: Path, records: list[str]) -> dict[str, list[f
     await p.start()
     sink = CollectOutput.instances["sink"]
     try:
-        await until(lambda: len(sink.messages) >= 3 * len(records), "every record")
+        await wait_for(lambda: len(sink.messages) >= 3 * len(records), "every record")
     finally:
         await p.stop()
     counts: dict[str, list[float]] = {}

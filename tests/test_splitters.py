@@ -11,7 +11,7 @@ from hekapy.collector.splitters.null import NullSplitter
 from hekapy.collector.splitters.pattern_grouping import PatternGroupingSplitter
 from hekapy.collector.splitters.regex import RegexSplitter
 from hekapy.collector.splitters.token import TokenSplitter
-from tests.conftest import make_plugin
+from tests.helpers.plugins import make_plugin
 
 
 def split_all(sp, data: bytes, cut: list[int]) -> list[bytes]:

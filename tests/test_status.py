@@ -6,13 +6,7 @@ endpoint or in the log; a remote bind refused without the flag; `hekapy top --on
 from __future__ import annotations
 
 import asyncio
-import math
-import re
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -23,55 +17,20 @@ from hekapy.collector.app.status import StatusServer
 from hekapy.collector.app.status.client import basic_auth_header
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.redact import Redactor
-from tests.conftest import CollectOutput, config_from, write_config
+from tests.helpers.collectors import (
+    HEKAPY,
+    parse_prometheus,
+    sample,
+    start_collector,
+    stop_collector,
+    wait_status,
+)
+from tests.helpers.plugins import CollectOutput, config_from, write_config
+from tests.helpers.wait import wait_for
 from tests.services import free_port
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 STATUS_PASSWORD = "St4tus-Pa55word"
 ES_PASSWORD = "Es-s3cret-99"
-
-# --- a small Prometheus text-format parser (format 0.0.4) -------------------------------
-
-_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-_SAMPLE = re.compile(rf"^(?P<name>{_NAME})(?:\{{(?P<labels>.*)\}})? (?P<value>\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
-
-
-def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """{family: [(labels, value)]}; AssertionError on anything malformed (a sample
-    before its TYPE, a family typed twice, bad label syntax, a bad value)."""
-    assert text.endswith("\n")
-    types: dict[str, str] = {}
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            assert re.match(rf"^# HELP {_NAME} .+$", line), line
-            continue
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            assert name not in types, f"{name} typed twice"
-            assert kind in ("counter", "gauge", "untyped", "histogram", "summary"), line
-            types[name] = kind
-            continue
-        m = _SAMPLE.match(line)
-        assert m, f"not a sample: {line!r}"
-        name = m["name"]
-        assert name in types, f"{name} sampled before its TYPE"
-        labels: dict[str, str] = {}
-        rest = m["labels"] or ""
-        pos = 0
-        while pos < len(rest):
-            lm = _LABEL.match(rest, pos)
-            assert lm, f"bad labels in {line!r}"
-            labels[lm[1]] = lm[2].replace('\\"', '"').replace("\\n", "\n").replace(
-                "\\\\", "\\")
-            pos = lm.end()
-        value = float(m["value"])
-        assert not math.isnan(value)
-        if types[name] == "counter":
-            assert value >= 0, line
-        out.setdefault(name, []).append((labels, value))
-    return out
 
 
 def value(metrics: dict, name: str, **labels: str) -> float | None:
@@ -80,13 +39,6 @@ def value(metrics: dict, name: str, **labels: str) -> float | None:
                                                           for k, x in labels.items())]
     assert len(hits) <= 1, f"{name}{labels}: {hits}"
     return hits[0] if hits else None
-
-
-def sample(metrics: dict, name: str, **labels: str) -> float:
-    hits = [v for lab, v in metrics.get(name, []) if all(lab.get(k) == x
-                                                          for k, x in labels.items())]
-    assert len(hits) == 1, f"{name}{labels}: {hits} in {metrics.get(name)}"
-    return hits[0]
 
 
 def check_with_prometheus_client(text: str) -> None:
@@ -105,48 +57,18 @@ def auth_headers(user: str, password: str) -> dict[str, str]:
     return {"Authorization": basic_auth_header(user, password).decode()}
 
 
-def start_collector(conf: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([*HEKAPY, "run", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=log.open("w"))
-
-
-async def wait_status(base: str, proc: subprocess.Popen | None = None,
-                      timeout: float = 30) -> None:
-    """Until the status server answers (any HTTP status): it binds before the
-    pipeline starts."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise AssertionError(f"hekapy exited with {proc.returncode}")
-            try:
-                async with s.get(base + "/health"):
-                    return
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.02)
-    raise AssertionError(f"no status server at {base}")
-
-
 async def poll(get, predicate, what: str, timeout: float = 30):
     """Fetch with `get()` until `predicate(result)` holds; the last result."""
-    deadline = time.monotonic() + timeout
     last = None
-    while time.monotonic() < deadline:
+
+    async def holds() -> bool:
+        nonlocal last
         last = await get()
-        if predicate(last):
-            return last
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+        return predicate(last)
 
-
-async def stop_collector(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    if proc.poll() is None:
-        proc.kill()
-    assert proc.wait() == 0
+    await wait_for(holds, what, timeout=timeout, interval=0.02,
+                   details=lambda: f"last: {last}")
+    return last
 
 
 TAIL_TOML = """
@@ -618,7 +540,7 @@ async def test_health_degraded_while_state_writes_fail(tmp_path):
     /health degraded, with the reason, for a minute after the last failure."""
     from hekapy.collector.app.status import Snapshot
     from hekapy.collector.engine.pipeline import Pipeline
-    from tests.conftest import config_from
+    from tests.helpers.plugins import config_from
     (tmp_path / "logs").mkdir()
     p = Pipeline(config_from(tmp_path, f"""
         [hekad]

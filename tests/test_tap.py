@@ -9,7 +9,6 @@ import asyncio
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,11 +22,16 @@ from hekapy.collector.engine.queue import Batch, BatchQueue
 from hekapy.collector.engine.router import Route, Router
 from hekapy.collector.engine.stats import PluginStats
 from hekapy.collector.engine.tap import TapRegistry, TapViewer
-from tests.conftest import write_config
-from tests.services import free_port
-from tests.test_status import parse_prometheus, sample, stop_collector, wait_status
-
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
+from tests.helpers.collectors import (
+    HEKAPY,
+    parse_prometheus,
+    sample,
+    start_collector,
+    stop_collector,
+    tap_config,
+    wait_status,
+)
+from tests.helpers.wait import wait_for
 
 
 def msgs(*payloads: str, logger: str = "app") -> list[Message]:
@@ -79,45 +83,6 @@ def test_text_format_is_one_line_per_message():
         "programname=nova-api")
 
 
-TAP_TOML = """
-[hekad]
-base_dir = "{state}"
-status_address = "127.0.0.1:{port}"
-
-[app]
-type = "LogstreamerInput"
-log_directory = "{logs}"
-file_match = 'app\\.log'
-
-[errors]
-type = "FileOutput"
-message_matcher = "Payload =~ /ERROR/"
-path = "{out_errors}"
-encoder = "PayloadEncoder"
-
-[everything]
-type = "FileOutput"
-message_matcher = "TRUE"
-path = "{out}"
-encoder = "PayloadEncoder"
-flush_interval = 20
-
-[PayloadEncoder]
-append_newlines = false
-"""
-
-
-def tap_config(tmp_path: Path) -> tuple[Path, Path, int]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "app.log").touch()
-    port = free_port()
-    conf = write_config(tmp_path, TAP_TOML.format(
-        state=tmp_path / "state", port=port, logs=logs, out=tmp_path / "out.log",
-        out_errors=tmp_path / "errors.log"))
-    return conf, logs / "app.log", port
-
-
 async def start_tap(conf: Path, *args: str) -> asyncio.subprocess.Process:
     """A `hekapy tap` process, once the collector has attached it (its stderr says)."""
     proc = await asyncio.create_subprocess_exec(
@@ -130,20 +95,16 @@ async def start_tap(conf: Path, *args: str) -> asyncio.subprocess.Process:
 
 async def wait_size(path: Path, size: int, proc: subprocess.Popen,
                     timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "hekapy exited"
-        if path.exists() and path.stat().st_size >= size:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{path} did not reach {size} bytes")
+    """Until the file an output writes holds `size` bytes."""
+    await wait_for(lambda: path.exists() and path.stat().st_size >= size,
+                   f"{path} to reach {size} bytes", timeout=timeout, interval=0.02,
+                   process=proc)
 
 
 async def test_tap_shows_the_matching_messages_of_a_running_collector(tmp_path):
     conf, app_log, port = tap_config(tmp_path)
     log = tmp_path / "hekapy.log"
-    collector = subprocess.Popen([*HEKAPY, "run", "-c", str(conf)],
-                                 stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    collector = start_collector(conf, log)
     try:
         await wait_status(f"http://127.0.0.1:{port}", collector)
         by_match = await start_tap(conf, "--match", "Payload =~ /ERROR/", "--format",
@@ -198,8 +159,7 @@ def _raw_tap(port: int, query: str) -> socket.socket:
 async def test_a_viewer_that_never_reads_does_not_hold_the_pipeline(tmp_path):
     conf, app_log, port = tap_config(tmp_path)
     log = tmp_path / "hekapy.log"
-    collector = subprocess.Popen([*HEKAPY, "run", "-c", str(conf)],
-                                 stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    collector = start_collector(conf, log)
     base = f"http://127.0.0.1:{port}"
     sock = None
     try:

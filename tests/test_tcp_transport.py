@@ -11,7 +11,6 @@ import asyncio
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,11 @@ from hekapy.collector.engine.config import ConfigInvalid, load_config
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.protobuf import decode_message, encode_message, frame
-from tests.conftest import CollectOutput, config_from, settle, until, write_config
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.plugins import CollectOutput, config_from, write_config
+from tests.helpers.wait import settle, wait_for
 from tests.services import free_port, make_certificates, stop_process
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
 KEY = "c0llector-1 shared [secret] 9q7w"  # spaces and brackets, kept as is in a TOML string
 
 
@@ -100,8 +100,8 @@ async def test_signed_round_trip_through_the_disk_buffer(tmp_path):
     sink = CollectOutput.instances["sink"]
     seq = send.inputs[0][0]
     try:
-        await until(lambda: len(sink.messages) >= n, "every message", 10**8)
-        await until(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", 10**8)
+        await wait_for(lambda: len(sink.messages) >= n, "every message", timeout=300)
+        await wait_for(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", timeout=300)
     finally:
         await send.stop()
         await recv.stop()
@@ -158,7 +158,7 @@ async def test_garbage_oversize_and_bad_hmac_over_a_socket(tmp_path):
             writer.write(stream[pos:pos + step])
             await writer.drain()
             pos += step
-        await until(lambda: len(sink.messages) == 4, "four good messages", 10**7)
+        await wait_for(lambda: len(sink.messages) == 4, "four good messages", timeout=120)
         writer.close()
     finally:
         await recv.stop()
@@ -186,7 +186,7 @@ async def test_raw_mode_local_address_and_max_connections(tmp_path):
         local_address = "127.0.0.2:{source_port}"
     """, signer=False), "s")
     try:
-        await until(lambda: len(sink.messages) == 10, "ten raw messages", 10**7)
+        await wait_for(lambda: len(sink.messages) == 10, "ten raw messages", timeout=120)
         r, w = await asyncio.open_connection("127.0.0.1", port)
         try:
             assert await asyncio.wait_for(r.read(), 10) == b""  # closed at once
@@ -224,7 +224,7 @@ async def test_a_full_pipeline_stops_reading_the_connection(tmp_path):
                 await writer.drain()
 
         sending = asyncio.ensure_future(flood())
-        await until(lambda: len(sink.held) == 2, "two held batches", 10**7)
+        await wait_for(lambda: len(sink.held) == 2, "two held batches", timeout=120)
         await settle(20000)
         assert not sending.done()  # the socket buffers are full: the writer waits
         stalled = recv.inputs[0][1].stats.messages_in
@@ -240,7 +240,7 @@ async def test_a_full_pipeline_stops_reading_the_connection(tmp_path):
             released = len(sink.held)
             return len(sink.messages) >= total * 1000
 
-        await until(release, "every message", 10**8)
+        await wait_for(release, "every message", timeout=300)
         await asyncio.wait_for(sending, 30)
         writer.close()
     finally:
@@ -274,8 +274,8 @@ async def test_tls_with_client_certificates(tmp_path):
     """), "s")
     seq = send.inputs[0][0]
     try:
-        await until(lambda: len(sink.messages) >= n, "every message over TLS", 10**8)
-        await until(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", 10**8)
+        await wait_for(lambda: len(sink.messages) >= n, "every message over TLS", timeout=300)
+        await wait_for(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", timeout=300)
         # A plaintext sender gets nothing in: the handshake fails, the server hangs up.
         r, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(frame(encode_message(Message(type="plain", payload="in clear"))))
@@ -305,14 +305,14 @@ async def test_unix_socket_reconnect_after_and_a_late_receiver(tmp_path):
         use_buffering = false
     """), "s")
     tcp_out = send.outputs[0][0]
-    await until(lambda: tcp_out.connect_failures >= 2, "the sender retrying", 10**8)
+    await wait_for(lambda: tcp_out.connect_failures >= 2, "the sender retrying", timeout=300)
     recv = await start(tmp_path, receiver_config(tmp_path, str(path), extra='net = "unix"'),
                        "r")
     sink = CollectOutput.instances["sink"]
     seq = send.inputs[0][0]
     try:
-        await until(lambda: len(sink.messages) >= n, "every message", 10**8)
-        await until(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", 10**8)
+        await wait_for(lambda: len(sink.messages) >= n, "every message", timeout=300)
+        await wait_for(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", timeout=300)
     finally:
         await send.stop()
         await recv.stop()
@@ -352,7 +352,7 @@ async def test_a_stopping_receiver_reads_what_was_sent_before_it_closes(tmp_path
                                                extra=send_extra), "s")
     seq = send.inputs[0][0]
     try:
-        await until(lambda: len(first.messages) >= 5000, "a stream", 10**8)
+        await wait_for(lambda: len(first.messages) >= 5000, "a stream", timeout=300)
         await recv.stop()
         assert len(first.messages) < n  # mid-stream
         recv = await start(tmp_path, text, "r2")
@@ -361,9 +361,9 @@ async def test_a_stopping_receiver_reads_what_was_sent_before_it_closes(tmp_path
         def got() -> set[int]:
             return {int(m.payload.split()[1]) for m in first.messages + second.messages}
 
-        await until(lambda: len(first.messages) + len(second.messages) >= n
-                    and len(got()) == n, "every message", 10**9)
-        await until(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", 10**8)
+        await wait_for(lambda: len(first.messages) + len(second.messages) >= n
+                       and len(got()) == n, "every message", timeout=300)
+        await wait_for(lambda: seq.acked and seq.acked[-1] == n, "the input's acks", timeout=300)
     finally:
         await send.stop()
         await recv.stop()
@@ -386,8 +386,8 @@ async def test_a_stop_while_the_receiver_is_down_keeps_everything_on_disk(tmp_pa
     send = await start(tmp_path, text, "s")
     seq = send.inputs[0][0]
     try:
-        await until(lambda: seq.acked and seq.acked[-1] == n, "acks from the disk", 10**8)
-        await until(lambda: send.outputs[0][0].connect_failures >= 2, "retries", 10**8)
+        await wait_for(lambda: seq.acked and seq.acked[-1] == n, "acks from the disk", timeout=300)
+        await wait_for(lambda: send.outputs[0][0].connect_failures >= 2, "retries", timeout=300)
     finally:
         await asyncio.wait_for(send.stop(), 10)  # not shutdown_timeout
     assert send.outputs[0][1].stats.messages_out == 0
@@ -395,7 +395,7 @@ async def test_a_stop_while_the_receiver_is_down_keeps_everything_on_disk(tmp_pa
     sink = CollectOutput.instances["sink"]
     send = await start(tmp_path, text.replace(f"count = {n}", "count = 0"), "s2")
     try:
-        await until(lambda: len(sink.messages) >= n, "the buffered messages", 10**8)
+        await wait_for(lambda: len(sink.messages) >= n, "the buffered messages", timeout=300)
     finally:
         await send.stop()
         await recv.stop()

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
-from tests.conftest import write_config
 from tests.fault_harness import (
     Daemon,
     config,
@@ -24,6 +23,7 @@ from tests.fault_harness import (
     wait_for,
     write_lines,
 )
+from tests.helpers.plugins import write_config
 from tests.services import free_port, haproxy, influxdb, make_certificates
 
 ES_PASSWORD = "es-s3cret-Pa55"

@@ -8,8 +8,13 @@ import pty
 import subprocess
 import time
 
-from tests.test_status import start_collector, stop_collector, wait_status
-from tests.test_tap import HEKAPY, tap_config
+from tests.helpers.collectors import (
+    HEKAPY,
+    start_collector,
+    stop_collector,
+    tap_config,
+    wait_status,
+)
 
 
 async def read_until(fd: int, text: bytes, proc: subprocess.Popen, timeout: float = 30

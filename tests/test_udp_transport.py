@@ -10,7 +10,8 @@ import socket
 from hekapy.collector.engine.message import Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.collector.engine.protobuf import encode_message, frame
-from tests.conftest import CollectOutput, config_from, until
+from tests.helpers.plugins import CollectOutput, config_from
+from tests.helpers.wait import wait_for
 from tests.services import free_port
 
 KEY = "udp-secret-key"
@@ -75,7 +76,7 @@ async def test_signed_heka_frames_over_udp(tmp_path):
     sink = CollectOutput.instances["sink"]
     send = await start(tmp_path, sender(f"127.0.0.1:{port}", n), "s")
     try:
-        await until(lambda: len(sink.messages) >= n, "every datagram", 10**7)
+        await wait_for(lambda: len(sink.messages) >= n, "every datagram", timeout=120)
     finally:
         await send.stop()
         await recv.stop()
@@ -95,7 +96,7 @@ async def test_unix_datagram_socket(tmp_path):
     sink = CollectOutput.instances["sink"]
     send = await start(tmp_path, sender(str(path), n, net="unixgram"), "s")
     try:
-        await until(lambda: len(sink.messages) >= n, "every datagram", 10**7)
+        await wait_for(lambda: len(sink.messages) >= n, "every datagram", timeout=120)
     finally:
         await send.stop()
         await recv.stop()
@@ -120,8 +121,8 @@ async def test_bad_hmac_is_dropped_and_counted(tmp_path):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for d in datagrams:
                 s.sendto(d, ("127.0.0.1", port))
-        await until(lambda: udp_in.datagrams == 4 and len(sink.messages) == 3,
-                    "the datagrams", 10**7)
+        await wait_for(lambda: udp_in.datagrams == 4 and len(sink.messages) == 3,
+                       "the datagrams", timeout=120)
     finally:
         await recv.stop()
     assert [m.payload for m in sink.messages] == ["x", "x", "x"]
@@ -151,7 +152,7 @@ async def test_raw_datagrams_with_set_hostname(tmp_path):
             me = s.getsockname()
             s.sendto(b"gauge.a:1|g", ("127.0.0.1", port))
             s.sendto(b"counter.b:2|c\n", ("127.0.0.1", port))
-            await until(lambda: len(sink.messages) == 2, "two datagrams", 10**7)
+            await wait_for(lambda: len(sink.messages) == 2, "two datagrams", timeout=120)
     finally:
         await recv.stop()
     assert [m.payload for m in sink.messages] == ["gauge.a:1|g", "counter.b:2|c\n"]
@@ -196,11 +197,11 @@ async def test_an_oversize_message_is_dropped_and_counted(tmp_path):
     """, "s")
     out = send.outputs[0]
     try:
-        await until(lambda: len(sink.messages) == 30 and out[1].stats.dropped == 7,
-                    "the small messages", 10**7)
+        await wait_for(lambda: len(sink.messages) == 30 and out[1].stats.dropped == 7,
+                       "the small messages", timeout=120)
         for seq in (send.inputs[0][0], send.inputs[1][0]):  # dropped ones are acknowledged
-            await until(lambda seq=seq: seq.acked and seq.acked[-1] == seq.cfg.count,
-                        "acks", 10**7)
+            await wait_for(lambda seq=seq: seq.acked and seq.acked[-1] == seq.cfg.count,
+                           "acks", timeout=120)
     finally:
         await send.stop()
         await recv.stop()
