@@ -58,6 +58,12 @@ REGRESSIONS: list[tuple[str, bytes, str]] = [
      "a traceback of invalid bytes (U+FFFD, three bytes each) grew to three times "
      "max_message_size: the joined lines were counted in characters, not bytes "
      "(decoders/openstack_log.py _utf8_len; found by atheris)"),
+    ("config", b'[out]\nurl = "%ENV[HOST\npassword = "SECRET"\nx = 1]"\n',
+     "an %ENV[ left open ran to the next ] lines later, and the unset-variable error "
+     "quoted all of it, a password included (collector/engine/config.py: a name ends "
+     "at its line; found by atheris)"),
+    ("config", b'[out]\npassword = "%ENV[SECRET password]"\n',
+     "the same on one line: what is inside %ENV[...] is quoted only when it is a name"),
     ("encoder-line-protocol", b"\\",
      "a measurement ending in a backslash: InfluxDB read the space after it as escaped "
      "and refused the line (outputs/influxdb/line_protocol.py _trailing)"),

@@ -118,7 +118,10 @@ BUFFERING_OPTIONS: dict[str, Option] = {
     "cursor_update_count": Option("int", 1),
 }
 
-_ENV_RE = re.compile(r"%ENV\[([^\]]*)\]")
+_ENV_RE = re.compile(r"%ENV\[([^\]\n]*)\]")
+# A variable's name as a shell takes it. Anything else inside %ENV[...] is reported by its
+# line only: it is text of the file (a fuzzer made one hold a password), not a name.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -203,7 +206,8 @@ def _substitute_env(text: str, file: str, errors: list[ConfigError],
     missing or bad value somewhere else.)"""
     start = text.find("%ENV[")
     while start != -1:
-        if text.find("]", start) == -1:
+        end = text.find("\n", start)
+        if text.find("]", start, len(text) if end == -1 else end) == -1:
             line = text.count("\n", 0, start) + 1
             errors.append(ConfigError(file, None, None,
                                       f"unclosed %ENV[ on line {line}"))
@@ -212,6 +216,12 @@ def _substitute_env(text: str, file: str, errors: list[ConfigError],
 
     def value(m: re.Match[str]) -> str:
         name = m.group(1)
+        if not _ENV_NAME.fullmatch(name):
+            line = text.count("\n", 0, m.start()) + 1
+            errors.append(ConfigError(file, None, None, (
+                f"%ENV[...] on line {line} does not name an environment variable "
+                "(letters, digits and _, not starting with a digit)")))
+            return ""
         v = os.environ.get(name)
         if v is None:
             unset.setdefault(name, text.count("\n", 0, m.start()) + 1)
