@@ -47,6 +47,23 @@ async def until(predicate, what: str = "condition", max_spins: int | None = None
     await wait_for(predicate, what, timeout=120)
 
 
+# Modules being rewritten elsewhere, marked `services` whole until they move into their
+# folders and mark their own tests (tests/test_suite_conventions.py holds the same list).
+MARKED_SERVICES_UNTIL_MOVED = {
+    "test_bench_harness.py", "test_deb.py", "test_fuzz.py", "test_hostile_files.py",
+    "test_replay.py", "test_replay_amqp.py", "test_replay_lifecycle.py",
+    "test_replay_mapping.py", "test_replay_progress.py", "test_replay_undecodable.py",
+    "test_soak.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.path.name in MARKED_SERVICES_UNTIL_MOVED:
+            item.add_marker(pytest.mark.services)
+
+
 @pytest.fixture(autouse=True)
 def _reset_instances():
     CollectOutput.instances.clear()

@@ -26,6 +26,7 @@ import urllib.parse
 from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 from aiohttp import web
 
@@ -157,6 +158,7 @@ def collectd_body(cpu_idle: float | None) -> bytes:
     return json.dumps(out).encode()
 
 
+@pytest.mark.services
 async def test_afd_gse_influxdb_and_nagios_across_a_restart(tmp_path):
     logs = tmp_path / "var-log"
     nova_log = logs / "nova" / "nova-api.log"

@@ -23,6 +23,8 @@ from tests.helpers.plugins import config_from, write_config
 from tests.helpers.wait import wait_for
 from tests.services import RabbitMQ, stop_process
 
+pytestmark = pytest.mark.services
+
 NOTIFY = TEST_TOOLS / "oslo_notify.py"
 QUEUES = ["notifications.info", "notifications.warn", "notifications.error"]
 

@@ -16,6 +16,8 @@ from tests.helpers.paths import CONF
 from tests.helpers.plugins import write_config
 from tests.helpers.wait import wait_for_sync
 
+pytestmark = pytest.mark.services
+
 # A configuration in Heka's own style (CamelCase keys from Heka's docs, a ProcessInput
 # chain, a matcher on a field, the default TokenSplitter by name).
 NOVA_MATCHER = ("Type == 'ProcessInput' && Fields[ProcessInputName] == 'ProcessInput.stdout'"

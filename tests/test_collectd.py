@@ -362,6 +362,7 @@ class VirtSeriesOutput(Output):
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+@pytest.mark.services
 async def test_real_collectd_virt_plugin_gives_lmas_virt_series(tmp_path):
     """Debian's collectd 5.12 and its `virt` plugin on libvirt's built-in test driver (a
     running guest without a hypervisor) → HttpListenInput → CollectdDecoder: the series

@@ -39,6 +39,7 @@ def test_every_hot_module_has_its_source_in_the_tree():
         assert (REPO / compiled.source_path(name)).is_file(), name
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("pure", [False, True])
 def test_pure_switch_and_version_say_what_runs(pure):
     status = json.loads(_python(["-c", "import json; from hekapy.collector import compiled; "
@@ -68,6 +69,7 @@ def corpus(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.services
 def test_compiled_and_pure_give_the_same_bytes(corpus):
     # Both at once: each is a separate process importing one way.
     runs = [subprocess.Popen([sys.executable, str(DIGEST), str(corpus)], env={

@@ -81,6 +81,7 @@ def test_env_file_errors_name_the_line_never_its_text(tmp_path, line):
     assert str(e.value) == f"{env}, line 2: expected KEY=VALUE"
 
 
+@pytest.mark.services
 def test_check_reads_an_env_file_and_never_prints_its_secrets(tmp_path):
     import os
     import subprocess

@@ -52,6 +52,7 @@ def no_secret_in(*texts: str) -> None:
             assert secret not in text
 
 
+@pytest.mark.services
 async def test_install_then_a_second_run_changes_nothing(servers):
     grafana, kibana = servers
     dashboards = sorted(DASHBOARDS.glob("*.json"))
@@ -114,6 +115,7 @@ async def test_install_then_a_second_run_changes_nothing(servers):
         in out
 
 
+@pytest.mark.services
 async def test_a_changed_dashboard_or_datasource_is_updated_alone(servers, tmp_path):
     grafana, _ = servers
     mine = tmp_path / "dashboards"
@@ -145,6 +147,7 @@ async def test_a_changed_dashboard_or_datasource_is_updated_alone(servers, tmp_p
     assert code == 1 and "--datasource-uid other, but the dashboards read x" in err
 
 
+@pytest.mark.services
 async def test_a_provisioned_datasource_is_left_alone(servers):
     grafana, _ = servers
     grafana.datasources["hekapy-influxdb"] = {
@@ -157,6 +160,7 @@ async def test_a_provisioned_datasource_is_left_alone(servers):
                    for r in grafana.requests)
 
 
+@pytest.mark.services
 async def test_refused_credentials_are_a_clear_error_without_the_password(servers):
     grafana, kibana = servers
     env = {**SECRETS, "HEKAPY_GRAFANA_PASSWORD": "t0ken-Secret"}
@@ -172,6 +176,7 @@ async def test_refused_credentials_are_a_clear_error_without_the_password(server
     no_secret_in(out, err)
 
 
+@pytest.mark.services
 async def test_tokens_and_api_keys_from_a_credentials_file(servers, tmp_path):
     grafana, kibana = servers
     grafana.token, kibana.token = "t0ken-Secret", "a2liYW5hLWtleQ=="
@@ -193,6 +198,7 @@ async def test_tokens_and_api_keys_from_a_credentials_file(servers, tmp_path):
     assert code == 1 and "[grafana] has unknown key(s) tokn; valid: password, token" in err
 
 
+@pytest.mark.services
 async def test_opensearch_dashboards_header_and_space(tmp_path):
     osd = KibanaDouble(opensearch=True, password="kibana-Pa55")
     await osd.start()
@@ -213,6 +219,7 @@ async def test_opensearch_dashboards_header_and_space(tmp_path):
         await osd.stop()
 
 
+@pytest.mark.services
 async def test_tls_verified_with_a_ca_file_or_skipped_on_request(tmp_path):
     certs = make_certificates(tmp_path / "tls")
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -235,6 +242,7 @@ async def test_tls_verified_with_a_ca_file_or_skipped_on_request(tmp_path):
         await grafana.stop()
 
 
+@pytest.mark.services
 async def test_usage_errors():
     code, _out, err = await hekapy()
     assert code == 2 and "give --grafana URL, --kibana URL, or both" in err

@@ -423,6 +423,7 @@ async def access_messages(sink, count: int) -> list:
     return got
 
 
+@pytest.mark.services
 async def test_live_httplog(lab):
     async with aiohttp.ClientSession() as s:
         for method, path in (("GET", "/a?x=1"), ("GET", "/missing"), ("POST", "/post")):
@@ -454,6 +455,7 @@ async def test_live_httplog(lab):
         assert "{test agent #7B1#7D}" in m.payload
 
 
+@pytest.mark.services
 async def test_live_tcplog_and_badreq(lab):
     reader, writer = await asyncio.open_connection("127.0.0.1", lab.tcp_port)
     writer.write(b"GET /raw HTTP/1.0\r\nHost: x\r\n\r\n")
@@ -477,6 +479,7 @@ async def test_live_tcplog_and_badreq(lab):
     assert "http_method" not in f and m.payload.endswith('"<BADREQ>"')
 
 
+@pytest.mark.services
 async def test_live_rfc5424(lab):
     async with aiohttp.ClientSession() as s:
         async with s.get(f"http://127.0.0.1:{lab.rfc5424_port}/x-5424") as r:

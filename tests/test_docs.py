@@ -58,6 +58,7 @@ def test_plugins_md_lists_every_type_with_its_file():
         assert f"| [{name}](#{name.lower()}) |" in text and f"`{path}`" in text
 
 
+@pytest.mark.services
 def test_check_sample_prints_the_reference_text():
     cls = catalog.plugin_class("LogstreamerInput")
     assert cls is not None

@@ -125,6 +125,7 @@ async def test_faults():
         assert (await post(es, bulk({"index": {"_index": "x"}}, {})))[0] == 200
 
 
+@pytest.mark.services
 def test_process_mode_prints_url_and_takes_faults_over_http():
     proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double",
                              "--flavor", "opensearch2"], stdout=subprocess.PIPE, text=True)
@@ -147,6 +148,7 @@ def test_process_mode_prints_url_and_takes_faults_over_http():
         proc.wait(timeout=10)
 
 
+@pytest.mark.services
 def test_es_setup_installs_the_templates():
     proc = subprocess.Popen([sys.executable, "-m", "hekapy.benchmarks.es_double"],
                             stdout=subprocess.PIPE, text=True)

@@ -198,6 +198,7 @@ use_buffering = {buffering}
 """
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("buffering", ["false", "true"])
 async def test_kill_9_mid_flight_loses_nothing_and_duplicates_nothing(tmp_path, buffering):
     n = 60_000

@@ -15,6 +15,8 @@ import pytest
 from hekapy.benchmarks.es_double import start_process
 from tests.helpers.collectors import HEKAPY
 
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture
 def es(request) -> Iterator[str]:

@@ -29,7 +29,7 @@ from tests.fault_harness import (
 )
 from tests.helpers.plugins import write_config
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.services]
 
 
 async def start(tmp_path, es: EsDouble, **keys) -> Daemon:

@@ -219,6 +219,7 @@ async def collect(tmp: Path) -> dict[str, Any]:
                 "pool_id": lab.pool_id, "missing_at_deadline": missing}
 
 
+@pytest.mark.services
 def test_every_panel_query_returns_data_for_every_variable_value(lab_results):
     results = lab_results["results"]
     empty = [f"{r['dashboard']} / {r['panel']} / {r['ref']} ({r['choice']}): {r['query']}"
@@ -242,6 +243,7 @@ def test_every_panel_query_returns_data_for_every_variable_value(lab_results):
     assert {f"service={s}" for s in ("neutron", "keystone", "glance", "heat")} <= checked
 
 
+@pytest.mark.services
 def test_every_alert_rule_query_returns_data_and_fires_for_what_broke(lab_results):
     rules = lab_results["rules"]
     for uid, e in rules.items():
@@ -290,6 +292,7 @@ def test_prometheus_rules_parse_and_fire_on_their_unit_series():
     assert alerts <= tested, alerts - tested
 
 
+@pytest.mark.services
 def test_prometheus_rules_use_metrics_hekapy_serves(lab_results):
     served = set()
     for text in lab_results["metrics"].values():

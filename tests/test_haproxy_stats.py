@@ -85,6 +85,7 @@ def short_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.mark.services
 async def test_lbaas_haproxy_into_influxdb_and_a_backend_going_down(tmp_path, short_dir):
     lb_id = str(uuid.uuid4())
     lbaas = short_dir / "lbaas" / "v2" / lb_id
@@ -196,6 +197,7 @@ async def test_a_socket_that_is_gone_reports_check_0_and_logs_once(tmp_path, cap
     assert caplog.text.count("gone.sock") == 1  # logged once, not every tick
 
 
+@pytest.mark.services
 async def test_stats_url_mode(tmp_path):
     """The stats page's CSV (`stats uri`) instead of a socket."""
     front, stats = free_port(), free_port()

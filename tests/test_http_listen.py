@@ -225,6 +225,7 @@ def test_bad_settings_are_named(tmp_path):
     assert "[tls_listen] tls.cert_file" in text
 
 
+@pytest.mark.services
 async def test_collectd_write_http_into_influxdb(tmp_path):
     """Real collectd → HttpListenInput → CollectdDecoder → InfluxdbOutput → real influxd,
     queried back as LMA's dashboards query it."""
@@ -281,6 +282,7 @@ async def test_collectd_write_http_into_influxdb(tmp_path):
     assert got["memory_used"]["last"] > 0
 
 
+@pytest.mark.services
 def test_no_secret_in_check_output(tmp_path):
     """The password must not leak through `hekapy check`'s plugin graph."""
     import subprocess

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import orjson
+import pytest
 from aiohttp import web
 
 from hekapy.collector.engine.pipeline import Pipeline
@@ -213,6 +214,7 @@ async def test_https_with_a_private_ca(tmp_path):
     assert server.stored == [b"secure\n"]
 
 
+@pytest.mark.services
 def test_no_secret_in_check_output(tmp_path):
     path = tmp_path / "h.toml"
     path.write_text(config(tmp_path, 9, ["x"], f'password = "{SECRET}"\nusername = "u"')

@@ -144,6 +144,7 @@ def config(url: str, tmp_path: Path, extra: str = "") -> str:
     """
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 async def test_points_land_in_influxdb_with_their_tags(tmp_path, compression):
     base = 1_700_000_000_000_000_000
@@ -169,6 +170,7 @@ async def test_points_land_in_influxdb_with_their_tags(tmp_path, compression):
                          "_measurement": "haproxy_backend_servers"}]
 
 
+@pytest.mark.services
 async def test_partial_writes_are_counted_and_the_rest_stored(tmp_path):
     base = 1_700_000_000_000_000_000
     good = [metric("svc_rate", 1.5, base + i * 10**6, hostname="n") for i in range(10)]
@@ -192,6 +194,7 @@ async def test_partial_writes_are_counted_and_the_rest_stored(tmp_path):
         assert stats.dropped == 1 and stats.messages_out == 10
 
 
+@pytest.mark.services
 async def test_down_then_up_and_a_missing_database_lose_nothing(tmp_path):
     base = 1_700_000_000_000_000_000
     MetricInput.batches = [[metric("m", i, base + i * 10**6) for i in range(200)]]
@@ -220,6 +223,7 @@ async def test_buffered_by_default_and_dropping_when_full(tmp_path):
     assert cfg.plugins["influx"].cfg.buffering.full_action == "shutdown"
 
 
+@pytest.mark.services
 async def test_influxdb_down_does_not_stall_metrics(tmp_path):
     """The disk buffer takes the points while InfluxDB is down; they arrive after."""
     base = 1_700_000_000_000_000_000

@@ -7,9 +7,12 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from tests.helpers.collectors import HEKAPY
 from tests.services import influxdb
+
+pytestmark = pytest.mark.services
 
 
 async def hekapy(*args: str) -> tuple[int, str, str]:

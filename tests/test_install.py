@@ -9,7 +9,11 @@ import sysconfig
 import venv
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.paths import REPO
+
+pytestmark = pytest.mark.services
 
 
 def copy_of_the_tree(dest: Path) -> Path:

@@ -227,6 +227,7 @@ async def produce(es: EsDouble, broker: RabbitMQ, tmp: Path, monkeypatch) -> Non
             await p.stop()
 
 
+@pytest.mark.services
 async def test_every_field_the_saved_objects_use_is_produced_and_mapped(
         broker, tmp_path, monkeypatch):
     async with EsDouble("es8") as es:

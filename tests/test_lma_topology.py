@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector.engine.buffer import buffer_dir
@@ -152,6 +153,7 @@ async def influx_totals(db: InfluxDB) -> tuple[Counter, Counter]:
     return levels, requests
 
 
+@pytest.mark.services
 async def test_two_processes_log_metrics_reach_influxdb_across_a_restart(tmp_path):
     logs = tmp_path / "var-log"
     lines = Lines(logs)
@@ -277,6 +279,7 @@ async def test_two_processes_log_metrics_reach_influxdb_across_a_restart(tmp_pat
 
 # --- the aggregator role (controllers) -----------------------------------------------------
 
+@pytest.mark.services
 async def test_aggregator_role_flags_what_other_nodes_send(tmp_path, monkeypatch):
     """conf/lma_aggregator.toml beside the metric_collector in one config directory, as
     LMA's controllers ran both roles: a metric another node sends to port 5565 is

@@ -10,9 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.collectors import HEKAPY
 from tests.helpers.plugins import write_config
 from tests.helpers.wait import wait_for_sync
+
+pytestmark = pytest.mark.services
 
 # Writes `total` lines in bursts, renaming app.log to app.log.1 (older ones shifted, all
 # kept) every `every` lines, like logrotate's `create`.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hekapy.collector.engine.message import STRING, Field, Message
 from hekapy.collector.engine.pipeline import Pipeline
 from hekapy.filters.http_metrics import HttpMetricsFilter
@@ -78,6 +80,7 @@ def test_log_counter_emits_every_level_per_service():
     assert len(ctx.injected) == 16 and all(first_values(m)["value"] == 0 for m in ctx.injected)
 
 
+@pytest.mark.services
 async def test_logs_to_influxdb_series(tmp_path):
     lines = [f"2026-11-24 10:00:0{i}.000 1 INFO nova.osapi_compute.wsgi.server "
              f'[-] 10.0.0.1 "GET /v2.1/servers HTTP/1.1" status: 200 len: 10 '

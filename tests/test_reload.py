@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from hekapy.benchmarks.es_double import EsDouble
 from tests.fault_harness import (
     Daemon,
@@ -18,6 +20,8 @@ from tests.fault_harness import (
     write_lines,
 )
 from tests.helpers.plugins import write_config
+
+pytestmark = pytest.mark.services
 
 
 async def until_logged(daemon: Daemon, text: str, log) -> str:

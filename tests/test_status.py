@@ -10,6 +10,7 @@ import subprocess
 
 import aiohttp
 import orjson
+import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.collector import compiled
@@ -104,6 +105,7 @@ flush_interval = 20
 """
 
 
+@pytest.mark.services
 async def test_metrics_count_what_a_running_collector_did(tmp_path):
     """1000 lines tailed, 100 of them undecodable: every counter says so, in valid
     Prometheus text; the all-report has Heka's shape; `hekapy top --once` lists every
@@ -225,6 +227,7 @@ async def test_metrics_count_what_a_running_collector_did(tmp_path):
         assert STATUS_PASSWORD.encode() not in body
 
 
+@pytest.mark.services
 async def test_basic_auth_and_no_secret_in_any_output(tmp_path):
     """Every endpoint answers 401 without the password; with it, no endpoint, no tap
     line and no log line shows the status password or the Elasticsearch credentials
@@ -496,6 +499,7 @@ async def test_health_failing_when_a_plugin_gave_up(tmp_path):
         await server.stop()
 
 
+@pytest.mark.services
 def test_remote_bind_refused_without_the_flag(tmp_path):
     port = free_port()
     conf = write_config(tmp_path, f"""

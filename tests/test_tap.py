@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 
 from hekapy.collector.app.tap import format_message_text
 from hekapy.collector.engine.matcher import compile_matcher
@@ -101,6 +102,7 @@ async def wait_size(path: Path, size: int, proc: subprocess.Popen,
                    process=proc)
 
 
+@pytest.mark.services
 async def test_tap_shows_the_matching_messages_of_a_running_collector(tmp_path):
     conf, app_log, port = tap_config(tmp_path)
     log = tmp_path / "hekapy.log"
@@ -156,6 +158,7 @@ def _raw_tap(port: int, query: str) -> socket.socket:
     return s
 
 
+@pytest.mark.services
 async def test_a_viewer_that_never_reads_does_not_hold_the_pipeline(tmp_path):
     conf, app_log, port = tap_config(tmp_path)
     log = tmp_path / "hekapy.log"

@@ -457,6 +457,7 @@ def file_sender_config(tmp: Path, port: int) -> str:
     """
 
 
+@pytest.mark.services
 async def test_two_processes_receiver_restarted_mid_stream(tmp_path):
     """`hekapy run` sender (LogstreamerInput → signed TcpOutput with its disk buffer)
     and `hekapy run` receiver (TcpInput → ElasticSearchOutput). The receiver gets

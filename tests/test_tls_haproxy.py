@@ -26,6 +26,8 @@ from tests.fault_harness import (
 from tests.helpers.plugins import write_config
 from tests.services import free_port, haproxy, influxdb, make_certificates
 
+pytestmark = pytest.mark.services
+
 ES_PASSWORD = "es-s3cret-Pa55"
 INFLUX_PASSWORD = "influx-s3cret-Pa55"
 

@@ -8,6 +8,8 @@ import pty
 import subprocess
 import time
 
+import pytest
+
 from tests.helpers.collectors import (
     HEKAPY,
     start_collector,
@@ -15,6 +17,8 @@ from tests.helpers.collectors import (
     tap_config,
     wait_status,
 )
+
+pytestmark = pytest.mark.services
 
 
 async def read_until(fd: int, text: bytes, proc: subprocess.Popen, timeout: float = 30
