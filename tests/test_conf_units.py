@@ -1,6 +1,7 @@
-"""conf/'s systemd units: one per LMA-equivalent collector, hardened, pointing at the
-shipped configuration and at its state directory, and valid for systemd itself
-(`systemd-analyze verify`, with the command pointed at this checkout's hekapy)."""
+"""conf/'s systemd units: one per role the Debian package installs
+(packaging/debian/roles), hardened, pointing at the role's configuration directory and
+at its state directory, and valid for systemd itself (`systemd-analyze verify`, with the
+command pointed at this checkout's hekapy)."""
 
 from __future__ import annotations
 
@@ -15,22 +16,51 @@ import pytest
 
 from hekapy.collector.engine.config import load_config
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
-KINDS = ("log", "metric")
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
 
 
-def unit(kind: str) -> configparser.ConfigParser:
+def roles() -> dict[str, list[str]]:
+    """Role → the conf/ files its directory holds, as the package lays them out."""
+    out = {}
+    for line in (ROOT / "packaging" / "debian" / "roles").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            role, *files = line.split()
+            out[role] = [Path(f).name for f in files]
+    return out
+
+
+ROLES = roles()
+# The roles that tail files under /var/log (the adm group reads them), and those that
+# LMA ran, whose units have always had the group.
+READS_LOGS = {"log_collector", "metric_collector", "aggregator"}
+
+
+def unit_path(role: str) -> Path:
+    return CONF / f"hekapy-{role.replace('_', '-')}.service"
+
+
+def unit(role: str) -> configparser.ConfigParser:
     p = configparser.ConfigParser(strict=False, interpolation=None)
     p.optionxform = str  # systemd keys are case-sensitive
-    p.read(CONF / f"hekapy-{kind}-collector.service")
+    p.read(unit_path(role))
     return p
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_unit_is_hardened_and_restartable(kind):
-    s = unit(kind)["Service"]
+def test_every_role_has_a_unit_and_every_unit_a_role():
+    assert set(ROLES) == {"log_collector", "metric_collector", "aggregator",
+                          "amqp_collector", "amqp_aggregator"}
+    assert {unit_path(role).name for role in ROLES} == {
+        p.name for p in CONF.glob("hekapy-*.service")}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_unit_is_hardened_and_restartable(role):
+    s = unit(role)["Service"]
     assert s["User"] == "hekapy" and s["Group"] == "hekapy"
-    assert s["SupplementaryGroups"] == "adm"  # reads /var/log like logrotate's group
+    # adm reads /var/log like logrotate's group; a role that reads no log has no group.
+    assert s.get("SupplementaryGroups") == ("adm" if role in READS_LOGS else None)
+    assert s["EnvironmentFile"] == "-/etc/default/hekapy"
     for key, value in {"ProtectSystem": "strict", "ProtectHome": "true",
                        "NoNewPrivileges": "true", "PrivateTmp": "true",
                        "CapabilityBoundingSet": "", "Restart": "on-failure",
@@ -40,39 +70,43 @@ def test_unit_is_hardened_and_restartable(kind):
     assert int(s["TimeoutStopSec"].rstrip("s")) >= 60  # time to drain and checkpoint
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_unit_runs_the_shipped_config_in_its_state_directory(kind, monkeypatch, tmp_path):
+@pytest.mark.parametrize("role", ROLES)
+def test_unit_runs_the_shipped_config_in_its_state_directory(role, monkeypatch, tmp_path):
     # What /etc/default/hekapy provides (EnvironmentFile).
     for name, value in {"ES_URL": "https://es.example:9200", "HOSTNAME": "node-1",
                         "INFLUXDB_URL": "http://influx.example:8086",
                         "INFLUXDB_PASSWORD": "x", "HEKAPY_DEPLOYMENT_ID": "1",
-                        "MANAGEMENT_ADDRESS": "192.0.2.10"}.items():
+                        "MANAGEMENT_ADDRESS": "192.0.2.10",
+                        "RABBITMQ_URL": "amqp://hekapy:x@rabbit.example:5672/"}.items():
         monkeypatch.setenv(name, value)
-    s = unit(kind)["Service"]
-    m = re.fullmatch(r"/usr/bin/hekapy run -c /etc/hekapy/(\w+)/", s["ExecStart"])
-    assert m and m.group(1) == f"{kind}_collector"
+    s = unit(role)["Service"]
+    assert s["ExecStart"] == f"/usr/bin/hekapy run -c /etc/hekapy/{role}/"
     assert s["ExecStartPre"] == s["ExecStart"].replace(" run ", " check ")
-    shipped = CONF / f"lma_{kind}_collector.toml"
-    base_dir = re.search(r'^base_dir = "([^"]+)"', shipped.read_text(), re.M).group(1)
-    # The only writable place under ProtectSystem=strict is the CacheDirectory.
-    assert base_dir == f"/var/cache/{s['CacheDirectory']}"
-    # The directory the unit reads, as the install comment fills it (on controllers the
-    # metric_collector's also holds the aggregator role).
-    extra = ["lma_aggregator.toml"] if kind == "metric" else []
-    for name in [shipped.name, *extra]:
+    # The directory the unit reads, as the package fills it.
+    for name in ROLES[role]:
         (tmp_path / name).write_text((CONF / name).read_text())
+    base_dirs = {m for name in ROLES[role] for m in re.findall(
+        r'^base_dir = "([^"]+)"', (CONF / name).read_text(), re.M)}
+    # The only writable place under ProtectSystem=strict is the CacheDirectory.
+    assert base_dirs == {f"/var/cache/{s['CacheDirectory']}"}
     config = load_config(str(tmp_path))
     assert not config.errors, config.errors
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_systemd_accepts_the_unit(kind, tmp_path):
+def test_the_aggregator_replaces_the_metric_collector():
+    # One process on a controller, as LMA ran it: the two units cannot run together.
+    assert unit("aggregator")["Unit"]["Conflicts"] == "hekapy-metric-collector.service"
+    assert "lma_metric_collector.toml" in ROLES["aggregator"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_systemd_accepts_the_unit(role, tmp_path):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is missing (Debian package systemd)"
     hekapy = Path(sys.executable).with_name("hekapy")
     assert hekapy.exists(), hekapy
-    text = (CONF / f"hekapy-{kind}-collector.service").read_text()
-    copy = tmp_path / f"hekapy-{kind}-collector.service"
+    text = unit_path(role).read_text()
+    copy = tmp_path / unit_path(role).name
     copy.write_text(text.replace("/usr/bin/hekapy", str(hekapy)))
     r = subprocess.run([analyze, "verify", "--man=no", str(copy)], capture_output=True,
                        text=True)
