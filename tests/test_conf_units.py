@@ -15,15 +15,13 @@ from pathlib import Path
 import pytest
 
 from hekapy.collector.engine.config import load_config
-
-ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
+from tests.helpers.paths import CONF, REPO
 
 
 def roles() -> dict[str, list[str]]:
     """Role → the conf/ files its directory holds, as the package lays them out."""
     out = {}
-    for line in (ROOT / "packaging" / "debian" / "roles").read_text().splitlines():
+    for line in (REPO / "packaging" / "debian" / "roles").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             role, *files = line.split()
             out[role] = [Path(f).name for f in files]

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from hekapy.collector.engine.config import read_env_file
+from tests.helpers.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 UNIT_DIR = Path("/lib/systemd/system")
 ENV_FILE = Path("/etc/default/hekapy")
 ROLES = ("log_collector", "metric_collector", "aggregator", "amqp_collector",
@@ -50,7 +50,7 @@ SYSTEMD_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 # The log collector's status server: [hekad] status_address's default.
 STATUS_URL = "http://127.0.0.1:4352"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.services]  # runs hekapy as a daemon
 
 
 def run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -59,14 +59,14 @@ def run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
 
 
 def version() -> str:
-    with open(ROOT / "pyproject.toml", "rb") as f:
+    with open(REPO / "pyproject.toml", "rb") as f:
         return tomllib.load(f)["project"]["version"]
 
 
 @pytest.fixture(scope="module")
 def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    r = run(ROOT / "scripts" / "build-deb", "-o", out, timeout=1800)
+    r = run(REPO / "scripts" / "build-deb", "-o", out, timeout=1800)
     assert r.returncode == 0, r.stderr[-5000:]
     arch = run("dpkg", "--print-architecture").stdout.strip()
     deb = out / f"hekapy_{version()}_{arch}.deb"
