@@ -5,7 +5,7 @@ imports the module only then, so a collector loads the plugins its configuration
 and nothing else (the Lua runtime, aio-pika and the HTTP clients stay unloaded where no
 section needs them). The table is also the map for a reader: where the type's suffix
 puts a plugin (docs/design.md, "Where plugins live"), under the type name without its
-suffix, in snake_case. tests/test_catalog.py holds the table, the modules and that rule
+suffix, in snake_case. tests/engine/test_catalog.py holds the table, the modules and that rule
 to each other.
 """
 

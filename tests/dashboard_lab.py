@@ -1,5 +1,5 @@
 """A small cloud whose series fill a real InfluxDB through hekapy, for the Grafana
-dashboards' proof (tests/test_grafana_dashboards.py) and pictures
+dashboards' proof (tests/conf/test_grafana_dashboards.py) and pictures
 (scripts/render-dashboards). Everything is real except the OpenStack services, whose
 log lines are written with oslo.log's own formatter:
 

@@ -1,4 +1,4 @@
-"""What the fault-injection suite (tests/test_faults.py) shares: a writer of numbered
+"""What the fault-injection suite (tests/faults/test_faults.py) shares: a writer of numbered
 oslo.log lines (with logrotate-style rotation), the real daemon as a subprocess that can
 be killed and restarted, and the exact accounting every fault ends with:
 

@@ -3,7 +3,7 @@ panel's queries with the template variables resolved from the database (each var
 own query, run in order) and substituted as Grafana formats them, and every alert rule's
 queries evaluated with its reduce, math and threshold expressions.
 
-Used by tests/test_grafana_dashboards.py (every query must return data) and by
+Used by tests/conf/test_grafana_dashboards.py (every query must return data) and by
 scripts/render-dashboards (the pictures)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Kibana / OpenSearch Dashboards saved objects under conf/kibana/, built here and
-committed as NDJSON in the saved-objects export format (tests/test_kibana_objects.py
+committed as NDJSON in the saved-objects export format (tests/conf/test_kibana_objects.py
 holds the files to this builder): `python -m hekapy.collector.app.kibana_objects
 conf/kibana` writes them again.
 

@@ -5,7 +5,7 @@ docs/plugins.md, which is that text for every type of collector/catalog.py.
 
 The plugins document themselves (the class docstring: keys and a sample section; the
 declared options: every key with its default), so the reference cannot drift from the
-code; tests/test_docs.py fails when docs/plugins.md is older than the plugins.
+code; tests/app/test_docs.py fails when docs/plugins.md is older than the plugins.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def render() -> str:
         "`hekapy check --sample TYPE` prints for it: what it does, its keys and a sample",
         "section, then every key with its default. Generated from the plugins themselves;",
         f"do not edit by hand: `{REGENERATE}` writes it again",
-        "(tests/test_docs.py fails when it is stale). Where each kind of plugin lives and",
+        "(tests/app/test_docs.py fails when it is stale). Where each kind of plugin lives and",
         'why: docs/design.md, "Where plugins live".',
         "",
         "| type | category | file |",

@@ -11,7 +11,7 @@ panel types that need no Angular (timeseries, stat, state-timeline, table, barga
 every query raw InfluxQL on the database's default retention policy through the
 provisioned datasource (uid `hekapy-influxdb`), template variables `$environment` (the
 `environment_label` tag), `$hostname` and `$interval` on every dashboard.
-tests/test_grafana_dashboards.py runs every query below against series hekapy wrote.
+tests/conf/test_grafana_dashboards.py runs every query below against series hekapy wrote.
 """
 
 from __future__ import annotations

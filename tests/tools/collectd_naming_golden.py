@@ -1,6 +1,6 @@
 """Writes tests/data/collectd_naming.json: what CollectdDecoder makes of one sample per
 naming branch (every collectd plugin its tests and test data cover, and each special
-case of those plugins), so tests/test_collectd.py can hold a rewrite of the naming to
+case of those plugins), so tests/decoders/test_collectd.py can hold a rewrite of the naming to
 the same output. `python -m tests.tools.collectd_naming_golden` from the repository.
 
 The file was first written by the decoder as it stood before the naming became a table

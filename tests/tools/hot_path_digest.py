@@ -1,6 +1,6 @@
 """Runs a corpus through the hot path as this process imports it (compiled, or pure
 Python with HEKAPY_PURE=1) and prints one JSON line: a digest of every record, decoded
-message, Elasticsearch item and matcher verdict, with counts. tests/test_compiled.py
+message, Elasticsearch item and matcher verdict, with counts. tests/packaging/test_compiled.py
 compares the two modes: the compiled path must give the same bytes as its source.
 
     python tests/tools/hot_path_digest.py CORPUS_DIR

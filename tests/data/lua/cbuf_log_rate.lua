@@ -1,5 +1,5 @@
 -- Lines and errors per minute of the logs it sees, in a circular buffer that
--- preserve_data keeps across restarts (tests/test_sandbox_modules.py).
+-- preserve_data keeps across restarts (tests/sandbox/test_sandbox_modules.py).
 require "circular_buffer"
 
 _PRESERVATION_VERSION = 1

@@ -1,5 +1,5 @@
 -- hekapy's tests: an AFD filter in Lua, written from docs/alarms.md to hold the native
--- AfdFilter to the same messages (tests/test_alarms_differential.py). It reads LMA's
+-- AfdFilter to the same messages (tests/filters/test_alarms_differential.py). It reads LMA's
 -- configuration keys and alarm module, keeps datapoints in hekapy's circular_buffer
 -- and injects afd_node_metric / afd_service_metric messages.
 

@@ -1,5 +1,5 @@
 -- hekapy's tests: a GSE filter in Lua, written from docs/alarms.md to hold the native
--- GseFilter to the same messages (tests/test_alarms_differential.py). It reads LMA's
+-- GseFilter to the same messages (tests/filters/test_alarms_differential.py). It reads LMA's
 -- configuration keys and generated topology and policy modules.
 
 local text = require "alarm_text"

@@ -104,7 +104,7 @@ def test_directory_merges_toml_files_alphabetically_later_wins(tmp_path, monkeyp
 
 
 def test_unset_env_is_an_error_and_unclosed_env_is_an_error(tmp_path, monkeypatch):
-    # tests/test_config_env.py has the rest of %ENV.
+    # tests/engine/test_config_env.py has the rest of %ENV.
     monkeypatch.delenv("NOPE", raising=False)
     p = write_config(tmp_path, """
         [hekad]

@@ -1,7 +1,7 @@
 """HekapyStatsInput: the running pipeline's own counters as metric messages (per plugin,
 queue, disk buffer and the process), read on its ticker, with the deployment tags, in
 the line protocol InfluxdbOutput writes. Its real trip to InfluxDB through the shipped
-collectors is in tests/test_grafana_dashboards.py."""
+collectors is in tests/conf/test_grafana_dashboards.py."""
 
 from __future__ import annotations
 

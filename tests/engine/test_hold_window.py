@@ -1,6 +1,7 @@
 """HoldWindow on its own, with a real multi-line decoder: which delivered positions wait
 for a held message, when they are released, the poolsize safety net and the hold timer.
-(The pipeline-level behaviour is in test_decoder_hold.py and test_decoder_hold_flow.py.)"""
+(The pipeline-level behaviour is in test_decoder_hold.py and test_decoder_hold_flow.py
+beside it.)"""
 
 from __future__ import annotations
 

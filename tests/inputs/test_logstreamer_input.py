@@ -35,9 +35,6 @@ from tests.helpers.plugins import CollectOutput, config_from
 from tests.helpers.wait import wait_for
 
 GZ_MATCH = r"app\.log(\.(?P<Seq>\d+))?(\.gz)?$"
-# tests/test_logstreamer_renamed_out.py imports these by their former names (until it
-# moves to tests/inputs/).
-eventually, lines, start = wait_for, numbered_lines, start_logstreamer
 
 
 # --- messages, Uuids, journal --------------------------------------------------------------
