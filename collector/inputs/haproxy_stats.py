@@ -14,10 +14,10 @@ _run_queue, _tasks, _uptime (show info); haproxy_frontend_* and haproxy_backend_
 counters per proxy (tags frontend / backend); haproxy_backend_status (UP 1, else 0);
 haproxy_backend_server (tags backend, server, state; UP 1, DOWN 0; MAINT/NOLB left
 out); haproxy_backend_server_check_failures and _check_downs (tags backend, server:
-HAProxy's chkfail and chkdown counters; hekapy's own); haproxy_backend_servers and _servers_percent per state; haproxy_check (1 when
-the socket answered). Counters stay cumulative (Grafana takes the derivative). Columns
-are read by name from the CSV header, so other HAProxy versions' extra or missing
-columns do no harm; empty values are 0.
+HAProxy's chkfail and chkdown counters; hekapy's own); haproxy_backend_servers and
+_servers_percent per state; haproxy_check (1 when the socket answered). Counters stay
+cumulative (Grafana takes the derivative). Columns are read by name from the CSV
+header, so other HAProxy versions' extra or missing columns do no harm; empty values are 0.
 
 Keys: sockets (globs), url, ticker_interval (10 s), proxy_ignore (LMA's: Stats, stats,
 lma, nova-api-1), proxy_rename (table, LMA's mapping by default), timeout ("2s").
