@@ -213,10 +213,10 @@ class Replay:
                 if runs_in_workers(spec):
                     plugins[spec.name] = replay_output_spec(spec)
         errors: list[ConfigError] = []
-        spec = build_spec("replay", {"type": "ReplayInput"}, "", errors,
-                          plugin_class={"ReplayInput": ReplayInput}.get)
-        assert spec is not None and not errors, errors
-        plugins["replay"] = spec
+        replay_spec = build_spec("replay", {"type": "ReplayInput"}, "", errors,
+                                 plugin_class={"ReplayInput": ReplayInput}.get)
+        assert replay_spec is not None and not errors, errors
+        plugins["replay"] = replay_spec
         replay_config = Config(files=cfg.files, hekad=replay_hekad(
             cfg, self.replay_dir, self.options.hostname), plugins=plugins,
             defaults=cfg.defaults)

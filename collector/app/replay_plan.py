@@ -128,7 +128,7 @@ class Section:
 
 
 def sections_of(config: Config) -> list[Section]:
-    out = []
+    out: list[Section] = []
     for spec in config.by_category("Input"):
         if spec.type_name != "LogstreamerInput":
             continue

@@ -40,10 +40,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import IO, Any, ClassVar, NamedTuple
 
 from hekapy.collector.app.gc_tuning import tune_gc
-from hekapy.collector.app.replay_archive import READ_ERRORS, open_archive, salvage
+from hekapy.collector.app.replay_archive import (
+    READ_ERRORS,
+    CountingReader,
+    open_archive,
+    salvage,
+)
 from hekapy.collector.app.replay_plan import HEKA_STREAM_INPUT, OVERRIDE_INPUT, FileTask
 from hekapy.collector.engine.config import Config, ConfigError, load_config
 from hekapy.collector.engine.config import _build_spec as build_spec
@@ -157,11 +162,11 @@ def worker_config(config: Config, setup: WorkerSetup) -> Config:
     if consumers:
         errors: list[ConfigError] = []
         matcher = " || ".join(f"({s.cfg.message_matcher})" for s in consumers)
-        spec = build_spec(FORWARD_OUTPUT, {"type": "ForwardOutput",
-                                           "message_matcher": matcher}, "", errors,
-                          plugin_class={"ForwardOutput": ForwardOutput}.get)
-        assert spec is not None and not errors, errors
-        plugins[FORWARD_OUTPUT] = spec
+        forward = build_spec(FORWARD_OUTPUT, {"type": "ForwardOutput",
+                                              "message_matcher": matcher}, "", errors,
+                             plugin_class={"ForwardOutput": ForwardOutput}.get)
+        assert forward is not None and not errors, errors
+        plugins[FORWARD_OUTPUT] = forward
     return Config(files=config.files,
                   hekad=replay_hekad(config, setup.base_dir, setup.hostname),
                   plugins=plugins, defaults=config.defaults)
@@ -190,7 +195,7 @@ class Delivered(NamedTuple):
     """The position of one delivery: once acknowledged, the file is stored up to
     `offset` (uncompressed), its messages up to `newest` (Timestamp, ns)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the file's number shadows tuple.index
     offset: int
     newest: int
     messages: int
@@ -354,8 +359,8 @@ class ReplayWorker:
                     if ctx.decoder is not None and ctx.decoder.holding:
                         ctx.decoder.flush()
         finally:
-            for plugin, _ in p.inputs:
-                plugin.finished.set()  # type: ignore[attr-defined]
+            for input_plugin, _ in p.inputs:
+                input_plugin.finished.set()  # type: ignore[attr-defined]
             await p.stop()
         self.send(("exit", setup.worker_id, stored_by_output(p)))
 
@@ -465,6 +470,8 @@ class ChunkReader:
         self.report = report
         self.offset = 0
         self._ahead: asyncio.Future | None = None
+        self._file: IO[bytes] | None
+        self._raw: CountingReader | None
         try:
             self._file, self._raw = open_archive(path)
         except OSError as e:
@@ -650,7 +657,7 @@ def worker_main(setup: WorkerSetup, tasks: Any, results: Any, control: Any) -> N
     # Ctrl-C reaches the whole process group: the coordinator decides, and tells.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker = ReplayWorker(setup, tasks, results, control)
-    sys.stdout = sys.stderr = _ToCoordinator(worker.send)  # type: ignore[assignment]
+    sys.stdout = sys.stderr = _ToCoordinator(worker.send)
     logging.basicConfig(level=setup.log_level.upper(), stream=sys.stderr, force=True,
                         format=f"%(levelname)s %(name)s (worker {setup.worker_id}): "
                                "%(message)s")
@@ -662,6 +669,7 @@ def worker_main(setup: WorkerSetup, tasks: Any, results: Any, control: Any) -> N
 
 def run_loop(coro: Any) -> Any:
     """Run `coro` on uvloop when it is installed, as the daemon does."""
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
         loop = uvloop.new_event_loop()
