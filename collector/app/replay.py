@@ -192,7 +192,6 @@ class Replay:
         self.replay_dir = str(state.path.parent)
         self._pipeline: Pipeline | None = None
         self._time_driven = False
-        self._forwarded: dict[int, tuple[int, int]] = {}  # central seq → (worker, seq)
         self._controls: list[Any] = []
         self._procs: list[Any] = []
         self.reading = False  # a worker started its first file
@@ -260,12 +259,6 @@ class Replay:
             self.clock.finish(index)
         elif kind == "start":
             self.clock.start(item[1])
-            if not self.reading:
-                self.reading = True
-                self.display.print(
-                    f"hekapy replay: reading {self.progress.files - self.progress.files_done}"
-                    f" files with {self.workers_started} worker(s) (start-up "
-                    f"{time.monotonic() - self.progress.started:.1f} s)")
         elif kind == "file_end":
             report: FileReport = item[1]
             self.outcome.reports[report.index] = report
@@ -277,6 +270,16 @@ class Replay:
             self.display.print(item[1])
         elif kind == "failed":
             self.error(f"worker {item[1] + 1} failed: {item[2]}")
+
+    def start_reading(self, workers: int) -> None:
+        """Every worker is ready: they start together (start-up is over)."""
+        self.reading = True
+        self.display.print(
+            f"hekapy replay: reading {self.progress.files - self.progress.files_done} files "
+            f"with {workers} worker(s) (start-up "
+            f"{time.monotonic() - self.progress.started:.1f} s)")
+        for c in self._controls:
+            c.put(("go",))
 
     def error(self, text: str) -> None:
         self.outcome.errors.append(text)
@@ -369,6 +372,7 @@ class Replay:
         for i in range(n):
             threading.Thread(target=watch, args=(i,), daemon=True).start()
         alive = set(range(n))
+        ready: set[int] = set()
         try:
             while alive:
                 item = await self.inbox.get()
@@ -377,6 +381,8 @@ class Replay:
                     self.interrupted = True
                     for c in self._controls:
                         c.put(("stop",))
+                elif kind == "ready":
+                    ready.add(item[1])
                 elif kind == "exit":
                     alive.discard(item[1])
                     self.outcome.stored.update(item[2])
@@ -389,6 +395,8 @@ class Replay:
                     await self.route(ctx, worker, wseq, packed)
                 else:
                     self.handle(item)
+                if not (self.reading or self.interrupted) and alive and alive <= ready:
+                    self.start_reading(n)
         finally:
             for proc in procs:
                 await loop.run_in_executor(None, proc.join, 5)

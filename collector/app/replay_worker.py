@@ -307,6 +307,7 @@ class ReplayWorker:
         self.forward: ForwardOutput | None = None
         self.dispatcher: asyncio.Future | None = None
         self.stop_requested = asyncio.Event()
+        self.go = asyncio.Event()  # the coordinator's start: every worker is ready
 
     def send(self, item: tuple) -> None:
         self.results.put(item)
@@ -319,6 +320,8 @@ class ReplayWorker:
     def _on_control(self, item: tuple) -> None:
         if item[0] == "fwd_acked" and self.forward is not None:
             self.forward.acknowledge(item[1])
+        elif item[0] == "go":
+            self.go.set()
         elif item[0] == "stop":
             # Stop reading now, even in the middle of waiting for room: what was not
             # acknowledged is read again on --resume.
@@ -346,6 +349,7 @@ class ReplayWorker:
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._listen, args=(loop,), daemon=True).start()
         await p.start()
+        self.send(("ready", setup.worker_id))
         self.dispatcher = asyncio.ensure_future(self.dispatch())
         try:
             with contextlib.suppress(asyncio.CancelledError):
@@ -383,8 +387,9 @@ class ReplayWorker:
                 w.cancel()
 
     async def dispatch(self) -> None:
-        """The files, one at a time, until there is none left."""
+        """Once every worker is ready, the files, one at a time, until none is left."""
         loop = asyncio.get_running_loop()
+        await self.go.wait()
         while True:
             task = await loop.run_in_executor(None, self.tasks.get)
             if task is None:
