@@ -46,8 +46,7 @@ def run_hypothesis(name: str, seconds: float) -> tuple[int, str | None]:
     executions and the first failure (None: none)."""
     from hypothesis import HealthCheck, given, settings
 
-    from tests.fuzz_targets import all_targets
-    from tests.test_fuzz import inputs
+    from tests.fuzz_targets import all_targets, inputs
     target = all_targets()[name]
     runs = 0
 
@@ -61,7 +60,7 @@ def run_hypothesis(name: str, seconds: float) -> tuple[int, str | None]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         test = settings(max_examples=500, deadline=None, database=None,
-                        suppress_health_check=list(HealthCheck))(given(inputs(name))(counted))
+                        suppress_health_check=list(HealthCheck))(given(inputs(target))(counted))
         try:
             test()
         except Exception as e:  # the finding: report it with its input

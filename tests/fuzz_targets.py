@@ -682,6 +682,12 @@ def mutate(seed: bytes, ops: list[tuple[int, int, int]]) -> bytes:
     return bytes(b)
 
 
-def read_seed_files(directory: Path) -> list[bytes]:
-    return [p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()] \
-        if directory.is_dir() else []
+def inputs(target: Target) -> Any:
+    """Hypothesis inputs for `target`: its seeds mutated (see `mutate`), and random
+    bytes."""
+    from hypothesis import strategies as st
+    op = st.tuples(st.integers(0, 4), st.integers(0, 1 << 16), st.integers(0, 255))
+    mutated = st.tuples(st.sampled_from(target.seeds()), st.lists(op, max_size=8)).map(
+        lambda t: mutate(*t))
+    return st.one_of(mutated, st.binary(max_size=4096))
+

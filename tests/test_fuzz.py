@@ -12,21 +12,12 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from tests.fuzz_targets import COMPRESS, all_targets, mutate
+from tests.fuzz_targets import COMPRESS, all_targets, inputs
 
 TARGETS = all_targets()
 # Per target; the whole file stays under a minute on CI's two shared cores.
 FUZZ_EXAMPLES = int(os.environ.get("HEKAPY_FUZZ_EXAMPLES", "60"))
-
-
-def inputs(name: str) -> st.SearchStrategy[bytes]:
-    seeds = TARGETS[name].seeds()
-    op = st.tuples(st.integers(0, 4), st.integers(0, 1 << 16), st.integers(0, 255))
-    mutated = st.tuples(st.sampled_from(seeds), st.lists(op, max_size=8)).map(
-        lambda t: mutate(*t))
-    return st.one_of(mutated, st.binary(max_size=4096))
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
@@ -42,7 +33,7 @@ def test_fuzz(name):
 
     @settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(inputs(name))
+    @given(inputs(TARGETS[name]))
     def run(data: bytes) -> None:
         check(data)
     run()

@@ -11,7 +11,6 @@ from tests.helpers.paths import TESTS
 # Modules being rewritten elsewhere that still import another test module or conftest;
 # each leaves this list when it moves into its folder.
 NOT_YET_MOVED = {
-    "fuzz_runner.py", "test_hostile_files.py", "test_logstreamer_renamed_out.py",
     "test_replay.py", "test_replay_amqp.py", "test_replay_lifecycle.py",
     "test_replay_mapping.py", "test_replay_progress.py", "test_replay_undecodable.py",
 }

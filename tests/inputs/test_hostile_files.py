@@ -15,8 +15,8 @@ import re
 import aiohttp
 
 from hekapy.benchmarks.es_double import EsDouble
-from tests.conftest import write_config
 from tests.fault_harness import Daemon, settle_to, wait_for
+from tests.helpers.plugins import write_config
 from tests.services import free_port
 
 GOOD = ("good1", "good2")

@@ -7,8 +7,15 @@ written between the drain and the rename.)"""
 
 from __future__ import annotations
 
-from tests.conftest import CollectOutput
-from tests.test_logstreamer_input import eventually, lines, out_messages, payloads, start
+from tests.helpers.logstreamer import numbered_lines as lines
+from tests.helpers.logstreamer import out_messages, payloads
+from tests.helpers.logstreamer import start_logstreamer as start
+from tests.helpers.plugins import CollectOutput
+from tests.helpers.wait import wait_for
+
+
+async def eventually(condition, what: str) -> None:
+    await wait_for(condition, what, timeout=30, interval=0.01)
 
 
 async def test_rest_of_a_file_renamed_out_of_the_stream_is_read(tmp_path):
