@@ -115,6 +115,8 @@ class Plan:
     es_fault: float = 20.0
     influx_every: float = 600.0
     sighup_every: float = 600.0
+    # Faults left out ("es", "influx", "sighup"): to tell which one a trend follows.
+    skip: tuple[str, ...] = ()
 
     @classmethod
     def for_minutes(cls, minutes: float, rate: float = 2000.0,
@@ -138,16 +140,16 @@ class Plan:
         before it (the end is for the drain)."""
         out: list[tuple[float, str]] = []
         end = self.seconds - 5
-        t = self.es_every / 3
+        t = self.es_every / 3 if "es" not in self.skip else end
         while t + 2 * self.es_fault < end:
             out += [(t, "es_down"), (t + self.es_fault, "es_up"),
                     (t + self.es_fault, "es_429_on"), (t + 2 * self.es_fault, "es_429_off")]
             t += self.es_every
-        t = self.influx_every / 2
+        t = self.influx_every / 2 if "influx" not in self.skip else end
         while t < end:
             out.append((t, "influx_restart"))
             t += self.influx_every
-        t = self.sighup_every * 0.8
+        t = self.sighup_every * 0.8 if "sighup" not in self.skip else end
         while t < end:
             out.append((t, "sighup"))
             t += self.sighup_every
@@ -726,16 +728,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stall", type=float, default=180.0, help="seconds without progress "
                     "at the end before the run fails")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--skip", default="", help="faults to leave out, comma-separated: "
+                    "es, influx, sighup (to tell which one a trend follows)")
     ap.add_argument("--keep", type=Path, help="keep the run's directory here (logs, "
                     "state, the collectors' own logs) instead of a temporary one")
     args = ap.parse_args(argv)
     if args.minutes < 1 or args.rate <= 0 or args.sample_every <= 0:
         ap.error("--minutes must be at least 1, --rate and --sample-every positive")
+    unknown = {x for x in args.skip.split(",") if x} - {"es", "influx", "sighup"}
+    if unknown:
+        ap.error(f"--skip takes es, influx, sighup; not {', '.join(sorted(unknown))}")
     return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     plan = Plan.for_minutes(args.minutes, args.rate, args.sample_every)
+    plan.skip = tuple(x for x in args.skip.split(",") if x)
 
     def go(tmp: Path) -> dict[str, Any]:
         return asyncio.run(Soak(plan, tmp, args.results, args.stall).run())
