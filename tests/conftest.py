@@ -67,8 +67,6 @@ sys.modules.setdefault("tests.test_logstreamer_input", _former_logstreamer_test_
 # folders and mark their own tests (tests/test_suite_conventions.py reads this list).
 MARKED_SERVICES_UNTIL_MOVED = {
     "test_bench_harness.py", "test_deb.py", "test_fuzz.py", "test_hostile_files.py",
-    "test_replay.py", "test_replay_amqp.py", "test_replay_lifecycle.py",
-    "test_replay_mapping.py", "test_replay_progress.py", "test_replay_undecodable.py",
     "test_soak.py",
 }
 

@@ -7,35 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import random
 import signal
-import sys
 from pathlib import Path
+
+import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.benchmarks.openstack_config import es_output, openstack_logs
-from hekapy.collector.app.demo import generate
 from hekapy.collector.app.replay import parse_time
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import config_from, write_config
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.plugins import CollectOutput, config_from, write_config
+from tests.helpers.replay import DAY, events, expected_messages, write_lines
+from tests.helpers.wait import wait_for
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
-DAY = 1_763_856_000.0  # 2025-11-23T00:00:00Z
-
-
-def events(service: str, n: int, start: float, seed: int) -> list[list[str]]:
-    """`n` log events (a traceback is one event of several lines), one per second."""
-    rng = random.Random(seed)
-    return [generate(service, rng, start + i) for i in range(n)]
-
-
-def write_lines(path: Path, evs: list[list[str]], compress: bool = False) -> None:
-    data = "".join(line + "\n" for ev in evs for line in ev).encode()
-    if compress:
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-
+pytestmark = pytest.mark.services
 
 def archive(root: Path) -> dict[str, int]:
     """nova-api.log (plain), nova-api.log.1 (plain), nova-api.log.2.gz, nova-compute
@@ -57,21 +43,6 @@ def archive(root: Path) -> dict[str, int]:
         write_lines(path, evs, gz)
         counts[str(path)] = expected_messages(evs)
     return counts
-
-
-def expected_messages(evs: list[list[str]]) -> int:
-    """How many messages the OpenStackLogDecoder makes of these lines (a traceback's
-    lines merge into one message)."""
-    from hekapy.collector.engine.message import Message
-    from hekapy.decoders.openstack_log import OpenStackLogDecoder
-    from tests.conftest import make_plugin
-    dec = make_plugin(OpenStackLogDecoder, tz="UTC")
-    n = 0
-    for ev in evs:
-        for line in ev:
-            r = dec.decode(Message(payload=line + "\n"))
-            n += 0 if r is None else 1 if isinstance(r, Message) else len(r)
-    return n + len(dec.flush())
 
 
 def config_text(es_url: str, tmp_path: Path) -> str:
@@ -150,11 +121,10 @@ async def test_replay_resume_twice_and_uuids_like_the_daemon(tmp_path):
     text = openstack_logs(tmp_path / "live" / "state", tmp_path / "live", "ctl-1") + (
         '[x]\ntype = "CollectOutput"\nmessage_matcher = "TRUE"\n')
     (tmp_path / "live").mkdir(exist_ok=True)
-    from tests.conftest import CollectOutput, until
     p = Pipeline(config_from(tmp_path / "live", text))
     await p.start()
     sink = CollectOutput.instances["x"]
-    await until(lambda: len(sink.messages) >= 399, "the daemon's messages", 10**8)
+    await wait_for(lambda: len(sink.messages) >= 399, "the daemon's messages")
     await p.stop()
     daemon_ids = {m.uuid_text for m in sink.messages}
     replay_ids = {d["_id"] for d in docs}

@@ -6,10 +6,13 @@ fresh replay starts from nothing."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from tests.test_replay import HEKAPY
+import pytest
+
+from tests.helpers.replay import run_replay
+
+pytestmark = pytest.mark.services
 
 # Numbers the records it decodes (its count survives a stop and a start).
 COUNTING_DECODER = """
@@ -85,11 +88,8 @@ encoder = "PayloadEncoder"
 
 
 async def replay(conf: Path, *args: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *HEKAPY, "replay", "-c", str(conf), "--workers", "1", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode == 0, (out + err).decode()[-3000:]
+    rc, out = await run_replay(conf, "--workers", "1", *args)
+    assert rc == 0, out[-3000:]
 
 
 async def test_preserve_data_under_replay(tmp_path):

@@ -10,14 +10,15 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from hekapy.collector.app.replay_progress import CLEAR_LINE, Progress, ProgressDisplay
-from tests.test_replay_mapping import DAY, write_log
+import pytest
 
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
+from hekapy.collector.app.replay_progress import CLEAR_LINE, Progress, ProgressDisplay
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.replay import DAY, write_log
+
 PROGRESS = re.compile(r"hekapy replay: \d+/\d+ files, ")
 
 
@@ -143,6 +144,7 @@ def run_in_terminal(args: list[str], timeout: float = 180) -> tuple[int, str]:
             proc.kill()
 
 
+@pytest.mark.services
 def test_on_a_terminal_nothing_interleaves_and_the_summary_comes_once(tmp_path):
     nova = tmp_path / "archive" / "nova"
     for i in range(3):

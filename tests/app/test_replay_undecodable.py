@@ -5,22 +5,22 @@ counted, not named. Output that is not a terminal has no control characters."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from pathlib import Path
+
+import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.benchmarks.openstack_config import es_output, openstack_logs
-from hekapy.collector.app.demo import generate
 from hekapy.collector.app.replay import EXIT_UNDECODABLE
-from tests.conftest import write_config
-from tests.test_replay import HEKAPY, expected_messages
-from tests.test_replay_mapping import DAY
+from tests.helpers.plugins import write_config
+from tests.helpers.replay import DAY, expected_messages, run_replay
+from tests.helpers.replay import events as events_from
+
+pytestmark = pytest.mark.services
 
 
 def events(service: str, n: int, seed: int) -> list[list[str]]:
-    rng = random.Random(seed)
-    return [generate(service, rng, DAY + i) for i in range(n)]
+    return events_from(service, n, DAY, seed)
 
 
 def write(path: Path, evs: list[list[str]]) -> None:
@@ -28,12 +28,7 @@ def write(path: Path, evs: list[list[str]]) -> None:
     path.write_text("".join(line + "\n" for ev in evs for line in ev))
 
 
-async def replay(conf: Path, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *HEKAPY, "replay", "-c", str(conf), *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    return proc.returncode, (out + err).decode()
+replay = run_replay
 
 
 async def test_a_mostly_undecodable_file_is_named_and_the_exit_code_says_so(tmp_path):

@@ -17,11 +17,15 @@ import pytest
 from hekapy.benchmarks.es_double import EsDouble
 from hekapy.benchmarks.openstack_config import openstack_logs
 from hekapy.collector.engine.pipeline import Pipeline
-from tests.conftest import config_from, until
+from tests.helpers.paths import TESTS
+from tests.helpers.plugins import config_from
+from tests.helpers.replay import DAY, events, expected_messages, run_replay, write_lines
+from tests.helpers.wait import wait_for
 from tests.services import RabbitMQ
-from tests.test_replay import DAY, HEKAPY, events, expected_messages, write_lines
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+pytestmark = pytest.mark.services
+
+CONF = TESTS.parent / "conf"
 COLLECTOR_MATCHER = "message_matcher = \"Type == 'notification' || Type == 'audit'\""
 
 
@@ -47,12 +51,8 @@ def replay_config(state: Path) -> str:
 
 
 async def replay(conf: Path, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *HEKAPY, "replay", "-c", str(conf), *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    text = (out + err).decode()
-    assert proc.returncode == 0, text[-3000:]
+    rc, text = await run_replay(conf, *args)
+    assert rc == 0, text[-3000:]
     return text
 
 
@@ -100,8 +100,8 @@ async def test_replay_publishes_to_the_aggregators_and_twice_adds_nothing(
             def consumed() -> int:
                 return sum(p.inputs[0][1].stats.messages_in for p in aggregators)
 
-            await until(lambda: consumed() >= 2 * expected,
-                        "the second replay's messages at the aggregators", 5_000_000)
+            await wait_for(lambda: consumed() >= 2 * expected,
+                           "the second replay's messages at the aggregators", timeout=120)
             await asyncio.wait_for(asyncio.gather(
                 *(p.inputs[0][1].tracker.wait_idle() for p in aggregators)), 60)
         finally:

@@ -7,16 +7,12 @@ and from a folder above it; ambiguous roots, --live-dir, --dry-run's lines."""
 
 from __future__ import annotations
 
-import gzip
-import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from hekapy.collector.app.demo import generate
 from hekapy.collector.app.replay_plan import (
     LIVE,
     PlanError,
@@ -25,19 +21,11 @@ from hekapy.collector.app.replay_plan import (
     split_rotation,
 )
 from hekapy.collector.engine.config import Config, load_config
+from tests.helpers.collectors import HEKAPY
+from tests.helpers.paths import TESTS
+from tests.helpers.replay import DAY, write_log
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-DAY = 1_763_856_000.0  # 2025-11-23T00:00:00Z
-HEKAPY = [sys.executable, "-m", "hekapy.collector.app.cli"]
-
-
-def write_log(path: Path, service: str, events: int, start: float, seed: int,
-              compress: bool = False) -> None:
-    rng = random.Random(seed)
-    data = "".join(line + "\n" for i in range(events)
-                   for line in generate(service, rng, start + i)).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(data) if compress else data)
+CONF = TESTS.parent / "conf"
 
 
 def node_archive(log: Path) -> None:
@@ -197,6 +185,7 @@ def test_rotation_suffixes():
     assert agreement("/var/log/nova/a.log", "/x/log/nova/a.log", "/var/log/nova") == 2
 
 
+@pytest.mark.services
 def test_dry_run_lines(lma, tmp_path, monkeypatch):
     log = tmp_path / "ctl-1" / "var" / "log"
     node_archive(log)
