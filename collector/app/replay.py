@@ -221,7 +221,8 @@ class Replay:
             defaults=cfg.defaults)
         p = Pipeline(replay_config, message_time=True)
         for plugin, _ in p.inputs:
-            plugin.job = self  # type: ignore[attr-defined]
+            if isinstance(plugin, ReplayInput):
+                plugin.job = self
         # Forwarded messages go to the coordinator's consumers only: the workers
         # shipped them to their own outputs already.
         names = {s.name for s in consumers}

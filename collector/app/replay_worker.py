@@ -363,16 +363,21 @@ class ReplayWorker:
                     if ctx.decoder is not None and ctx.decoder.holding:
                         ctx.decoder.flush()
         finally:
-            for input_plugin, _ in p.inputs:
-                input_plugin.finished.set()  # type: ignore[attr-defined]
+            self._finish_inputs(p)
             await p.stop()
         self.send(("exit", setup.worker_id, stored_by_output(p)))
+
+    @staticmethod
+    def _finish_inputs(p: Pipeline) -> None:
+        """No more files: the inputs' run returns (their decoders are flushed)."""
+        for input_plugin, _ in p.inputs:
+            if isinstance(input_plugin, ReplayFileInput):
+                input_plugin.finished.set()
 
     async def _until_settled_or_stopped(self, p: Pipeline) -> None:
         """Every file is read: until everything is acknowledged (before the outputs
         stop: they abandon what they still retry once stopping), or a stop request."""
-        for plugin, _ in p.inputs:
-            plugin.finished.set()  # type: ignore[attr-defined]
+        self._finish_inputs(p)
 
         async def settled() -> None:
             await p.inputs_finished()

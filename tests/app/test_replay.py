@@ -64,6 +64,7 @@ async def replay(conf: Path, *args: str, es: EsDouble | None = None,
         *HEKAPY, "replay", "-c", str(conf), *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     if interrupt_at:
+        assert es is not None
         try:
             await es.wait_count(interrupt_at, timeout=120)
         except AssertionError:
@@ -72,6 +73,7 @@ async def replay(conf: Path, *args: str, es: EsDouble | None = None,
             raise AssertionError((out + err).decode()[-3000:]) from None
         proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None  # communicate() waited for it
     return proc.returncode, (out + err).decode()
 
 

@@ -123,7 +123,7 @@ def run_in_terminal(args: list[str], timeout: float = 180) -> tuple[int, str]:
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
                             close_fds=True)
     os.close(slave)
-    chunks = []
+    chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
         while True:

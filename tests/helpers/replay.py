@@ -57,4 +57,5 @@ async def run_replay(conf: Path, *args: str, timeout: float = 300) -> tuple[int,
         *HEKAPY, "replay", "-c", str(conf), *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None  # communicate() waited for it
     return proc.returncode, (out + err).decode()
