@@ -17,7 +17,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import yaml
 from tests import grafana_queries as gq
 from tests.dashboard_lab import ENVIRONMENT, HOST, running_lab, traffic
 from tests.helpers.paths import REPO, TEST_DATA
+from tests.helpers.wait import wait_for
 
 PROMETHEUS_RULES = REPO / "conf" / "prometheus" / "hekapy-rules.yml"
 PROMETHEUS_TESTS = TEST_DATA / "prometheus" / "hekapy-rules-test.yml"
@@ -173,16 +173,18 @@ async def collect(tmp: Path) -> dict[str, Any]:
                             if not gq.has_data(s)]
             return missing
 
-        # Until every query has data (the collectors tick every second), or 75 s.
-        deadline = time.monotonic() + 75
-        while True:
+        # Until every query has data (the collectors tick every second), or 75 s: what is
+        # still missing then is reported below.
+        missing: list[str] = []
+
+        async def every_query_has_data() -> bool:
+            nonlocal missing
             lab.check_alive()
             missing = await base_missing()
-            if not missing and load.done():
-                break
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(1)
+            return not missing and load.done()
+
+        await wait_for(every_query_has_data, "data for every panel and alert query",
+                       timeout=75, interval=1, required=False)
         await load
 
         results: list[dict[str, Any]] = []
