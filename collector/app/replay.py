@@ -369,9 +369,10 @@ class Replay:
             procs[i].join()
             results.put(("gone", i, procs[i].exitcode))
 
-        threading.Thread(target=read_reports, daemon=True).start()
-        for i in range(n):
-            threading.Thread(target=watch, args=(i,), daemon=True).start()
+        reader = threading.Thread(target=read_reports, daemon=True)
+        watchers = [threading.Thread(target=watch, args=(i,), daemon=True) for i in range(n)]
+        for thread in (reader, *watchers):
+            thread.start()
         alive = set(range(n))
         ready: set[int] = set()
         try:
@@ -403,9 +404,18 @@ class Replay:
                 await loop.run_in_executor(None, proc.join, 5)
                 if proc.is_alive():
                     proc.terminate()
+                    await loop.run_in_executor(None, proc.join, 5)
+                if proc.is_alive():
+                    proc.kill()
             for c in self._controls:
                 c.put(None)
+            # The queues close only once no thread of ours uses them: the watchers have
+            # put their worker's end, the reader has taken everything up to the None.
+            # (Closing under a thread blocked in get() makes it fail on a closed pipe.)
+            for thread in watchers:
+                await loop.run_in_executor(None, thread.join)
             results.put(None)  # the reading thread ends
+            await loop.run_in_executor(None, reader.join)
             # Files never taken (interrupted) stay in the pipe: do not wait to flush.
             tasks.cancel_join_thread()
             results.close()

@@ -154,6 +154,9 @@ def test_on_a_terminal_nothing_interleaves_and_the_summary_comes_once(tmp_path):
     rc, shown = run_in_terminal([*HEKAPY, "replay", "-c", str(conf), "--workers", "2",
                                  str(tmp_path / "archive")])
     assert rc == 0, shown[-3000:]
+    # No thread of the coordinator died at the end (one did on a queue closed under it,
+    # and its traceback, written a character at a time, cut into the counter's lines).
+    assert "Traceback" not in shown and "Exception in thread" not in shown, shown[-3000:]
     # The progress line was drawn in place (so this run did test what it claims) ...
     assert re.search(re.escape(CLEAR_LINE) + PROGRESS.pattern, shown)
     lines, current = render(shown.replace("\r\n", "\n"))

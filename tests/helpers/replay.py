@@ -58,4 +58,7 @@ async def run_replay(conf: Path, *args: str, timeout: float = 300) -> tuple[int,
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None  # communicate() waited for it
+    # Whatever the exit code, no thread or process of replay died with a traceback
+    # (a coordinator thread failing on a queue closed under it did, at the end).
+    assert "Traceback (most recent call last)" not in err.decode(), err.decode()[-3000:]
     return proc.returncode, (out + err).decode()
