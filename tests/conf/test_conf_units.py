@@ -97,6 +97,19 @@ def test_the_aggregator_replaces_the_metric_collector():
     assert "lma_metric_collector.toml" in ROLES["aggregator"]
 
 
+def test_roles_that_run_together_have_status_ports_of_their_own():
+    # A failed bind is only logged: two roles on one port would leave one unobservable.
+    def address(role: str) -> str:
+        found = [m for name in ROLES[role] for m in re.findall(
+            r'^status_address = "([^"]*)"', (CONF / name.split("/")[-1]).read_text(), re.M)]
+        return found[-1] if found else "127.0.0.1:4352"  # hekad's default
+
+    together = [r for r in ROLES if r != "aggregator"]  # it replaces the metric collector
+    addresses = {r: address(r) for r in together}
+    assert len(set(addresses.values())) == len(together), addresses
+    assert all(a.startswith("127.0.0.1:") for a in addresses.values())
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_systemd_accepts_the_unit(role, tmp_path):
     analyze = shutil.which("systemd-analyze")

@@ -196,6 +196,7 @@ async def produce(es: EsDouble, broker: RabbitMQ, tmp: Path, monkeypatch) -> Non
         text = (CONF / name).read_text()
         for old, new in edits:
             text = replace(text, old, new)
+        text = re.sub(r'^status_address = .*\n', "", text, flags=re.M)  # the role's own
         text = replace(text, "[hekad]\n", '[hekad]\nstatus_address = ""\n')
         text = replace(text, 'base_dir = "/var/cache/', f'base_dir = "{tmp / state}/')
         (tmp / state).mkdir()
