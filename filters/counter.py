@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 from hekapy.collector.engine.contexts import FilterContext
@@ -17,6 +16,8 @@ class CounterFilter(Filter):
     """Every ticker_interval seconds (default 5) injects a message of Type
     "heka.counter-output" with Payload "Got N messages. R msg/sec", and every tenth
     report a summary "AGG Sum. Min: … Max: … Mean: …". Silent while nothing arrives.
+    The rate is per second of the ticks' time: the clock's in the daemon, the lines'
+    own under `hekapy replay` (the rate they were logged at).
 
     Keys: message_matcher ("Type != 'heka.counter-output'"), ticker_interval (5).
 
@@ -32,7 +33,7 @@ class CounterFilter(Filter):
         super().__init__(name, cfg)
         self.count = 0
         self._last_count = 0
-        self._last_time = time.monotonic()
+        self._last_ns: int | None = None
         self._rates: list[float] = []
 
     def process(self, messages: list[Message], ctx: FilterContext) -> None:
@@ -42,10 +43,15 @@ class CounterFilter(Filter):
         sent = self.count - self._last_count
         if sent == 0:
             return
-        now = time.monotonic()
-        rate = sent / max(now - self._last_time, 1e-9)
+        # The tick's own time: the clock in the daemon (as Heka's filter), the lines'
+        # time under replay, so that a backfill reports the rate it was logged at.
+        # The first tick, and one after the clock went back, count one interval.
+        elapsed = (now_ns - self._last_ns) / 1e9 if self._last_ns is not None else 0.0
+        if elapsed <= 0:
+            elapsed = float(self.cfg.ticker_interval)
+        rate = sent / elapsed
         self._last_count = self.count
-        self._last_time = now
+        self._last_ns = now_ns
         self._rates.append(rate)
         ctx.inject(Message(type=OUTPUT_TYPE, logger=self.name, hostname=ctx.hostname,
                            payload=f"Got {self.count} messages. {rate:0.2f} msg/sec"))
