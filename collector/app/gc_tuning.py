@@ -30,7 +30,14 @@ THRESHOLDS = (100_000, 50, 100)
 
 def tune_gc() -> None:
     """Freeze what start-up created (modules, config, compiled matchers: never garbage)
-    and collect the young generation every 100k allocations instead of 700."""
+    and collect the young generation every 100k allocations instead of 700.
+
+    Called again once a reload has started the new pipeline: the old one is garbage
+    held in reference cycles (contexts and their pipeline, tasks and their coroutines),
+    which only a full collection frees, and with these thresholds a busy daemon never
+    runs one on its own. Frozen objects are never collected at all, so what the last
+    start or reload froze is thawed first; what is alive then is frozen again."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
