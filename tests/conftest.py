@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -14,15 +12,7 @@ import pytest
 from hekapy.collector.compiled import HOT_MODULES, source_path
 
 # Importing the test plugins registers them (the tests' TOML names their types).
-from tests.helpers.logstreamer import numbered_lines, out_messages, payloads, start_logstreamer
-from tests.helpers.plugins import CollectOutput, config_from, make_plugin, write_config
-from tests.helpers.wait import wait_for
-
-# The test modules still to move into the layout's folders (tests/test_replay*.py,
-# tests/test_hostile_files.py, tests/test_logstreamer_renamed_out.py) import these
-# names from here, and the last one tests.test_logstreamer_input (below); remove both
-# once those modules import tests.helpers.
-__all__ = ["CollectOutput", "config_from", "make_plugin", "until", "write_config"]
+from tests.helpers.plugins import CollectOutput
 
 
 def pytest_configure(config) -> None:
@@ -46,29 +36,9 @@ def pytest_configure(config) -> None:
                     f"{', '.join(stale)}; run scripts/setup-venv test,fast", returncode=4)
 
 
-async def until(predicate, what: str = "condition", max_spins: int | None = None) -> None:
-    """The former name of tests.helpers.wait.wait_for (`max_spins` is ignored)."""
-    await wait_for(predicate, what, timeout=120)
-
-
-def _former_logstreamer_test_module() -> types.ModuleType:
-    """What tests/test_logstreamer_renamed_out.py imports from
-    tests.test_logstreamer_input (now tests/inputs/, its helpers in tests/helpers/)."""
-    module = types.ModuleType("tests.test_logstreamer_input")
-    module.__dict__.update(eventually=wait_for, lines=numbered_lines, start=start_logstreamer,
-                           out_messages=out_messages, payloads=payloads)
-    return module
-
-
-sys.modules.setdefault("tests.test_logstreamer_input", _former_logstreamer_test_module())
-
-
 # Modules being rewritten elsewhere, marked `services` whole until they move into their
 # folders and mark their own tests (tests/test_suite_conventions.py reads this list).
-MARKED_SERVICES_UNTIL_MOVED = {
-    "test_bench_harness.py", "test_deb.py", "test_fuzz.py", "test_hostile_files.py",
-    "test_soak.py",
-}
+MARKED_SERVICES_UNTIL_MOVED = {"test_soak.py"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers

@@ -13,6 +13,7 @@ import random
 import re
 
 import aiohttp
+import pytest
 
 from hekapy.benchmarks.es_double import EsDouble
 from tests.fault_harness import Daemon, settle_to, wait_for
@@ -116,6 +117,7 @@ def metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+@pytest.mark.services
 async def test_hostile_files_beside_good_logs(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()

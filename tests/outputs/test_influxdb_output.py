@@ -83,7 +83,7 @@ def test_escaping_agrees_with_influxdb_client(name, tags, value, ts):
     from influxdb_client import Point, WritePrecision
     # The client writes a measurement or tag key ending in a backslash bare, and
     # InfluxDB refuses that line (the separator reads as escaped); hekapy adds a space,
-    # as the client does for tag values (tests/test_fuzz.py, the line protocol's
+    # as the client does for tag values (tests/fuzz/test_fuzz.py, the line protocol's
     # regressions, checked on a real influxd).
     assume(not name.endswith("\\") and not any(k.endswith("\\") for k in tags))
     ours = encode_point(ts, name, value, tags, "ns")

@@ -1,5 +1,5 @@
 """Fuzz targets: each one takes arbitrary bytes and checks a property of a component that
-reads input nobody vetted. Run by tests/test_fuzz.py (Hypothesis, a fixed example budget,
+reads input nobody vetted. Run by tests/fuzz/test_fuzz.py (Hypothesis, a fixed example budget,
 in every CI run) and by scripts/fuzz (atheris/libFuzzer when it is installed, else
 Hypothesis, for as long as asked).
 
@@ -36,8 +36,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data"
+from tests.helpers.paths import REPO
+
+DATA = REPO / "tests" / "data"
 MAX_MESSAGE_SIZE = 8192  # small, so that the bounds are reached by fuzzed inputs
 TIMESTAMP = 1_700_000_000_000_000_000
 
@@ -434,7 +435,7 @@ def config_target() -> Target:
 
 
 def config_seeds() -> list[bytes]:
-    seeds = [p.read_bytes() for p in sorted((ROOT / "conf").glob("*.toml"))]
+    seeds = [p.read_bytes() for p in sorted((REPO / "conf").glob("*.toml"))]
     seeds.append(b'[out]\ntype = "HttpOutput"\naddress = "http://u:SECRET@h/"\n'
                  b'password = "SECRET"\nmessage_matcher = "TRUE"\n')
     return seeds

@@ -1,4 +1,4 @@
-"""The fuzz targets of tests/fuzz_targets.py in every CI run, with a fixed budget: each
+"""The fuzz targets of tests/fuzz/targets.py in every CI run, with a fixed budget: each
 target gets its seed corpus as explicit examples, then `FUZZ_EXAMPLES` Hypothesis inputs
 (random bytes, and the seeds mutated the way libFuzzer mutates), derandomized so that a
 run is repeatable. scripts/fuzz runs the same targets for as long as asked.
@@ -13,7 +13,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.fuzz_targets import COMPRESS, all_targets, inputs
+from tests.fuzz.targets import COMPRESS, all_targets, inputs
 
 TARGETS = all_targets()
 # Per target; the whole file stays under a minute on CI's two shared cores.
@@ -71,6 +71,7 @@ def test_regression(name, data, why):
     TARGETS[name].check(data)
 
 
+@pytest.mark.services
 async def test_line_protocol_findings_on_a_real_influxdb(tmp_path):
     """The line-protocol model the fuzzer checks against is InfluxDB's: the points of
     the regressions (names, tag keys and values, field keys ending in a backslash; a
@@ -79,7 +80,7 @@ async def test_line_protocol_findings_on_a_real_influxdb(tmp_path):
     import aiohttp
 
     from hekapy.outputs.influxdb.line_protocol import encode_point
-    from tests.fuzz_targets import influx_expected
+    from tests.fuzz.targets import influx_expected
     from tests.services import influxdb
     points = [("m\\", {"t": "v"}, 1.0), ("m1", {"k\\": "v\\"}, 2.0),
               ("m2", {"t": "x\\,y"}, {"f\\": 3.0}), ("m3", {"t": "a b"}, "line\nbreak")]

@@ -1,4 +1,4 @@
-"""Run the fuzz targets of tests/fuzz_targets.py for a given time (scripts/fuzz).
+"""Run the fuzz targets of tests/fuzz/targets.py for a given time (scripts/fuzz).
 
     scripts/fuzz --seconds 60                 # every target, 60 s each
     scripts/fuzz --seconds 600 matcher config # some of them
@@ -12,7 +12,7 @@ venv); otherwise Hypothesis, in rounds of random and seed-mutated inputs until t
 is up. Each target starts from its seed corpus (the test data); atheris keeps what it
 finds under `--work` (default /tmp/hekapy-fuzz/<target>/corpus) and writes a crashing
 input to /tmp/hekapy-fuzz/<target>/crash-<sha1>. A crash is a finding: make it a
-regression in tests/test_fuzz.py, fix the plugin.
+regression in tests/fuzz/test_fuzz.py, fix the plugin.
 
 Prints one line per target (executions, result) and exits 1 if any target failed.
 """
@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
 DEFAULT_WORK = Path("/tmp/hekapy-fuzz")
 DEFAULT_ATHERIS = Path("/tmp/hekapy-atheris")
 
@@ -46,7 +47,7 @@ def run_hypothesis(name: str, seconds: float) -> tuple[int, str | None]:
     executions and the first failure (None: none)."""
     from hypothesis import HealthCheck, given, settings
 
-    from tests.fuzz_targets import all_targets, inputs
+    from tests.fuzz.targets import all_targets, inputs
     target = all_targets()[name]
     runs = 0
 
@@ -72,7 +73,7 @@ def atheris_child(name: str, corpus: Path, artifacts: Path, seconds: float) -> N
     """In its own process (libFuzzer exits the process): fuzz `name`."""
     import atheris
 
-    from tests.fuzz_targets import all_targets
+    from tests.fuzz.targets import all_targets
     target = all_targets()[name]
     for seed in target.seeds():  # imports every module the target reaches
         target.check(seed)
@@ -85,17 +86,17 @@ def atheris_child(name: str, corpus: Path, artifacts: Path, seconds: float) -> N
 
 def run_atheris(name: str, seconds: float, work: Path, atheris_dir: Path
                 ) -> tuple[int, str | None]:
-    from tests.fuzz_targets import all_targets
+    from tests.fuzz.targets import all_targets
     corpus = work / name / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     for i, seed in enumerate(all_targets()[name].seeds()):
         (corpus / f"seed-{i}").write_bytes(seed)
     env = {**os.environ, "HEKAPY_PURE": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT.parent), str(atheris_dir),
+           "PYTHONPATH": os.pathsep.join([str(REPO.parent), str(atheris_dir),
                                           os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "tests.fuzz_runner", "--atheris-child",
+    proc = subprocess.run([sys.executable, "-m", "tests.fuzz.runner", "--atheris-child",
                            name, "--seconds", str(seconds), "--work", str(work)],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+                          cwd=REPO, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     (work / name / "libfuzzer.log").write_text(log)
     runs = 0
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work / args.atheris_child
         atheris_child(args.atheris_child, work / "corpus", work, args.seconds)
         return 0
-    from tests.fuzz_targets import all_targets
+    from tests.fuzz.targets import all_targets
     targets = all_targets()
     if args.list:
         print("\n".join(targets))

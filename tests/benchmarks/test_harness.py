@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from hekapy.benchmarks import rsyslog_peer
 from hekapy.benchmarks.harness import SeqWriter, make_row, percentile
 from hekapy.benchmarks.report import add_ratios, check_targets, markdown_table
+from tests.helpers.paths import REPO
 
 CI_SCENARIOS = ["cat", "regex", "naive", "decoders", "pipeline", "pipeline-429", "outage",
                 "influxdb", "replay-1", "replay-2"]
@@ -191,7 +191,7 @@ def test_rows_ratios_and_targets():
 
 
 def test_readme_has_a_benchmarks_table():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## Benchmarks", 1)[1].split("\n## ", 1)[0]
     assert "| scenario | lines/s |" in section and "| rsyslog-es |" in section
 

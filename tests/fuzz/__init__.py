@@ -1,0 +1,1 @@
+"""Fuzz targets, their runner (scripts/fuzz) and the CI run of them."""
