@@ -117,6 +117,10 @@ class ESJsonEncoder(ESEncoder):
             return None
 
     def _compile_fill(self) -> Callable[[Message], dict | None]:
+        if not all(plain_string(key) for _, key in self.header_keys):
+            # orjson would write a mapped name's quote or control character its own way
+            # (\"), not Heka's (\u0022): such a configuration takes the slow path.
+            return lambda msg: None
         def checked(expr: str, key: str) -> list[str]:
             # A header text, checked for escapes once per distinct value (`known`).
             return [f"    doc[{key}] = known[{expr}]"]
