@@ -62,6 +62,7 @@ HOT_MODULES = (
 # Typed modules (.pyx) and, for each, where its Python reference is.
 TYPED_MODULES = (
     "hekapy.outputs.elasticsearch.es_doc_writer",  # ESJsonEncoder.encode (es_json.py)
+    "hekapy.decoders.oslo_line",  # match_line, match_context (openstack_log.py)
 )
 
 PURE_ENV = "HEKAPY_PURE"
