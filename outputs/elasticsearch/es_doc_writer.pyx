@@ -47,6 +47,8 @@ ENV_VERSION = M_ENV_VERSION
 HOSTNAME = M_HOSTNAME
 
 DEF MAX_MEMBERS = 16  # `fields` names each of the 10 members at most once
+DEF KEEP_BYTES = 65536  # the buffer's size kept after an item larger than KEEP_LIMIT
+DEF KEEP_LIMIT = 1048576
 DEF V_BYTES = 1
 DEF V_INTEGER = 2
 DEF V_DOUBLE = 3
@@ -80,6 +82,7 @@ cdef class DocumentWriter:
     cdef char* buf
     cdef Py_ssize_t cap
     cdef Py_ssize_t n
+    cdef bint busy         # encode() is running: a re-entrant call gets None
     cdef int count
     cdef int codes[MAX_MEMBERS]
     cdef list keys         # b'"key":' per member (None for the dynamic fields)
@@ -94,6 +97,7 @@ cdef class DocumentWriter:
         if self.buf == NULL:
             raise MemoryError()
         self.n = 0
+        self.busy = False
 
     def __dealloc__(self):
         PyMem_Free(self.buf)
@@ -449,6 +453,13 @@ cdef class DocumentWriter:
         """The bulk item as ESJsonEncoder.encode gives it, or None where only the
         reference is exact. `action` is the whole action line with its newline, or,
         with uuid_id, its head (`{"index":{"_index":…`), the _id being written here."""
+        cdef bytes item
+        cdef char* smaller
+        if self.busy:
+            # Entered again from a callback it made (a property, render_time) on another
+            # thread: the buffer is in use, the reference writes this item.
+            return None
+        self.busy = True
         self.n = 0
         try:
             self.text(action, False)
@@ -457,7 +468,16 @@ cdef class DocumentWriter:
                 self.uuid(msg)
                 self.raw('"}}\n', 4)
             self.document(msg)
+            self.byte(10)
+            item = PyBytes_FromStringAndSize(self.buf, self.n)
         except Fallback:
             return None
-        self.byte(10)
-        return PyBytes_FromStringAndSize(self.buf, self.n)
+        finally:
+            self.busy = False
+        if self.cap > KEEP_LIMIT:
+            # One huge item must not keep its buffer for the process's life.
+            smaller = <char*>PyMem_Realloc(self.buf, KEEP_BYTES)
+            if smaller != NULL:
+                self.buf = smaller
+                self.cap = KEEP_BYTES
+        return item

@@ -175,3 +175,29 @@ def test_pure_selects_the_reference(monkeypatch):
     assert compiled.typed_module(WRITER) is None
     monkeypatch.delenv(compiled.PURE_ENV)
     assert compiled.typed_module(WRITER) is not None
+
+
+def test_a_huge_item_then_small_ones(typed):
+    # The buffer grows for the 3 MiB item and shrinks after it; the next items are whole.
+    enc = typed(**LMA)
+    for msg in [message([], payload="é" * 1_500_000), message([Field("a", ["b"], STRING)]),
+                message([], payload="x" * 70_000 + "\n")]:
+        assert same(enc, msg)
+
+
+def test_a_reentrant_call_gets_none_and_the_outer_item_stays_whole(typed):
+    # A callback the writer makes (here render_time) that encodes again, as another
+    # thread could during a Python-level property: the buffer is in use.
+    module = importlib.import_module(WRITER)
+    enc = typed(**LMA)
+    inner: list = []
+
+    def render_time(ns: int) -> str:
+        inner.append(writer.encode("head", message([])))
+        return enc.render_time(ns)
+
+    members = [(module.TIMESTAMP, '"Timestamp":'), (module.PAYLOAD, '"Payload":')]
+    writer = module.DocumentWriter(members, render_time, False)
+    item = writer.encode("head\n", message([]))
+    assert inner == [None]
+    assert item == b'head\n{"Timestamp":"2021-09-16T14:07:52","Payload":"a line\\u000a"}\n'
