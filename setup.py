@@ -14,6 +14,8 @@ from setuptools.command.build_ext import build_ext
 HOT = runpy.run_path("collector/compiled.py")
 # Python's semantics, unchanged: type hints are not enforced, as in CPython.
 DIRECTIVES = {"language_level": 3, "annotation_typing": False, "binding": True}
+# The typed modules (.pyx) declare their own directives and C types.
+TYPED_DIRECTIVES = {"language_level": 3}
 
 
 # pip runs this file once per build step; only the steps that build say anything.
@@ -64,8 +66,11 @@ def hot_extensions() -> list:
             "pure-Python hot path; `hekapy --version` says which runs")
         return []
     extensions = [Extension(name, [HOT["source_path"](name)]) for name in HOT["HOT_MODULES"]]
-    return cythonize(extensions, compiler_directives=DIRECTIVES, build_dir="build/cython",
-                     quiet=True, nthreads=os.cpu_count() or 1)
+    typed = [Extension(name, [HOT["source_path"](name)]) for name in HOT["TYPED_MODULES"]]
+    return [*cythonize(extensions, compiler_directives=DIRECTIVES, build_dir="build/cython",
+                       quiet=True, nthreads=os.cpu_count() or 1),
+            *cythonize(typed, compiler_directives=TYPED_DIRECTIVES, build_dir="build/cython",
+                       quiet=True, nthreads=os.cpu_count() or 1)]
 
 
 class BuildHotPath(build_ext):

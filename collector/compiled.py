@@ -12,6 +12,12 @@ modules even where compiled ones are installed: an operator's way to rule the co
 path out, and how the tests check that both give the same bytes. A comma-separated list
 of module names instead of 1 does it for those modules only.
 
+`TYPED_MODULES` are different: typed Cython (.pyx) written for the common case of one
+step, a second implementation beside a Python reference that stays the definition.
+Code asks for one with `typed_module(name)` and runs the reference when it gets None:
+the module was not built (no Cython or compiler), or HEKAPY_PURE names it (1 names them
+all). Tests hold each typed module to its reference's bytes (docs/performance.md).
+
 This file is read by setup.py before hekapy is installed: standard library only.
 """
 
@@ -53,13 +59,31 @@ HOT_MODULES = (
     "hekapy.outputs.elasticsearch.output",
 )
 
+# Typed modules (.pyx) and, for each, where its Python reference is.
+TYPED_MODULES = (
+    "hekapy.outputs.elasticsearch.es_doc_writer",  # ESJsonEncoder.encode (es_json.py)
+    "hekapy.decoders.oslo_line",  # match_line, match_context (openstack_log.py)
+)
+
 PURE_ENV = "HEKAPY_PURE"
 
 
 def source_path(module: str) -> str:
-    """The source file of a hot module, relative to the source tree's root (the
+    """The source file of a hot or typed module, relative to the source tree's root (the
     `hekapy.` namespace maps onto the tree's top-level folders)."""
-    return module.removeprefix("hekapy.").replace(".", "/") + ".py"
+    ext = ".pyx" if module in TYPED_MODULES else ".py"
+    return module.removeprefix("hekapy.").replace(".", "/") + ext
+
+
+def typed_module(name: str) -> ModuleType | None:
+    """The typed module `name`, or None where its Python reference must run (not built,
+    or HEKAPY_PURE names it)."""
+    if name in pure_modules():
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def is_compiled(module: ModuleType) -> bool:
@@ -68,20 +92,23 @@ def is_compiled(module: ModuleType) -> bool:
 
 
 def status() -> dict[str, bool]:
-    """Hot module → whether it runs compiled (imports them all)."""
-    return {name: is_compiled(importlib.import_module(name)) for name in HOT_MODULES}
+    """Hot or typed module → whether it runs compiled (imports them all)."""
+    out = {name: is_compiled(importlib.import_module(name)) for name in HOT_MODULES}
+    out.update((name, typed_module(name) is not None) for name in TYPED_MODULES)
+    return out
 
 
 def summary() -> str:
     """What runs, for --version, the startup log and /status: "compiled" (the whole
     hot path), "pure Python", or how many of the hot modules are compiled."""
-    done = sum(status().values())
-    if done == len(HOT_MODULES):
+    compiled = status()
+    done = sum(compiled.values())
+    if done == len(compiled):
         return "compiled"
     pure = f" ({PURE_ENV} set)" if pure_requested() else ""
     if done == 0:
         return "pure Python" + pure
-    return f"{done} of {len(HOT_MODULES)} hot modules compiled{pure}"
+    return f"{done} of {len(compiled)} hot modules compiled{pure}"
 
 
 def pure_modules() -> frozenset[str]:
@@ -90,8 +117,9 @@ def pure_modules() -> frozenset[str]:
     if value in ("", "0"):
         return frozenset()
     if value == "1":
-        return frozenset(HOT_MODULES)
-    return frozenset(name.strip() for name in value.split(",")) & frozenset(HOT_MODULES)
+        return frozenset(HOT_MODULES + TYPED_MODULES)
+    return frozenset(name.strip() for name in value.split(",")) & \
+        frozenset(HOT_MODULES + TYPED_MODULES)
 
 
 def pure_requested() -> bool:

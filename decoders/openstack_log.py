@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from hekapy.collector.compiled import typed_module
 from hekapy.collector.engine.message import DOUBLE, INTEGER, STRING, Field, Message
 from hekapy.collector.engine.plugin import DecodeError, Option, OptionError, register
 from hekapy.collector.engine.severity import SEVERITY_BY_LABEL
@@ -79,6 +80,23 @@ _LEVELS = {label: (sev, Field("severity_label", [label], STRING))
 
 # Nanoseconds per unit of an n-digit fraction of a second (n <= 9).
 _FRAC_SCALE = tuple(10 ** (9 - n) for n in range(10))
+
+
+def match_line(line: str) -> tuple | None:
+    """(stamp, fraction, offset, pid, level, module, message, end of the module) of an
+    oslo.log line, or None: the definition oslo_line.pyx's `line` is held to."""
+    m = _LINE_RE.match(line)
+    if m is None:
+        return None
+    stamp, frac, off, pid, level, module, text = m.groups()
+    return stamp, frac, off, int(pid), level, module, text, m.end(_G_KEY_END)
+
+
+def match_context(text: str) -> tuple | None:
+    """(global request id, request id, user, tenant) of the common request contexts at
+    the start of `text`, or None: the definition oslo_line.pyx's `context` is held to."""
+    m = _FAST_CTX_RE.match(text)
+    return None if m is None else m.groups()
 
 
 def _utf8_len(text: str) -> int:
@@ -136,23 +154,44 @@ def context_fields(message: str) -> list[Field]:
     return out
 
 
-def http_fields(message: str) -> list[Field] | None:
-    """The http_* fields of an access line ("GET /x HTTP/1.1" status size time), and the
-    first IPv4 address of the message as the client's (LMA's rule)."""
+def match_http(message: str) -> tuple | None:
+    """(method, url, version, status, size, time) of the first HTTP access part of the
+    message ("GET /x HTTP/1.1" status size time), or None: the definition oslo_line.pyx's
+    `http` is held to."""
     i = message.find(" HTTP/")
     while i >= 0:
         q = message.rfind('"', 0, i)
         m = _HTTP_RE.match(message, q) if q >= 0 else None
         if m is not None:
-            break
+            method, url, version, status, size, rtime = m.groups()
+            return method, url, version, int(status), int(size), float(rtime)
         i = message.find(" HTTP/", i + 6)
-    else:
+    return None
+
+
+# The typed readers (oslo_line.pyx) where built and not ruled out by HEKAPY_PURE; the
+# reference otherwise. The typed `line` and `http` answer _FALLBACK where only the
+# reference can tell (a non-ASCII character where it wants a digit).
+_oslo_line = typed_module("hekapy.decoders.oslo_line")
+_parse_line: Any = match_line if _oslo_line is None else _oslo_line.line
+_parse_context: Any = match_context if _oslo_line is None else _oslo_line.context
+_parse_http: Any = match_http if _oslo_line is None else _oslo_line.http
+_FALLBACK: Any = object() if _oslo_line is None else _oslo_line.FALLBACK
+
+
+def http_fields(message: str) -> list[Field] | None:
+    """The http_* fields of an access line, and the first IPv4 address of the message as
+    the client's (LMA's rule)."""
+    h = _parse_http(message)
+    if h is _FALLBACK:
+        h = match_http(message)
+    if h is None:
         return None
-    method, url, version, status, size, rtime = m.groups()
+    method, url, version, status, size, rtime = h
     out = [
         _METHODS[method], Field("http_url", [url], STRING), _VERSIONS[version],
-        _STATUSES[int(status)], Field("http_response_size", [int(size)], INTEGER),
-        Field("http_response_time", [float(rtime)], DOUBLE),
+        _STATUSES[status], Field("http_response_size", [size], INTEGER),
+        Field("http_response_time", [rtime], DOUBLE),
     ]
     ip = first_ipv4(message)
     if ip is not None:
@@ -336,10 +375,10 @@ class OpenStackLogDecoder(LogDecoder):
         return self._sec_ns
 
     def _context(self, text: str) -> list[Field]:
-        m = _FAST_CTX_RE.match(text)
+        m = _parse_context(text)
         if m is None:
             return [] if text.startswith("[-]") else context_fields(text)
-        glob, req, user, tenant = m.groups()
+        glob, req, user, tenant = m
         out = [Field("request_id", [req], STRING)]
         if glob is not None and glob != req:
             out.append(Field("global_request_id", [glob], STRING))
@@ -354,7 +393,9 @@ class OpenStackLogDecoder(LogDecoder):
         stream = msg.logger
         held = self._held.get(stream)
         line = msg.payload
-        m = _LINE_RE.match(line)
+        m = _parse_line(line)
+        if m is _FALLBACK:
+            m = match_line(line)
         if m is None:
             if held is not None:  # a continuation line of the held message
                 return self._append(stream, line, msg)
@@ -365,11 +406,10 @@ class OpenStackLogDecoder(LogDecoder):
             self._held[stream] = _continued(last, msg)
             self._since[stream] = self.batch
             return None
-        stamp, frac, off, pid, level, module, text = m.groups()
+        stamp, frac, off, pid, level, module, text, key_end = m
         if held is not None:
             tb_key = self._tb_key.get(stream)
-            if tb_key is not None and line.startswith(tb_key) \
-                    and len(tb_key) == m.end(_G_KEY_END):
+            if tb_key is not None and line.startswith(tb_key) and len(tb_key) == key_end:
                 return self._append(stream, text, msg)
         # The per-line lookups inlined for their common case (a hit): this runs for
         # every line, and a method call costs as much as the lookup.
@@ -388,13 +428,13 @@ class OpenStackLogDecoder(LogDecoder):
         msg.type = "log"
         msg.logger = logger
         msg.timestamp = ts
-        msg.pid = int(pid)
+        msg.pid = pid
         msg.severity = severity
         msg.payload = text
         fields = msg.fields
         fields += (label, module_field, program)
         if text.startswith(_TRACEBACK):
-            self._tb_key[stream] = line[:m.end(_G_KEY_END)]
+            self._tb_key[stream] = line[:key_end]
         else:
             if text.startswith("["):
                 fields += self._context(text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hekapy.collector.compiled import HOT_MODULES, source_path
+from hekapy.collector.compiled import HOT_MODULES, TYPED_MODULES, source_path
 
 # Importing the test plugins registers them (the tests' TOML names their types).
 from tests.helpers.plugins import CollectOutput
@@ -21,16 +21,17 @@ def pytest_configure(config) -> None:
     scripts/setup-venv rebuild them)."""
     root = Path(__file__).resolve().parents[1]
     stale = []
-    for name in HOT_MODULES:
-        origin = importlib.util.find_spec(name).origin or ""
+    for name in HOT_MODULES + TYPED_MODULES:
+        spec = importlib.util.find_spec(name)
+        origin = (spec.origin or "") if spec is not None else ".py"  # a typed one unbuilt
         if not origin.endswith(".py") and \
                 os.path.getmtime(origin) < os.path.getmtime(root / source_path(name)):
             stale.append(name)
-    hot = set(map(source_path, HOT_MODULES))
+    hot = {p.rsplit(".", 1)[0] for p in map(source_path, HOT_MODULES + TYPED_MODULES)}
     stale += [str(so.relative_to(root)) for top in ("collector", "decoders", "filters",
                                                     "outputs", "benchmarks")
               for so in (root / top).rglob("*.so")
-              if str(so.relative_to(root)).split(".")[0] + ".py" not in hot]
+              if str(so.relative_to(root)).split(".")[0] not in hot]
     if stale:
         pytest.exit(f"compiled modules older than their source, or no longer hot: "
                     f"{', '.join(stale)}; run scripts/setup-venv test,fast", returncode=4)

@@ -13,7 +13,9 @@ from collections.abc import Callable
 def compile_strftime(fmt: str, utc: bool = True) -> Callable[[int], str]:
     """A function ns → text formatted with `fmt` (in UTC, or local time)."""
     convert = time.gmtime if utc else time.localtime
-    cache_sec = -1
+    # None, not -1: second -1 (1969-12-31T23:59:59) is a timestamp like any other, and
+    # a sentinel it can equal rendered it as "" on the first call.
+    cache_sec: int | None = None
     cache_text = ""
 
     def render(ns: int) -> str:

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from hekapy.collector.compiled import typed_module
 from hekapy.collector.engine.message import BOOL, DOUBLE, INTEGER, Message
 from hekapy.collector.engine.plugin import Option, register
 from hekapy.outputs.elasticsearch.es_encoder import (
@@ -84,8 +85,30 @@ class ESJsonEncoder(ESEncoder):
         # Heka's (see fast_document). Keys by header, in `fields` order.
         self.header_keys = [(item, mapping.get(item, item)) for item in self.fields]
         self._fill = self._compile_fill()
+        self._writer = self._typed_writer(keys)
+
+    def _typed_writer(self, keys: dict[str, str]) -> Any:
+        """The typed writer (es_doc_writer.pyx) for the usual configuration, where it is
+        built and not ruled out by HEKAPY_PURE; None: encode() alone, the reference."""
+        if self.dynamic or self.raw or self.dots != "." or _doc_writer is None:
+            return None
+        members = [(_doc_writer.DYNAMIC_FIELDS, None) if item == "DynamicFields" else
+                   (getattr(_doc_writer, _MEMBER_CODES[item]), keys[item])
+                   for item in self.fields]
+        return _doc_writer.DocumentWriter(members, self.render_time, self._id_is_uuid)
 
     def encode(self, msg: Message) -> bytes:
+        writer = self._writer
+        if writer is not None:
+            # With the Uuid as _id the writer ends the action line itself.
+            data = writer.encode(self._head(msg) if self._id_is_uuid else
+                                 self.action(msg, "\n"), msg)
+            if data is not None:
+                return data
+        return self.reference_encode(msg)
+
+    def reference_encode(self, msg: Message) -> bytes:
+        """The definition of encode()'s bytes; the typed writer is held to it."""
         doc = self.fast_document(msg)
         if doc is None:
             doc = self.slow_document(msg)
@@ -117,6 +140,10 @@ class ESJsonEncoder(ESEncoder):
             return None
 
     def _compile_fill(self) -> Callable[[Message], dict | None]:
+        if not all(plain_string(key) for _, key in self.header_keys):
+            # orjson would write a mapped name's quote or control character its own way
+            # (\"), not Heka's (\u0022): such a configuration takes the slow path.
+            return lambda msg: None
         def checked(expr: str, key: str) -> list[str]:
             # A header text, checked for escapes once per distinct value (`known`).
             return [f"    doc[{key}] = known[{expr}]"]
@@ -180,6 +207,10 @@ class ESJsonEncoder(ESEncoder):
         return namespace["fill"]
 
 
+_doc_writer = typed_module("hekapy.outputs.elasticsearch.es_doc_writer")
+_MEMBER_CODES = {"Timestamp": "TIMESTAMP", "Severity": "SEVERITY", "Pid": "PID",
+                 "Uuid": "UUID", "Type": "TYPE", "Logger": "LOGGER", "Payload": "PAYLOAD",
+                 "EnvVersion": "ENV_VERSION", "Hostname": "HOSTNAME"}
 _ATTRS = {"Type": "type", "Logger": "logger", "Payload": "payload",
           "EnvVersion": "env_version", "Hostname": "hostname"}
 _SLOW = object()

@@ -231,3 +231,9 @@ def test_fast_document_equals_the_member_by_member_one(msg, config):
     fast = enc.fast_document(msg)
     if fast is not None:
         assert fast == enc.slow_document(msg)
+
+
+def test_a_mapped_name_with_a_quote_is_escaped_in_hekas_way():
+    # orjson's fast path would write \" here; Heka's escaping is \u0022.
+    enc = make_plugin(ESJsonEncoder, field_mappings={"Payload": 'msg"x'})
+    assert b'"msg\\u0022x":"Authorization failed"' in enc.encode(keystone_message())
