@@ -148,11 +148,7 @@ async def _serve(config: Config, extra_tasks: tuple = (), path: str | None = Non
     helpers.append(asyncio.create_task(release_memory_periodically(
         lambda: pipeline.router.messages_routed)))  # the current pipeline, after reloads
     while True:
-        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(pipeline.wait()),
-                   asyncio.create_task(reload.wait())]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            w.cancel()
+        await _first_set(stop, pipeline.stopping, reload)
         if not reload.is_set() or stop.is_set() or pipeline.stopping.is_set():
             break
         reload.clear()
@@ -185,6 +181,17 @@ async def _serve(config: Config, extra_tasks: tuple = (), path: str | None = Non
         return EXIT_FAILED
     log.info("stopped cleanly")
     return 0
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    """Until one of `events` is set. A function of its own, so that no local of the
+    serving loop keeps the waiting tasks, and through them a replaced pipeline."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
 def run_config(config: Config, extra_tasks: tuple = (), path: str | None = None) -> int:
