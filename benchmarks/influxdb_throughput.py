@@ -31,9 +31,10 @@ from hekapy.collector.engine.plugin import Input, register
 from hekapy.outputs.influxdb.line_protocol import message_points
 
 
-def points(n: int, seed: int = 5) -> list[Message]:
+def points(n: int, seed: int = 5, start_ns: int | None = None) -> list[Message]:
+    """`n` metric messages, one point each, 1 ms apart from `start_ns` (an hour ago)."""
     rng = random.Random(seed)
-    base = time.time_ns() - 3600 * 10**9
+    base = time.time_ns() - 3600 * 10**9 if start_ns is None else start_ns
     out = []
     for i in range(n):
         fields = [Field("hostname", [f"node-{i % 3}"], STRING)]

@@ -51,6 +51,7 @@ HOT_MODULES = (
     "hekapy.outputs.elasticsearch.es_encoder",
     "hekapy.outputs.elasticsearch.es_json",
     "hekapy.outputs.elasticsearch.output",
+    "hekapy.outputs.influxdb.line_protocol",
 )
 
 PURE_ENV = "HEKAPY_PURE"
