@@ -57,6 +57,7 @@ HOT_MODULES = (
     "hekapy.outputs.elasticsearch.es_encoder",
     "hekapy.outputs.elasticsearch.es_json",
     "hekapy.outputs.elasticsearch.output",
+    "hekapy.outputs.influxdb.line_protocol",
 )
 
 # Typed modules (.pyx) and, for each, where its Python reference is.

@@ -20,7 +20,7 @@ user_id by default) plus every field named in `Fields[tag_fields]`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hekapy.collector.engine.message import Message
@@ -83,43 +83,155 @@ def encode_point(timestamp_ns: int, name: str | None, value: Any,
     return "".join(out)
 
 
-def _first(msg: Message, name: str) -> Any:
-    f = msg.find_field(name)
-    return f.values[0] if f is not None and f.values else None
+class _Escaped(dict):
+    """Text -> what `escape` makes of it, computed on first use. Measurements, tag keys,
+    tag values and field keys repeat from point to point (a metric has few series), so
+    each distinct one is escaped once. Bounded: emptied when full, so a stream of ever
+    new values cannot grow it without end. Keys are str only: 1, 1.0 and True are one
+    dict key but three different texts."""
+
+    def __init__(self, escape: Callable[[str], str], limit: int = 10_000) -> None:
+        super().__init__()
+        self.escape = escape
+        self.limit = limit
+
+    def __missing__(self, text: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        out = self[text] = self.escape(text)
+        return out
 
 
-def _all(msg: Message, name: str) -> list[Any]:
-    f = msg.find_field(name)
-    return list(f.values) if f is not None else []
+def _tag_pair_start(key: str) -> str:
+    return f",{_tag(key)}="
+
+
+def _field_start(key: str) -> str:
+    return f"{_tag(key)}="
+
+
+class PointEncoder:
+    """Metric messages -> line protocol, one line per message (LMA's convention,
+    docs/compatibility.md, "LMA metrics"): `Fields[name]`, and `Fields[value]` or
+    `Fields[value_fields]` naming the fields that hold the values; tags are the
+    `common_tags` present plus every field named in `Fields[tag_fields]`; a field's
+    first occurrence counts. The text is encode_point's for the same point
+    (tests/outputs/test_influxdb_encoding.py holds it to that, byte for byte).
+
+    Per point it builds one dict of the message's fields by name and looks every name
+    up there (rather than scanning the fields once per name), escapes each distinct
+    measurement, tag key, tag value and field key once (_Escaped), and formats floats
+    and ints without a detour through format_value."""
+
+    def __init__(self, common_tags: Iterable[str] = DEFAULT_TAG_FIELDS,
+                 precision: str = "ms") -> None:
+        self.common_tags = tuple(dict.fromkeys(common_tags))
+        self.divisor = PRECISION_DIVISORS[precision]
+        self.measurements = _Escaped(_name)
+        self.tag_values = _Escaped(_tag)
+        self.tag_starts = _Escaped(_tag_pair_start)  # ",key="
+        self.field_starts = _Escaped(_field_start)  # "key="
+
+    def line(self, msg: Message) -> str:
+        """One message's line, newline included; "" when it is no metric (no usable
+        Fields[name]: missing, empty or starting with "#"; or no value)."""
+        by_name: dict[Any, list[Any]] = {}
+        for f in reversed(msg.fields):  # the first field of a name wins
+            by_name[f.name] = f.values
+        values = by_name.get("name")
+        if not values:
+            return ""
+        name = values[0]
+        if not name:
+            return ""
+        if type(name) is not str:
+            name = str(name)
+        if name.startswith("#"):
+            return ""
+        # The fields: those Fields[value_fields] names, sorted by key; or Fields[value].
+        names = by_name.get("value_fields")
+        if names:
+            starts = self.field_starts
+            parts = []
+            for key in sorted(by_name.keys() & names):
+                values = by_name[key]
+                if not values:
+                    continue
+                value = values[0]
+                if value is None:
+                    continue
+                start = starts[key] if type(key) is str else _field_start(str(key))
+                if type(value) is float or type(value) is int:
+                    parts.append(f"{start}{value:.6f}")
+                else:
+                    parts.append(start + format_value(value))
+            if not parts:
+                return ""
+            fields = ",".join(parts)
+        else:
+            values = by_name.get("value")
+            if not values:
+                return ""
+            value = values[0]
+            if value is None:
+                return ""
+            if type(value) is float or type(value) is int:
+                fields = f"value={value:.6f}"
+            else:
+                fields = "value=" + format_value(value)
+        # The series: the measurement, then the tags present with a value, by key.
+        head = self.measurements[name]
+        keys = [k for k in self.common_tags if k in by_name]
+        names = by_name.get("tag_fields")
+        if names:
+            keys += [k for k in names if k in by_name]
+        if keys:
+            keys.sort()
+            starts, texts = self.tag_starts, self.tag_values
+            series = [head]
+            previous = None
+            for key in keys:
+                if key == previous:  # named twice: sorted, so the twins are together
+                    continue
+                previous = key
+                values = by_name[key]
+                if not values or key == "":
+                    continue
+                value = values[0]
+                if value is None or value == "":
+                    continue
+                series.append(starts[key] if type(key) is str else _tag_pair_start(str(key)))
+                series.append(texts[value] if type(value) is str else _tag(str(value)))
+            head = "".join(series)
+        ts = msg.timestamp
+        if type(ts) is not int:
+            ts = int(ts)
+        return f"{head} {fields} {ts // self.divisor}\n"
+
+    def encode(self, messages: Iterable[Message], out: list[bytes]
+               ) -> list[tuple[Message, Exception | None]]:
+        """Append each message's line, as UTF-8, to `out`; return the messages that
+        gave none: (message, None) for no metric, (message, error) for one that could
+        not be encoded (a malformed metric skips one message, never the rest)."""
+        refused: list[tuple[Message, Exception | None]] = []
+        line = self.line
+        append = out.append
+        for m in messages:
+            try:
+                text = line(m)
+            except Exception as e:
+                refused.append((m, e))
+                continue
+            if text:
+                append(text.encode())
+            else:
+                refused.append((m, None))
+        return refused
 
 
 def message_points(msg: Message, common_tags: Iterable[str] = DEFAULT_TAG_FIELDS,
                    precision: str = "ms") -> list[str]:
-    """The line(s) of one metric message; [] when it is no metric (no Fields[name], or
-    no value)."""
-    name = _first(msg, "name")
-    if not name or str(name).startswith("#"):
-        return []
-    value_fields = _all(msg, "value_fields")
-    if value_fields:
-        value: Any = {}
-        for vf in value_fields:
-            v = _first(msg, vf)
-            if v is not None:
-                value[vf] = v
-        if not value:
-            return []
-    else:
-        value = _first(msg, "value")
-        if value is None:
-            return []
-    tags: dict[str, Any] = {}
-    for t in common_tags:
-        v = _first(msg, t)
-        if v is not None:
-            tags[t] = v
-    for t in _all(msg, "tag_fields"):
-        v = _first(msg, t)
-        if v is not None:
-            tags[t] = v
-    return [encode_point(msg.timestamp, name, value, tags, precision)]
+    """The line(s) of one metric message, without newline; [] when it is no metric
+    (no Fields[name], or no value)."""
+    line = PointEncoder(common_tags, precision).line(msg)
+    return [line[:-1]] if line else []

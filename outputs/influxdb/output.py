@@ -49,8 +49,7 @@ from hekapy.collector.net.tls import client_ssl_context, tls_settings
 from hekapy.outputs.batching import BatchingOutput, describe, server_answers
 from hekapy.outputs.influxdb.line_protocol import (
     DEFAULT_TAG_FIELDS,
-    PRECISION_DIVISORS,
-    message_points,
+    PointEncoder,
 )
 
 _DROPPED_RE = re.compile(rb"dropped=(\d+)")
@@ -108,7 +107,7 @@ class InfluxdbOutput(BatchingOutput):
         self.headers["Content-Type"] = "text/plain; charset=utf-8"
         if cfg.compression == "gzip":
             self.headers["Content-Encoding"] = "gzip"
-        assert cfg.precision in PRECISION_DIVISORS
+        self.points = PointEncoder(cfg.tag_fields, cfg.precision)
         self.log = logging.getLogger(f"hekapy.output.{name}")
 
     async def open(self, ctx: OutputContext) -> None:
@@ -124,23 +123,19 @@ class InfluxdbOutput(BatchingOutput):
         await self.session.close()
 
     def encode_batches(self, ctx: OutputContext, batches: list[Batch]) -> list[bytes]:
-        tags, precision = self.cfg.tag_fields, self.cfg.precision
         items: list[bytes] = []
+        encode = self.points.encode
         for b in batches:
-            for m in b.messages:
-                try:
-                    lines = message_points(m, tags, precision)
-                except Exception as e:  # a malformed metric must not stall the output
+            for m, error in encode(b.messages, items):
+                if error is not None:  # a malformed metric must not stall the output
                     ctx.stats.errors += 1
                     ctx.limited_log(logging.ERROR, "cannot encode a metric: %s: %s",
-                                    type(e).__name__, e)
-                    continue
-                if not lines:
+                                    type(error).__name__, error)
+                else:
                     ctx.stats.dropped += 1
                     ctx.limited_log(logging.WARNING, "metric skipped: no usable "
-                                    "Fields[name] (empty or starting with '#') or no value "
-                                    "(Type %r)", m.type)
-                items += [(ln + "\n").encode() for ln in lines]
+                                    "Fields[name] (empty or starting with '#') or no "
+                                    "value (Type %r)", m.type)
         return items
 
     async def reachable(self) -> bool:

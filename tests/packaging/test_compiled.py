@@ -80,5 +80,6 @@ def test_compiled_and_pure_give_the_same_bytes(corpus):
     fast, pure = (json.loads(p.communicate(timeout=600)[0]) for p in runs)
     assert fast["hot_path"] == "compiled" and pure["hot_path"].startswith("pure Python")
     assert fast["messages"] > 5_000 and fast["matches"] > 0 and fast["errors"] > 0
+    assert fast["points"] > 3_000 and fast["points_refused"] > 0
     assert {k: v for k, v in fast.items() if k != "hot_path"} == \
         {k: v for k, v in pure.items() if k != "hot_path"}

@@ -1,7 +1,8 @@
 """Runs a corpus through the hot path as this process imports it (compiled, or pure
 Python with HEKAPY_PURE=1) and prints one JSON line: a digest of every record, decoded
-message, Elasticsearch item and matcher verdict, with counts. tests/packaging/test_compiled.py
-compares the two modes: the compiled path must give the same bytes as its source.
+message, Elasticsearch item, matcher verdict and InfluxDB line, with counts.
+tests/packaging/test_compiled.py compares the two modes: the compiled path must give the
+same bytes as its source.
 
     python tests/tools/hot_path_digest.py CORPUS_DIR
 """
@@ -17,13 +18,15 @@ from types import SimpleNamespace
 
 import orjson
 
+from hekapy.benchmarks.influxdb_throughput import points
 from hekapy.benchmarks.openstack_config import es_output
 from hekapy.collector import compiled
 from hekapy.collector.catalog import load_all
 from hekapy.collector.engine.config import load_config
 from hekapy.collector.engine.matcher import compile_matcher
-from hekapy.collector.engine.message import new_record_message
+from hekapy.collector.engine.message import STRING, Field, Message, new_record_message
 from hekapy.collector.engine.plugin import DecodeError
+from hekapy.outputs.influxdb.line_protocol import PointEncoder
 
 # What reaches the hot path besides oslo.log's own lines: bytes a file can hold.
 ODD_LINES = [
@@ -86,6 +89,19 @@ def digest(corpus: Path) -> dict:
             h.update(bytes(verdicts))
             counts["matches"] += sum(verdicts)
         counts["messages"] += len(msgs)
+    # InfluxdbOutput's line protocol, on the benchmark's points and odd metrics.
+    odd_metrics = [Message(timestamp=10**18 + i, fields=[
+        Field("name", [name], STRING), Field("value", [value], STRING),
+        Field("host", [tag], STRING), Field("tag_fields", ["host", "host"], STRING)])
+        for i, (name, value, tag) in enumerate([
+            ("a b,c", "x\"y\\", "t=1 ,"), ("#no", 1, "h"), ("m\\", True, ""),
+            (1.5, -0.0, 1.0), ("é\n", float("nan"), "back\\"), ("", 1, "h")])]
+    points_out: list[bytes] = []
+    refused = PointEncoder(["deployment_id", "host"], "ms").encode(
+        [*points(3000, start_ns=10**18), *odd_metrics], points_out)
+    h.update(b"".join(points_out))
+    counts["points"] = len(points_out)
+    counts["points_refused"] = len(refused)
     return {"digest": h.hexdigest(), "hot_path": compiled.summary(), **counts}
 
 
