@@ -71,6 +71,7 @@ from typing import Any
 import aiohttp
 
 from hekapy.benchmarks.harness import SEQ_PATTERN, Double, ScenarioError, tail
+from hekapy.benchmarks.soak_writer import FILES
 from hekapy.collector import compiled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -408,6 +409,13 @@ class Soak:
     async def _run_collectors(self) -> dict[str, Any]:
         plan = self.plan
         from tests.services import wait_for_port
+        # The services' logs exist before the collectors start, as on a node. Created by
+        # the writer after them, a file is found at the next rescan (LogstreamerInput's
+        # rescan_interval, a minute), and haproxy.log, whose file_match has no sequence
+        # group, could be rotated out of its stream before it was ever read.
+        for rel in FILES:
+            (self.layout.logs / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.layout.logs / rel).touch()
         self.start_collector("metric_collector")
         await wait_for_port(self.layout.ports["tcp"], self.procs["metric_collector"],
                             timeout=60, log=self.layout.tmp / "metric_collector.log")
