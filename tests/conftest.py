@@ -37,18 +37,6 @@ def pytest_configure(config) -> None:
                     f"{', '.join(stale)}; run scripts/setup-venv test,fast", returncode=4)
 
 
-# Modules being rewritten elsewhere, marked `services` whole until they move into their
-# folders and mark their own tests (tests/test_suite_conventions.py reads this list).
-MARKED_SERVICES_UNTIL_MOVED = {"test_soak.py"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        if item.path.name in MARKED_SERVICES_UNTIL_MOVED:
-            item.add_marker(pytest.mark.services)
-
-
 @pytest.fixture(autouse=True)
 def _reset_instances():
     CollectOutput.instances.clear()

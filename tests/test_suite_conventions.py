@@ -8,10 +8,6 @@ from pathlib import Path
 
 from tests.helpers.paths import TESTS
 
-# Modules being rewritten elsewhere that still import another test module or conftest;
-# each leaves this list when it moves into its folder.
-NOT_YET_MOVED: set[str] = set()
-
 
 def python_sources() -> list[Path]:
     return sorted(p for p in TESTS.rglob("*.py") if "data" not in p.relative_to(TESTS).parts)
@@ -48,7 +44,7 @@ def is_test_module(name: str) -> bool:
 def test_no_test_module_imports_another_or_conftest():
     offenders = {}
     for path in python_sources():
-        if path.name in NOT_YET_MOVED or path.name == "conftest.py":
+        if path.name == "conftest.py":
             continue
         bad = sorted(m for m in imported_modules(path) if is_test_module(m))
         if bad:
@@ -87,16 +83,6 @@ STARTERS_BY_MODULE = {
 }
 # The same as a process started by hand.
 STARTER_TEXTS = ("hekapy.collector.app.cli", "hekapy.benchmarks.es_double")
-
-
-def marked_by_conftest() -> set[str]:
-    """The modules tests/conftest.py marks whole (being rewritten elsewhere, until they
-    move into their folders)."""
-    for node in ast.parse((TESTS / "conftest.py").read_text()).body:
-        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == \
-                "MARKED_SERVICES_UNTIL_MOVED":
-            return set(ast.literal_eval(node.value))
-    raise AssertionError("tests/conftest.py no longer has MARKED_SERVICES_UNTIL_MOVED")
 
 
 def starter_names(tree: ast.Module) -> set[str]:
@@ -159,7 +145,7 @@ def unmarked_service_tests(source: str) -> list[str]:
 def test_tests_that_start_services_or_processes_are_marked():
     offenders = {}
     for path in python_sources():
-        if not path.name.startswith("test_") or path.name in marked_by_conftest() \
+        if not path.name.startswith("test_") \
                 or path == Path(__file__).resolve():  # its examples start nothing
             continue
         unmarked = unmarked_service_tests(path.read_text())

@@ -30,6 +30,7 @@ def test_a_short_plan_has_every_fault():
             hour.sighup_every) == (60, 300, 20, 600, 600)
 
 
+@pytest.mark.services
 def test_soak_three_minutes(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "hekapy.benchmarks", "soak", "--minutes", "3",
