@@ -45,6 +45,13 @@ THIS_LB = """("loadbalancer_id" = '$loadbalancer' OR "pool_id" = '$loadbalancer'
 UP_DOWN = [{"type": "value", "options": {
     "0": {"text": "DOWN", "color": "red", "index": 0},
     "1": {"text": "UP", "color": "green", "index": 1}}}]
+# The alarm statuses of LMA's AFD and GSE filters (docs/alarms.md).
+STATUS = [{"type": "value", "options": {
+    "0": {"text": "OKAY", "color": "green", "index": 0},
+    "1": {"text": "WARN", "color": "orange", "index": 1},
+    "2": {"text": "UNKNOWN", "color": "gray", "index": 2},
+    "3": {"text": "CRITICAL", "color": "red", "index": 3},
+    "4": {"text": "DOWN", "color": "dark-red", "index": 4}}}]
 
 
 def http_measurement(service: str) -> str:
@@ -139,7 +146,7 @@ def state_timeline(title: str, description: str, tgts: list[dict[str, Any]],
                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}
     return panel("state-timeline", title, description, tgts, "short", w=w, h=h,
                  mappings=extra.pop("mappings", UP_DOWN),
-                 thresholds=thresholds((None, "red"), (1, "green")),
+                 thresholds=extra.pop("thresholds", thresholds((None, "red"), (1, "green"))),
                  custom={"fillOpacity": 80, "lineWidth": 0}, options=options, **extra)
 
 
@@ -294,6 +301,16 @@ def overview() -> dict[str, Any]:
                                 f"{TENANT} AND {WHERE} GROUP BY time($interval), "
                                 '"loadbalancer_id", "pool_id", "server" fill(none)',
                                 "$tag_loadbalancer_id$tag_pool_id $tag_server")]),
+         row("Clusters"),
+         state_timeline("OpenStack clusters", "The status the aggregator's GSE filters "
+                        "give each of LMA's global clusters (cluster_status: OKAY, WARN, "
+                        "UNKNOWN, CRITICAL, DOWN). Empty where no aggregator runs "
+                        "(conf/lma_aggregator.toml); the rows above need no alarm filter.",
+                        [target(f'SELECT last("value") FROM "cluster_status" WHERE {ENV} '
+                                'AND $timeFilter GROUP BY time($interval), "cluster_name" '
+                                'fill(none)', "$tag_cluster_name")],
+                        mappings=STATUS, w=24,
+                        thresholds=thresholds((None, "green"), (1, "orange"), (3, "red"))),
          row("hekapy"),
          stat("Collectors reporting", "hekapy collectors that sent their own counters "
               "in the time range (uptime of each).",

@@ -38,6 +38,7 @@ from hekapy.filters.afd import AfdFilter
 from hekapy.filters.gse import GseFilter
 from hekapy.filters.influxdb_annotation import InfluxdbAnnotationFilter
 from hekapy.outputs.encoders.nagios import NagiosEncoder
+from tests import grafana_queries as gq
 from tests.helpers.collectors import HekapyProcesses
 from tests.helpers.lma import HOST, LMA_ENV, oslo_now, replace_exactly
 from tests.helpers.paths import CONF
@@ -263,6 +264,16 @@ async def test_afd_gse_influxdb_and_nagios_across_a_restart(tmp_path):
             await run.until(lambda: equals(1, "cluster_status",
                                            cluster_name="nova-control-plane"),
                             "nova-control-plane WARN")
+            # The Overview dashboard's cluster row shows it, through the panel's own query
+            # (the dashboards' lab runs no aggregator).
+            [panel] = [p for p in gq.panels(gq.load_dashboards()["overview"])
+                       if p["title"] == "OpenStack clusters"]
+            query = panel["targets"][0]["query"].replace(
+                "$environment", f"env-{ENV['HEKAPY_DEPLOYMENT_ID']}").replace(
+                "$timeFilter", "time > now() - 1h").replace("$interval", "10s")
+            shown = await db.query(query, db="lma")
+            assert any(r["cluster_name"] == "nova-control-plane" and r["last"] == 1
+                       for r in shown), (query, shown)
 
             async def annotated(title_end: str) -> bool:
                 rows = await db.query("SELECT * FROM annotations WHERE "
