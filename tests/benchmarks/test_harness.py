@@ -29,7 +29,9 @@ def harness(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 def test_harness_reports_every_scenario(tmp_path):
-    r = harness(*CI_SCENARIOS, "--mib", "0.5", "--runs", "1", "--quick",
+    # 2 MiB: the daemon's CPU over the timed window must span several of the kernel's
+    # 10 ms accounting ticks (at 18 s/GiB, 0.5 MiB took under one and read as 0).
+    r = harness(*CI_SCENARIOS, "--mib", "2", "--runs", "1", "--quick",
                 "--outage-seconds", "3", "--outage-rate", "2000", "--latency-rate", "500",
                 "--results", str(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
