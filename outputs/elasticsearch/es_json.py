@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import orjson
 
 from hekapy.collector.compiled import typed_module
+from hekapy.collector.engine.memo import BoundedMemo
 from hekapy.collector.engine.message import BOOL, DOUBLE, INTEGER, Message
 from hekapy.collector.engine.plugin import Option, register
 from hekapy.outputs.elasticsearch.es_encoder import (
@@ -200,7 +201,8 @@ class ESJsonEncoder(ESEncoder):
         namespace = {"only": self.dynamic, "raw": self.raw, "dots": self.dots,
                      "fast_value": _fast_value, "field_doc_value": _field_doc_value,
                      "SLOW": _SLOW, "plain_string": plain_string,
-                     "render_time": self.render_time, "known": _Checked(json_value),
+                     "render_time": self.render_time,
+                     "known": BoundedMemo(json_value, CHECKED_LIMIT),
                      "Fragment": orjson.Fragment, "doc_string": doc_string}
         # Safe: fixed pieces and repr() of the configured key names.
         exec("\n".join(lines), namespace)
@@ -217,25 +219,11 @@ _SLOW = object()
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-class _Checked(dict):
-    """text → check(text), for texts with few distinct values (hosts, loggers, seconds,
-    field names): each is checked once. Bounded: cleared when full."""
+# Texts with few distinct values (hosts, loggers, seconds, field names): each is
+# checked once.
+CHECKED_LIMIT = 4096
 
-    MAX = 4096
-    __slots__ = ("check",)
-
-    def __init__(self, check: Callable[[str], Any]) -> None:
-        super().__init__()
-        self.check = check
-
-    def __missing__(self, text: str) -> Any:
-        if len(self) >= self.MAX:
-            self.clear()
-        value = self[text] = self.check(text)
-        return value
-
-
-_plain_names = _Checked(plain_string)
+_plain_names = BoundedMemo(plain_string, CHECKED_LIMIT)
 
 
 def _field_doc_value(f: Any) -> Any:

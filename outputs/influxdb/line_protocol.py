@@ -20,9 +20,10 @@ user_id by default) plus every field named in `Fields[tag_fields]`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from hekapy.collector.engine.memo import BoundedMemo
 from hekapy.collector.engine.message import Message
 
 PRECISION_DIVISORS = {"ns": 1, "us": 1_000, "u": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -83,23 +84,9 @@ def encode_point(timestamp_ns: int, name: str | None, value: Any,
     return "".join(out)
 
 
-class _Escaped(dict):
-    """Text -> what `escape` makes of it, computed on first use. Measurements, tag keys,
-    tag values and field keys repeat from point to point (a metric has few series), so
-    each distinct one is escaped once. Bounded: emptied when full, so a stream of ever
-    new values cannot grow it without end. Keys are str only: 1, 1.0 and True are one
-    dict key but three different texts."""
-
-    def __init__(self, escape: Callable[[str], str], limit: int = 10_000) -> None:
-        super().__init__()
-        self.escape = escape
-        self.limit = limit
-
-    def __missing__(self, text: str) -> str:
-        if len(self) >= self.limit:
-            self.clear()
-        out = self[text] = self.escape(text)
-        return out
+# Measurements, tag keys, tag values and field keys repeat from point to point (a
+# metric has few series): each distinct one is escaped once.
+ESCAPED_LIMIT = 10_000
 
 
 def _tag_pair_start(key: str) -> str:
@@ -120,17 +107,17 @@ class PointEncoder:
 
     Per point it builds one dict of the message's fields by name and looks every name
     up there (rather than scanning the fields once per name), escapes each distinct
-    measurement, tag key, tag value and field key once (_Escaped), and formats floats
+    measurement, tag key, tag value and field key once (BoundedMemo), and formats floats
     and ints without a detour through format_value."""
 
     def __init__(self, common_tags: Iterable[str] = DEFAULT_TAG_FIELDS,
                  precision: str = "ms") -> None:
         self.common_tags = tuple(dict.fromkeys(common_tags))
         self.divisor = PRECISION_DIVISORS[precision]
-        self.measurements = _Escaped(_name)
-        self.tag_values = _Escaped(_tag)
-        self.tag_starts = _Escaped(_tag_pair_start)  # ",key="
-        self.field_starts = _Escaped(_field_start)  # "key="
+        self.measurements = BoundedMemo(_name, ESCAPED_LIMIT)
+        self.tag_values = BoundedMemo(_tag, ESCAPED_LIMIT)
+        self.tag_starts = BoundedMemo(_tag_pair_start, ESCAPED_LIMIT)  # ",key="
+        self.field_starts = BoundedMemo(_field_start, ESCAPED_LIMIT)  # "key="
 
     def line(self, msg: Message) -> str:
         """One message's line, newline included; "" when it is no metric (no usable
